@@ -1,0 +1,5 @@
+import sys
+
+from csv_merger.cli import main
+
+sys.exit(main())

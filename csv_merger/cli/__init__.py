@@ -1,0 +1,36 @@
+"""Command line: ``csv-merger COMMAND``.
+
+Each sub-command lives in its own module and registers itself on ``app``;
+heavy imports (Prefect, httpx) happen inside the commands so that a quick
+command stays quick. ``main`` turns expected errors into one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+
+from csv_merger.errors import CsvMergerError
+
+# No telemetry from an offline machine, before anything imports Prefect.
+os.environ.setdefault("DO_NOT_TRACK", "1")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+
+from csv_merger.cli.app import app  # noqa: E402
+from csv_merger.cli import version  # noqa: E402,F401  (registers commands)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; return the process exit code (0 ok, see errors.py)."""
+    try:
+        app(args=argv, prog_name="csv-merger")  # standalone: usage errors exit 2
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
+    except CsvMergerError as exc:
+        print(f"csv-merger: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    return 0
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(main())

@@ -1,0 +1,76 @@
+"""One settings object, read from the environment (and a ``.env`` file).
+
+Every field has a documented default; the README's configuration table is
+generated from the same descriptions. Standard deployment variables keep
+their usual names (``REDIS_URL``, ``WORKER_COUNT``, ``WORK_POOL``, ``PORT``,
+``CLAY_WEBHOOK_AUTH``); the tool's own settings use the ``CSV_MERGER_``
+prefix (e.g. ``CSV_MERGER_RATE_LIMIT=10``).
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import AliasChoices, Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+def _env(name: str) -> AliasChoices:
+    """Accept both the plain name and the ``CSV_MERGER_`` prefixed one."""
+    return AliasChoices(name, f"CSV_MERGER_{name}")
+
+
+class Settings(BaseSettings):
+    """Runtime configuration. Units are in the field names or descriptions."""
+
+    model_config = SettingsConfigDict(
+        env_prefix="CSV_MERGER_", env_file=".env", extra="ignore", populate_by_name=True
+    )
+
+    # Shared state
+    redis_url: str | None = Field(
+        None,
+        validation_alias=_env("REDIS_URL"),
+        description="Redis for the shared rate limit, ledger and chunks. Unset: in-process limiter and local files.",
+    )
+    data_dir: Path = Field(
+        Path(".csv-merger"),
+        description="Local folder for ledgers, chunks, merged and dead-letter files when Redis is not used.",
+    )
+    chunk_ttl_s: int = Field(48 * 3600, description="Seconds persisted chunks, uploads and outputs are kept (48 h).")
+
+    # Delivery defaults (Clay facts: BRIEF.md, 'Clay facts')
+    rate_limit: float = Field(10.0, description="Requests per second per limit key (Clay webhook source: 10/s per workspace).")
+    burst: int = Field(20, description="Burst size in requests (Clay: 20).")
+    concurrency: int = Field(8, description="Requests in flight per process.")
+    max_attempts: int = Field(6, description="Attempts per row before it is dead-lettered.")
+    retry_budget_s: float = Field(300.0, description="Seconds one row may spend retrying before it is dead-lettered.")
+    payload_limit_bytes: int = Field(100_000, description="Largest JSON body sent, in bytes (Clay: 100 KB per record).")
+    row_ceiling: int = Field(50_000, description="Rows a Clay table accepts by default; a bigger job is warned about.")
+    connect_timeout_s: float = Field(5.0, description="HTTP connect timeout, seconds.")
+    read_timeout_s: float = Field(30.0, description="HTTP read timeout, seconds.")
+    clay_webhook_auth: SecretStr | None = Field(
+        None,
+        validation_alias=AliasChoices("CLAY_WEBHOOK_AUTH", "CSV_MERGER_CLAY_WEBHOOK_AUTH"),
+        description="Token sent as x-clay-webhook-auth. Never printed or logged.",
+    )
+
+    # Pipeline and scaling
+    chunk_size: int = Field(500, description="Rows per delivery chunk (one task run each).")
+    worker_count: int = Field(2, validation_alias=_env("WORKER_COUNT"), description="Work pool concurrency limit: how many chunk flow runs at once.")
+    work_pool: str = Field("csv-merger", validation_alias=_env("WORK_POOL"), description="Prefect work pool name.")
+
+    # Web service
+    host: str = Field("127.0.0.1", description="Address `csv-merger web` binds to.")
+    port: int = Field(8000, validation_alias=_env("PORT"), description="Port `csv-merger web` listens on.")
+    api_token: SecretStr | None = Field(None, description="Token required by the web API when it binds beyond loopback.")
+    upload_limit_bytes: int = Field(200 * 1024 * 1024, description="Largest upload accepted by the web page, bytes.")
+    delivery_window: str = Field("22:00-06:00", description="Off-hours window (HH:MM-HH:MM) for scheduled runs.")
+    timezone: str = Field("UTC", description="IANA timezone of the delivery window and the nightly schedule.")
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()

@@ -1,0 +1,1 @@
+"""Work pool, blocks and deployments set-up."""

@@ -1,0 +1,1 @@
+"""Prefect flows: the pipeline read aloud (merge -> chunk -> deliver each -> summarise)."""

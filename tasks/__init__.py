@@ -1,0 +1,1 @@
+"""Pipeline stages: plain functions (no Prefect import) plus the Prefect tasks that wrap them."""

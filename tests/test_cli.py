@@ -1,0 +1,28 @@
+"""The CLI's contract: exit codes and one-line errors."""
+
+import subprocess
+import sys
+
+from csv_merger import __version__
+from csv_merger.cli import main
+
+
+def test_version_prints_installed_version(capsys):
+    assert main(["version"]) == 0
+    assert capsys.readouterr().out.strip() == __version__
+
+
+def test_unknown_command_is_a_usage_error():
+    proc = subprocess.run([sys.executable, "-m", "csv_merger", "nope"], capture_output=True, text=True)
+    assert proc.returncode == 2
+    assert "No such command" in proc.stderr
+    assert "Traceback" not in proc.stderr
+
+
+def test_redis_fixture_is_a_real_server(redis_url):
+    import redis
+
+    client = redis.Redis.from_url(redis_url)
+    assert client.ping() is True
+    client.set("k", "v")
+    assert client.get("k") == b"v"
