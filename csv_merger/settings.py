@@ -60,6 +60,15 @@ class Settings(BaseSettings):
     chunk_size: int = Field(500, description="Rows per delivery chunk (one task run each).")
     worker_count: int = Field(2, validation_alias=_env("WORKER_COUNT"), description="Work pool concurrency limit: how many chunk flow runs at once.")
     work_pool: str = Field("csv-merger", validation_alias=_env("WORK_POOL"), description="Prefect work pool name.")
+    chunk_concurrency: int = Field(4, description="Chunks one flow run delivers at once (task threads); the total rate stays the limiter's.")
+    redis_block: str | None = Field(None, description="Name of a prefect-redis RedisDatabase block to use when REDIS_URL is unset.")
+    auth_block: str | None = Field(None, description="Name of a Prefect Secret block holding the webhook auth token (instead of CLAY_WEBHOOK_AUTH).")
+    webhook_url: str | None = Field(
+        None,
+        validation_alias=AliasChoices("CLAY_WEBHOOK_URL", "CSV_MERGER_WEBHOOK_URL"),
+        description="Webhook the scheduled nightly-inbox run delivers to (unset: it only merges).",
+    )
+    inbox_dir: Path = Field(Path("inbox"), description="Folder the nightly-inbox flow takes *.csv from; files move to processed/ or failed/ inside it.")
 
     # Web service
     host: str = Field("127.0.0.1", description="Address `csv-merger web` binds to.")
