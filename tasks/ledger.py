@@ -1,0 +1,131 @@
+"""Delivery ledger: which rows of a job the target acknowledged (2xx).
+
+Keyed by job id, so running the same job again skips delivered rows.
+Two stores with one interface:
+
+- ``RedisLedger`` (when Redis is configured): one Redis set per job,
+  ``csv-merger:ledger:<job_id>``, of row numbers; every write refreshes a
+  TTL (``settings.chunk_ttl_s``, 48 h by default) so ledgers never pile up.
+  Shared by every process and machine using that Redis.
+- ``SqliteLedger`` (otherwise): ``<data_dir>/ledger.sqlite3``, table
+  ``delivered(job_id, row_number)``, WAL mode so several local processes
+  can write at once.
+
+Only rows the target acknowledged are ever written; writes are batched by
+the engine (one SADD / one executemany transaction per flush).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+from collections.abc import Iterable
+from pathlib import Path
+from typing import Protocol
+
+from csv_merger.errors import RedisUnavailableError
+
+LEDGER_PREFIX = "csv-merger:ledger:"
+
+
+class Ledger(Protocol):
+    """A job's set of delivered row numbers (1-based data rows)."""
+
+    async def delivered(self) -> set[int]:
+        """Row numbers already recorded as delivered."""
+
+    async def record(self, row_numbers: Iterable[int]) -> None:
+        """Record rows as delivered (idempotent). Raises RedisUnavailableError
+        (Redis) or sqlite3.Error (SQLite) when the write did not happen."""
+
+    async def aclose(self) -> None: ...
+
+
+class RedisLedger:
+    """Ledger in a Redis set. Raises RedisUnavailableError when Redis fails."""
+
+    def __init__(self, job_id: str, redis_url: str, ttl_s: int):
+        import redis.asyncio as aioredis
+
+        self.key, self.ttl_s, self.url = LEDGER_PREFIX + job_id, ttl_s, redis_url
+        self.client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
+
+    def _unavailable(self, exc: Exception) -> RedisUnavailableError:
+        return RedisUnavailableError(f"Redis ledger at {_redact(self.url)} failed: {exc}")
+
+    async def delivered(self) -> set[int]:
+        import redis
+
+        try:
+            return {int(m) for m in await self.client.smembers(self.key)}
+        except (redis.RedisError, OSError) as exc:
+            raise self._unavailable(exc) from None
+
+    async def record(self, row_numbers: Iterable[int]) -> None:
+        import redis
+
+        rows = list(row_numbers)
+        if not rows:
+            return
+        try:
+            async with self.client.pipeline(transaction=True) as pipe:
+                pipe.sadd(self.key, *rows)
+                pipe.expire(self.key, self.ttl_s)
+                await pipe.execute()
+        except (redis.RedisError, OSError) as exc:
+            raise self._unavailable(exc) from None
+
+    async def aclose(self) -> None:
+        try:
+            await self.client.aclose()
+        except Exception:  # closing a dead connection must not hide the real error
+            pass
+
+
+class SqliteLedger:
+    """Ledger in a local SQLite file (``<data_dir>/ledger.sqlite3``)."""
+
+    def __init__(self, job_id: str, path: str | Path):
+        self.job_id, self.path = job_id, Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute(
+            "CREATE TABLE IF NOT EXISTS delivered (job_id TEXT NOT NULL, row_number INTEGER NOT NULL,"
+            " PRIMARY KEY (job_id, row_number)) WITHOUT ROWID"
+        )
+
+    async def delivered(self) -> set[int]:
+        cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ?", (self.job_id,))
+        return {r for (r,) in cur}
+
+    async def record(self, row_numbers: Iterable[int]) -> None:
+        rows = [(self.job_id, n) for n in row_numbers]
+        if not rows:
+            return
+        # A few ms per flush; run off the event loop so requests keep flowing.
+        await asyncio.to_thread(self._write, rows)
+
+    def _write(self, rows: list[tuple[str, int]]) -> None:
+        with sqlite3.connect(self.path, timeout=30) as db:  # one transaction
+            db.executemany("INSERT OR IGNORE INTO delivered VALUES (?, ?)", rows)
+        db.close()
+
+    async def aclose(self) -> None:
+        self.db.close()
+
+
+def _redact(url: str) -> str:
+    """A Redis URL without its password, for messages."""
+    import re
+
+    return re.sub(r"//[^@/]*@", "//***@", url)
+
+
+def open_ledger(job_id: str, *, redis_url: str | None, data_dir: str | Path, ttl_s: int = 48 * 3600) -> Ledger:
+    """``RedisLedger`` when ``redis_url`` is set, else ``SqliteLedger`` under
+    ``data_dir``."""
+    if redis_url:
+        return RedisLedger(job_id, redis_url, ttl_s)
+    return SqliteLedger(job_id, Path(data_dir) / "ledger.sqlite3")
