@@ -1,0 +1,133 @@
+"""De-duplication: match keys per record and a union-find over them.
+
+Rules (README, "merge"):
+
+- People are the same when a *strong* key matches: any e-mail address (Work
+  or Personal; addresses are already trimmed and lower-cased) or the
+  canonical LinkedIn Profile key (``tasks.cleaning.linkedin_key``). The
+  *weak* key Full Name (case/whitespace-insensitive) + Company Domain is used
+  only when a record has both and the domain came from the input, not from
+  the record's own e-mail address (else two people named Robert Hall at
+  company.com with different addresses would merge: relaticle_people_3453
+  has 196 such pairs). Two people at one company with neither e-mail
+  nor LinkedIn and different names stay two records.
+- Companies are the same when the Company Domain (a real host name) or the
+  canonical Company LinkedIn key matches; the Company Name (case/whitespace-
+  insensitive) is a key only for a record that has neither, so it links only
+  records that both lack domain and LinkedIn.
+- Matching is transitive across all files (A~B by e-mail, B~C by LinkedIn:
+  one record). The union-find keeps the first-seen row as each group's root,
+  which gives the stable first-seen output order.
+"""
+
+from __future__ import annotations
+
+from tasks.cleaning import is_domain, linkedin_key, text_key
+from tasks.records import SLOT_SEP, VALUE_SEP, Layout
+
+
+class KeyMatcher:
+    """Computes the match keys of a packed record (``tasks.records``).
+
+    ``keys(packed) -> list[str]``; keys carry a one-letter prefix per kind so
+    that an e-mail can never equal a domain.
+    """
+
+    def __init__(self, layout: Layout):
+        slot = layout.slot
+        self._people = layout.table_type == "people"
+        if self._people:
+            self._emails = (slot("Work Email"), slot("Personal Email"))
+            self._linkedin = slot("LinkedIn Profile")
+            self._name = slot("Full Name")
+        else:
+            self._emails = ()
+            self._linkedin = slot("Company LinkedIn")
+            self._name = slot("Company Name")
+        self._domain = slot("Company Domain")
+        self._last = max(*self._emails, self._linkedin, self._name, self._domain)
+
+    def keys(self, packed: str, domain_derived: bool = False) -> list[str]:
+        """Match keys of one packed record (possibly none); ``domain_derived``:
+        its Company Domain was derived from an e-mail (no weak key then)."""
+        parts = packed.split(SLOT_SEP, self._last + 1)
+        parts += [""] * (self._last + 1 - len(parts))
+        keys: list[str] = []
+        for pos in self._emails:
+            if parts[pos]:
+                keys.extend("e" + address for address in parts[pos].split(VALUE_SEP))
+        if parts[self._linkedin]:
+            for url in parts[self._linkedin].split(VALUE_SEP):
+                key = linkedin_key(url)
+                if key:
+                    keys.append("l" + key)
+        domains = [d for d in parts[self._domain].split(VALUE_SEP) if is_domain(d)] if parts[self._domain] else []
+        name = parts[self._name].split(VALUE_SEP)[0] if parts[self._name] else ""
+        if self._people:
+            if name and domains and not domain_derived:
+                keys.append("n" + text_key(name) + "\x00" + domains[0])
+        else:
+            keys.extend("d" + d for d in domains)
+            if not keys and name:
+                keys.append("c" + text_key(name))
+        return keys
+
+
+class UnionFind:
+    """Groups row numbers (0, 1, 2, ... in reading order) that share a key.
+
+    ``add(keys) -> row number``; ``find(row) -> root`` (the group's smallest,
+    i.e. first-seen, row). Memory: one int per row plus one dict entry per
+    distinct key.
+    """
+
+    def __init__(self) -> None:
+        self.parent: list[int] = []
+        self._owner: dict[str, int] = {}
+
+    def __len__(self) -> int:
+        return len(self.parent)
+
+    def add(self, keys: list[str]) -> int:
+        """Append a row with these keys, joining it to every row sharing one."""
+        row = len(self.parent)
+        self.parent.append(row)
+        owner = self._owner
+        for key in keys:
+            other = owner.setdefault(key, row)
+            if other != row:
+                self.union(row, other)
+        return row
+
+    def find(self, row: int) -> int:
+        """Root (first-seen row) of ``row``'s group, with path halving."""
+        parent = self.parent
+        while parent[row] != row:
+            parent[row] = parent[parent[row]]
+            row = parent[row]
+        return row
+
+    def union(self, a: int, b: int) -> None:
+        """Join the groups of rows ``a`` and ``b``; the smaller root wins."""
+        ra, rb = self.find(a), self.find(b)
+        if ra != rb:
+            if ra < rb:
+                self.parent[rb] = ra
+            else:
+                self.parent[ra] = rb
+
+    def groups(self) -> dict[int, list[int]]:
+        """``{root: [rows in order]}`` for groups of two or more rows; every
+        other row is its own record. Also compresses every path fully."""
+        members: dict[int, list[int]] = {}
+        parent = self.parent
+        for row in range(len(parent)):
+            root = self.find(row)
+            parent[row] = root
+            if root != row:
+                bucket = members.get(root)
+                if bucket is None:
+                    members[root] = [root, row]
+                else:
+                    bucket.append(row)
+        return members

@@ -1,0 +1,118 @@
+"""Writing merged records as one UTF-8 CSV.
+
+Columns (``OutputPlan``): the canonical fields in schema order; then the
+numbered columns holding further distinct values of canonical fields
+(``"Work Email 2"``, ``"Phone Number 2"``, ... in schema order of their
+field); then ``"Invalid Email"`` (and ``"Invalid Email 2"``...) when any
+e-mail cell held an invalid token; then every kept input column under its
+original header, each followed by its own numbered columns; last
+``"Extra Fields"`` when a ragged row had surplus cells. For companies the
+several addresses of "Company Email" are written as ``"Company Email 1".."N"``
+in the field's place (BRIEF.md). A generated name that collides with
+another column gets a ``" (2)"``-style suffix. Every cell is text.
+
+Formula neutralisation (on by default): see ``tasks.cleaning.neutralise_formula``.
+"""
+
+from __future__ import annotations
+
+import csv
+import re
+from collections.abc import Iterable
+from typing import TextIO
+
+from tasks.cleaning import neutralise_formula
+from tasks.records import SOURCE, Layout
+
+_RISKY = re.compile(r"(?:^|\x1f)[=+\-@]")
+
+
+class OutputPlan:
+    """Column names and, per layout slot, the columns of its 1st..Nth value.
+
+    Build it after every record is known (``layout.max_values`` final).
+    Attributes: ``names`` (list[str]), ``positions`` (list per slot id),
+    ``source_column`` (int).
+    """
+
+    def __init__(self, layout: Layout):
+        self.names: list[str] = []
+        self.positions: list[list[int]] = [[] for _ in layout.names]
+        counts = [max(1, n) for n in layout.max_values]
+        numbered_company_email = layout.table_type == "company" and counts[layout.slot("Company Email")] > 1
+        fields = range(len(layout.fields))
+        for slot in fields:
+            name = layout.names[slot]
+            if numbered_company_email and name == "Company Email":
+                for k in range(1, counts[slot] + 1):
+                    self._add(slot, f"{name} {k}")
+            else:
+                self._add(slot, name)
+        for slot in fields:
+            if not (numbered_company_email and layout.names[slot] == "Company Email"):
+                self._add_numbered(slot, layout.names[slot], counts[slot])
+        self._add_all(layout.invalid_email, layout.names[layout.invalid_email], layout.max_values[layout.invalid_email])
+        for slot in range(layout.kept_start, len(layout.names)):
+            self._add_all(slot, layout.names[slot], counts[slot])
+        self._add_all(layout.extra_fields, layout.names[layout.extra_fields], layout.max_values[layout.extra_fields])
+        self.source_column = self.positions[layout.slot(SOURCE)][0]
+        self._make_unique()
+
+    def _add(self, slot: int, name: str) -> None:
+        self.positions[slot].append(len(self.names))
+        self.names.append(name)
+
+    def _add_numbered(self, slot: int, name: str, count: int) -> None:
+        for k in range(2, count + 1):
+            self._add(slot, f"{name} {k}")
+
+    def _add_all(self, slot: int, name: str, count: int) -> None:
+        if count:
+            self._add(slot, name)
+            self._add_numbered(slot, name, count)
+
+    def _make_unique(self) -> None:
+        seen: set[str] = set()
+        for i, name in enumerate(self.names):
+            unique, n = name, 2
+            while unique in seen:
+                unique, n = f"{name} ({n})", n + 1
+            seen.add(unique)
+            self.names[i] = unique
+
+
+class CsvOutput:
+    """Writes rows of an ``OutputPlan`` to an open text file.
+
+    ``write(values, source)``: ``values`` is ``[(slot id, [value, ...]), ...]``,
+    ``source`` the Source cell. ``neutralised`` counts cells given a ``'``;
+    ``header`` is the header row as written (neutralised too); ``rows``
+    counts records written.
+    """
+
+    def __init__(self, stream: TextIO, plan: OutputPlan, *, neutralise_formulas: bool = True):
+        self._writer = csv.writer(stream)
+        self._plan = plan
+        self._width = len(plan.names)
+        self._neutralise = neutralise_formulas
+        self.neutralised = 0
+        self.rows = 0
+        self.header = [neutralise_formula(n) for n in plan.names] if neutralise_formulas else list(plan.names)
+        self._writer.writerow(self.header)
+
+    def write(self, values: Iterable[tuple[int, list[str]]], source: str) -> None:
+        """Write one record."""
+        cells = [""] * self._width
+        positions = self._plan.positions
+        for slot, slot_values in values:
+            for column, value in zip(positions[slot], slot_values):
+                cells[column] = value
+        cells[self._plan.source_column] = source
+        if self._neutralise and _RISKY.search("\x1f".join(cells)):
+            for i, cell in enumerate(cells):
+                safe = neutralise_formula(cell)
+                if safe is not cell:
+                    cells[i] = safe
+                    self.neutralised += 1
+        self._writer.writerow(cells)
+        self.rows += 1

@@ -1,0 +1,299 @@
+"""The record model of a merge: value slots, compact packed rows, and the
+rules that merge several rows into one record.
+
+A record holds, per *slot*, an ordered list of distinct values (first-seen
+first). Slots are, in this order (``Layout``):
+
+1. the canonical fields of the table type (``tasks.schema``), schema order;
+2. ``"Invalid Email"``: tokens of e-mail cells that are not valid addresses
+   (kept as written, never dropped);
+3. ``"Extra Fields"``: a ragged row's surplus cells, joined with ``" | "``;
+4. kept columns: every input column that maps to no canonical field, under
+   its original header (union across files, first-seen order). A kept header
+   equal to a reserved name (a canonical field, "Invalid Email", "Extra
+   Fields") becomes ``"<header> (input)"``.
+
+Several columns mapping to one field (``Email 1``, ``Email 2``) add values to
+the same slot. Two values are "the same" when their comparison keys match
+(``COMPARE``): e-mails exactly (already lower-cased), phones by digits,
+LinkedIn URLs by canonical key, other text case- and whitespace-insensitively;
+the first-seen spelling is kept.
+
+To hold a million rows in little memory a row is stored as one string: slots
+joined with ``SLOT_SEP`` (unit separator), the values of a slot joined with
+``VALUE_SEP`` (record separator); its slot positions are those of its file
+(``FileSlots``). Input cells containing either control character have it
+replaced by a space (counted in the file's warnings).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+
+from tasks.cleaning import (
+    NULL_TOKENS, build_full_name, clean_domain, clean_linkedin, email_domain, is_personal_domain,
+    linkedin_key, phone_key, split_emails, split_full_name, text_key,
+)
+from tasks.schema import TableType, fields_for
+
+SLOT_SEP = "\x1f"
+VALUE_SEP = "\x1e"
+INVALID_EMAIL = "Invalid Email"
+EXTRA_FIELDS = "Extra Fields"
+EXTRA_FIELDS_JOIN = " | "
+SOURCE = "Source"
+
+TEXT, EMAIL, PHONE, DOMAIN, LINKEDIN = "text", "email", "phone", "domain", "linkedin"
+"""Slot kinds: they choose the cleaner and the comparison key."""
+
+FIELD_KINDS: dict[str, str] = {
+    "Work Email": EMAIL, "Personal Email": EMAIL, "Company Email": EMAIL,
+    "Phone Number": PHONE, "Company Phone": PHONE,
+    "Company Domain": DOMAIN,
+    "LinkedIn Profile": LINKEDIN, "Company LinkedIn": LINKEDIN,
+}
+
+
+def _linkedin_compare(value: str) -> str:
+    return linkedin_key(value) or text_key(value)
+
+
+COMPARE: dict[str, Callable[[str], str]] = {
+    TEXT: text_key, EMAIL: str, PHONE: phone_key, DOMAIN: text_key, LINKEDIN: _linkedin_compare,
+}
+
+
+class Layout:
+    """Every slot of one merge: names, kinds and the largest number of values
+    one output record holds in each (which sizes the numbered columns).
+
+    Slot ids: ``0..F-1`` canonical fields, ``F`` Invalid Email, ``F+1`` Extra
+    Fields, then kept columns in first-seen order.
+    """
+
+    def __init__(self, table_type: TableType):
+        self.table_type = table_type
+        self.fields: tuple[str, ...] = fields_for(table_type)
+        self.names: list[str] = [*self.fields, INVALID_EMAIL, EXTRA_FIELDS]
+        self.kinds: list[str] = [FIELD_KINDS.get(f, TEXT) for f in self.fields] + [TEXT, TEXT]
+        self.max_values: list[int] = [0] * len(self.names)
+        self._index = {name: i for i, name in enumerate(self.names)}
+        self.invalid_email = self._index[INVALID_EMAIL]
+        self.extra_fields = self._index[EXTRA_FIELDS]
+        self.kept_start = len(self.names)
+
+    def slot(self, field: str) -> int:
+        """Slot id of a canonical field; KeyError if not in this schema."""
+        i = self._index[field]
+        if i >= self.invalid_email:
+            raise KeyError(field)
+        return i
+
+    def kept_slot(self, header: str) -> tuple[int, str | None]:
+        """Slot id for a kept column, and a warning when its header had to be
+        renamed to ``"<header> (input)"`` because the name is reserved."""
+        warning = None
+        name = header
+        i = self._index.get(name)
+        if i is not None and i < self.kept_start:
+            name = f"{header} (input)"
+            warning = f"column {header!r} is not mapped to the canonical field; kept as {name!r}"
+            i = self._index.get(name)
+        if i is None:
+            i = len(self.names)
+            self.names.append(name)
+            self.kinds.append(TEXT)
+            self.max_values.append(0)
+            self._index[name] = i
+        return i, warning
+
+    def note_count(self, slot: int, count: int) -> None:
+        """Record that some output record holds ``count`` values in ``slot``."""
+        if count > self.max_values[slot]:
+            self.max_values[slot] = count
+
+
+def add_value(values: list[str], pos: int, value: str, kind: str) -> int:
+    """Add ``value`` to the packed slot ``values[pos]`` unless an equal value
+    (by ``COMPARE[kind]``) is there; return the slot's value count."""
+    current = values[pos]
+    if not current:
+        values[pos] = value
+        return 1
+    existing = current.split(VALUE_SEP)
+    key = COMPARE[kind]
+    new_key = key(value)
+    if all(key(v) != new_key for v in existing):
+        values[pos] = current + VALUE_SEP + value
+        return len(existing) + 1
+    return len(existing)
+
+
+def unpack(packed: str, slot_ids: list[int]) -> list[tuple[int, list[str]]]:
+    """``[(slot id, values), ...]`` for the non-empty slots of a packed row."""
+    out = []
+    for pos, part in enumerate(packed.split(SLOT_SEP)):
+        if part:
+            out.append((slot_ids[pos], part.split(VALUE_SEP)))
+    return out
+
+
+def merge_records(records: Iterable[list[tuple[int, list[str]]]], layout: Layout) -> dict[int, list[str]]:
+    """Merge unpacked rows (in first-seen order) into one record.
+
+    Returns ``{slot id: distinct values}``: every distinct value is kept, the
+    first-seen one first; ``layout.max_values`` is updated.
+    """
+    merged: dict[int, list[str]] = {}
+    seen: dict[int, set[str]] = {}
+    kinds = layout.kinds
+    for record in records:
+        for slot, values in record:
+            key = COMPARE[kinds[slot]]
+            keys = seen.setdefault(slot, set())
+            bucket = merged.setdefault(slot, [])
+            for value in values:
+                k = key(value)
+                if k not in keys:
+                    keys.add(k)
+                    bucket.append(value)
+    for slot, bucket in merged.items():
+        layout.note_count(slot, len(bucket))
+    return merged
+
+
+class RecordBuilder:
+    """Turns one file's rows into packed records (see module docstring).
+
+    ``columns``: ``(cell index, canonical field or None, header)`` for every
+    column the merge keeps (ignored columns are not passed). Cleaning rules
+    (tasks.cleaning): e-mail cells are split and each address is routed by
+    its domain, for people to "Personal Email" (free mail providers) or
+    "Work Email" whatever column it came from, for companies to "Company
+    Email"; invalid tokens go to "Invalid Email". Phones, domains and
+    LinkedIn URLs drop null-like tokens; domains and LinkedIn URLs are
+    cleaned. Names: a Full Name alone is split into First/Last, First/Last
+    alone build Full Name. A missing Company Domain is taken from the first
+    non-personal e-mail address. Other text is only trimmed.
+
+    Attributes: ``slot_ids`` (file position -> layout slot id), ``warnings``,
+    ``invalid_emails`` (count of invalid tokens seen), ``domain_derived``
+    (the last built row's Company Domain came from an e-mail address).
+    """
+
+    def __init__(self, layout: Layout, columns: list[tuple[int, str | None, str]]):
+        self.layout = layout
+        self.warnings: list[str] = []
+        self.invalid_emails = 0
+        self.slot_ids: list[int] = list(range(layout.kept_start))
+        self._plan: list[tuple[int, int, str]] = []
+        for index, field, header in columns:
+            if field is not None and field != SOURCE:
+                try:
+                    pos = layout.slot(field)
+                except KeyError:
+                    self.warnings.append(f"column {header!r}: {field!r} is not a {layout.table_type} field; kept")
+                    field = None
+                else:
+                    self._plan.append((index, pos, layout.kinds[pos]))
+                    continue
+            slot, warning = layout.kept_slot(header or f"(unnamed column {index + 1})")
+            if warning:
+                self.warnings.append(warning)
+            if slot not in self.slot_ids:
+                self.slot_ids.append(slot)
+            self._plan.append((index, self.slot_ids.index(slot), TEXT))
+        self.width = len(self.slot_ids)
+        f = layout.fields
+        self._people = layout.table_type == "people"
+        self._work = layout.slot("Work Email") if self._people else layout.slot("Company Email")
+        self._personal = layout.slot("Personal Email") if self._people else self._work
+        self._domain = layout.slot("Company Domain")
+        self._names = (f.index("First Name"), f.index("Last Name"), f.index("Full Name")) if self._people else None
+        self._control_chars = 0
+        self.domain_derived = False
+
+    def build(self, cells: list[str], surplus: list[str]) -> str:
+        """The packed record of one row (``""`` when every cell is empty)."""
+        values = [""] * self.width
+        invalid_before = self.invalid_emails
+        multi = 0  # how many VALUE_SEP the row should hold (for the control-character check)
+        layout = self.layout
+        for index, pos, kind in self._plan:
+            cell = cells[index]
+            if kind == TEXT:
+                value = cell.strip()
+            elif kind == EMAIL:
+                multi += self._emails(values, cell)
+                continue
+            elif kind == DOMAIN:
+                value = clean_domain(cell)
+            elif kind == LINKEDIN:
+                value = clean_linkedin(cell)
+            else:  # PHONE
+                value = cell.strip()
+                if value.lower() in NULL_TOKENS:
+                    continue
+            if value:
+                multi += self._add(values, pos, value, kind)
+        if surplus:
+            extra = EXTRA_FIELDS_JOIN.join(s.strip() for s in surplus if s.strip())
+            if extra:
+                multi += self._add(values, layout.extra_fields, extra, TEXT)
+                layout.note_count(layout.extra_fields, 1)
+        if self._names is not None:
+            self._fill_names(values)
+        self.domain_derived = False
+        if not values[self._domain] and values[self._work]:
+            for address in values[self._work].split(VALUE_SEP):
+                domain = email_domain(address)
+                if not is_personal_domain(domain):
+                    values[self._domain] = domain
+                    self.domain_derived = True
+                    break
+        packed = SLOT_SEP.join(values)
+        if packed.count(VALUE_SEP) != multi or packed.count(SLOT_SEP) != self.width - 1:
+            self._control_chars += 1
+            self.invalid_emails = invalid_before
+            return self.build([c.replace(SLOT_SEP, " ").replace(VALUE_SEP, " ") for c in cells],
+                              [c.replace(SLOT_SEP, " ").replace(VALUE_SEP, " ") for c in surplus])
+        return packed.rstrip(SLOT_SEP)
+
+    def _add(self, values: list[str], pos: int, value: str, kind: str) -> int:
+        """Add a value; return how many VALUE_SEP it added (0 or 1)."""
+        if not values[pos]:
+            values[pos] = value
+            return 0
+        before = values[pos]
+        count = add_value(values, pos, value, kind)
+        self.layout.note_count(self.slot_ids[pos], count)
+        return 0 if values[pos] is before else 1
+
+    def _emails(self, values: list[str], cell: str) -> int:
+        if not cell or cell.isspace():
+            return 0
+        valid, invalid = split_emails(cell)
+        added = 0
+        for address in valid:
+            pos = self._personal if is_personal_domain(email_domain(address)) else self._work
+            added += self._add(values, pos, address, EMAIL)
+        for token in invalid:
+            self.invalid_emails += 1
+            added += self._add(values, self.layout.invalid_email, token, TEXT)
+            self.layout.note_count(self.layout.invalid_email, 1)
+        return added
+
+    def _fill_names(self, values: list[str]) -> None:
+        first_pos, last_pos, full_pos = self._names
+        first, last, full = values[first_pos], values[last_pos], values[full_pos]
+        if full and not first and not last:
+            values[first_pos], values[last_pos] = split_full_name(full.split(VALUE_SEP)[0])
+        elif not full and (first or last):
+            values[full_pos] = build_full_name(first.split(VALUE_SEP)[0], last.split(VALUE_SEP)[0])
+
+    def finish(self) -> None:
+        """Add the control-character warning once the file has been read."""
+        if self._control_chars:
+            self.warnings.append(
+                f"{self._control_chars} rows held ASCII control characters 0x1E/0x1F; replaced by spaces"
+            )
