@@ -122,9 +122,12 @@ def seed_payload(record: Mapping[str, str], row_number: int, table_type: TableTy
 
 
 def _tojson(value) -> str:
-    from markupsafe import Markup
+    """Quote a value as JSON; an undefined value raises UndefinedError."""
+    from jinja2 import Undefined
 
-    return Markup(json.dumps(value, ensure_ascii=False))
+    if isinstance(value, Undefined):
+        value._fail_with_undefined_error()
+    return json.dumps(value, ensure_ascii=False)
 
 
 class TemplatePayload:

@@ -38,9 +38,9 @@ def unsafe_address_reason(ip: ipaddress.IPv4Address | ipaddress.IPv6Address) -> 
         ip = ip.ipv4_mapped
     if ip in METADATA_ADDRESSES:
         return "a cloud metadata address"
-    for label, flag in (("loopback", ip.is_loopback), ("link-local", ip.is_link_local),
-                        ("private", ip.is_private), ("multicast", ip.is_multicast),
-                        ("unspecified", ip.is_unspecified), ("reserved", ip.is_reserved)):
+    for label, flag in (("loopback", ip.is_loopback), ("unspecified", ip.is_unspecified),
+                        ("link-local", ip.is_link_local), ("multicast", ip.is_multicast),
+                        ("reserved", ip.is_reserved), ("private", ip.is_private)):
         if flag:
             return f"a {label} address"
     if not ip.is_global:
