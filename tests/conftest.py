@@ -93,3 +93,64 @@ def redis_url(redis_server: RedisServer) -> str:
     """URL of the session's redis-server, emptied before each test."""
     redis_server.flush()
     return redis_server.url
+
+
+class Sink:
+    """A running ``csv-merger sink`` process (see csv_merger/sink.py)."""
+
+    def __init__(self, tmp: Path, **opts):
+        self.port = find_free_port()
+        self.record_path = Path(opts.pop("record", tmp / f"sink-{self.port}.jsonl"))
+        err_path = tmp / f"sink-{self.port}.err"
+        args = [str(REPO / ".venv" / "bin" / "csv-merger"), "sink", "--port", str(self.port),
+                "--record", str(self.record_path)]
+        if not Path(args[0]).exists():
+            args[:1] = [shutil.which("csv-merger") or "csv-merger"]
+        for name, value in opts.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        with open(err_path, "w") as err:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+        line = self.proc.stdout.readline()  # "sink listening on URL", or "" if it died
+        if not line.startswith("sink listening on "):
+            self.proc.kill()
+            pytest.fail(f"sink did not start: {line}{err_path.read_text()}")
+        self.url = line.split()[-1] + "/hook"
+        self.base = line.split()[-1]
+
+    def stats(self) -> dict:
+        import httpx
+
+        return httpx.get(self.base + "/stats", timeout=5).json()
+
+    def records(self) -> list[dict]:
+        import json
+
+        if not self.record_path.exists():
+            return []
+        return [json.loads(line) for line in self.record_path.read_text(encoding="utf-8").splitlines()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+
+@pytest.fixture
+def sink_factory(tmp_path):
+    """``sink_factory(rate=20, burst=20, status=202, ...) -> Sink``: a real
+    ``csv-merger sink`` on a free port (options as on its command line, with
+    underscores), recording to a JSON-lines file. Sink has ``.url`` (POST
+    target), ``.stats()``, ``.records()``, ``.stop()``; all stop at test end."""
+    sinks: list[Sink] = []
+
+    def start(**opts) -> Sink:
+        sinks.append(Sink(tmp_path, **opts))
+        return sinks[-1]
+
+    yield start
+    for sink in sinks:
+        sink.stop()

@@ -1,0 +1,288 @@
+"""The GCRA limiter: pacing, burst, shared pause, AIMD, Redis failures.
+
+Multi-process tests run this file as a script (see ``child`` at the bottom):
+each child process makes its own limiter on the shared Redis, waits for "go"
+on stdin so that all start together, and prints one JSON line.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from csv_merger.errors import ConfigError, RedisUnavailableError
+from tasks.ratelimit import KEY_PREFIX, LimitPolicy, make_limiter, default_limit_key
+
+pytestmark = pytest.mark.timeout(60)
+
+HERE = Path(__file__).resolve()
+
+
+@pytest.fixture(params=["local", "redis"])
+def limiter_factory(request):
+    """Make limiters of one kind (in-process or shared in Redis); unique key per test."""
+    redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
+    key = f"{request.node.name}-{time.monotonic_ns()}"
+    return lambda rate, burst: make_limiter(key, rate, burst, redis_url)  # tests close them in their loop
+
+
+def check_pacing(stamps: list[float], rate: float, burst: int) -> None:
+    """Stamps (seconds) of granted acquisitions honour GCRA at ``rate`` with
+    the policy's effective burst: burst at once, then the rate within 3 %."""
+    stamps = sorted(stamps)
+    eff = LimitPolicy(rate=rate, burst=burst).effective_burst
+    assert stamps[eff - 1] - stamps[0] < 0.15, "the burst was not granted at once"
+    assert stamps[eff] - stamps[0] > 0.5 / rate, "more than the effective burst at once"
+    steady = (len(stamps) - eff) / (stamps[-1] - stamps[eff - 1])
+    assert abs(steady - rate) / rate < 0.03, f"paced at {steady:.2f}/s instead of {rate}/s"
+    for i, start in enumerate(stamps):  # no 1 s window above burst + rate (one late wake-up of slack)
+        inside = sum(1 for t in stamps[i:] if t < start + 1.0)
+        assert inside <= eff + rate + 1, f"{inside} grants within 1 s from {start - stamps[0]:.2f}s"
+
+
+async def grant_times(limiter, n: int) -> list[float]:
+    stamps: list[float] = []
+
+    async def one() -> None:
+        await limiter.acquire()
+        stamps.append(time.monotonic())
+
+    await asyncio.gather(*(one() for _ in range(n)))
+    await limiter.aclose()
+    return stamps
+
+
+def test_policy_keeps_a_safety_margin_of_the_burst():
+    assert [LimitPolicy(10, b).effective_burst for b in (1, 2, 5, 10, 20, 100)] == [1, 1, 4, 8, 17, 85]
+    with pytest.raises(ConfigError, match="rate"):
+        make_limiter("k", 0, 20)
+    with pytest.raises(ConfigError, match="burst"):
+        make_limiter("k", 10, 0)
+
+
+def test_one_limiter_paces_at_the_rate_after_its_burst(limiter_factory):
+    check_pacing(asyncio.run(grant_times(limiter_factory(20, 10), 90)), 20, 10)
+
+
+def test_in_process_limiters_of_one_key_share_the_budget():
+    async def run() -> list[float]:
+        key = f"shared-local-{time.monotonic_ns()}"
+        a, b = make_limiter(key, 25, 5), make_limiter(key, 25, 5)
+        both = await asyncio.gather(grant_times(a, 40), grant_times(b, 40))
+        return both[0] + both[1]
+
+    check_pacing(asyncio.run(run()), 25, 5)
+
+
+def test_pause_blocks_callers_that_already_hold_a_later_slot(limiter_factory):
+    async def run():
+        limiter = limiter_factory(10, 2)  # effective burst 1: one slot per 0.1 s
+        start = time.monotonic()
+        await limiter.acquire()
+        waiter = asyncio.create_task(limiter.acquire())  # reserved for start + 0.1 s
+        await asyncio.sleep(0.02)
+        await limiter.throttled(0.5)  # the target said: nothing for 0.5 s
+        await waiter
+        waited = time.monotonic() - start
+        await limiter.aclose()
+        return waited
+
+    assert 0.5 <= asyncio.run(run()) < 0.9
+
+
+def test_aimd_cuts_once_per_episode_and_climbs_back(limiter_factory):
+    async def run():
+        limiter = limiter_factory(20, 10)
+        await limiter.acquire()
+        await limiter.throttled(0.3)
+        assert limiter.current_rate == pytest.approx(10)
+        await limiter.throttled(0.3)  # in-flight 429 of the same episode: no second cut
+        assert limiter.current_rate == pytest.approx(10)
+        await limiter.succeeded()  # during the pause: no climb
+        assert limiter.current_rate == pytest.approx(10)
+        await asyncio.sleep(0.3)
+        for _ in range(10):  # one second of successes after the pause: +5 % of 20/s
+            await asyncio.sleep(0.1)
+            await limiter.succeeded()
+        assert 10.9 <= limiter.current_rate <= 11.15
+        await asyncio.sleep(2.0)
+        await limiter.succeeded()  # an idle gap counts as at most one second
+        assert 11.9 <= limiter.current_rate <= 12.1
+        for _ in range(40):  # repeated episodes: floor at 5 % of the rate
+            await limiter.throttled(0)
+        assert limiter.current_rate == pytest.approx(1.0)
+        await limiter.aclose()
+
+    asyncio.run(run())
+
+
+def test_default_back_off_doubles_without_retry_after(limiter_factory):
+    async def pause_after_429(limiter) -> float:
+        await limiter.throttled(None)
+        start = time.monotonic()
+        await limiter.acquire()
+        return time.monotonic() - start
+
+    async def run():
+        limiter = limiter_factory(50, 5)
+        first, second = await pause_after_429(limiter), await pause_after_429(limiter)
+        await limiter.succeeded()  # a success ends the streak
+        third = await pause_after_429(limiter)
+        await limiter.aclose()
+        return first, second, third
+
+    first, second, third = asyncio.run(run())
+    assert 0.95 <= first < 1.3 and 1.95 <= second < 2.3 and 0.95 <= third < 1.3
+
+
+def test_redis_state_is_prefixed_and_expires(redis_url):
+    import redis
+
+    async def run():
+        limiter = make_limiter("api.example.com", 10, 20, redis_url)
+        await limiter.acquire()
+        await limiter.aclose()
+
+    asyncio.run(run())
+    client = redis.Redis.from_url(redis_url)
+    assert client.keys("*") == [f"{KEY_PREFIX}api.example.com".encode()]
+    assert 100_000 < client.pttl(f"{KEY_PREFIX}api.example.com") <= 121_000
+
+
+def test_default_limit_key_is_the_host():
+    assert default_limit_key("https://api.clay.com/v3/sources/webhook/pull-in-data-from-a-webhook-1") == "api.clay.com"
+    assert default_limit_key("http://API.Example.com:8080/x") == "api.example.com:8080"
+    with pytest.raises(ConfigError, match="no host"):
+        default_limit_key("not a url")
+
+
+def test_unreachable_redis_is_a_one_line_error():
+    from conftest import find_free_port
+
+    port = find_free_port()
+    with pytest.raises(RedisUnavailableError, match=f"Redis at redis://127.0.0.1:{port}/0 does not answer"):
+        make_limiter("k", 10, 20, f"redis://:secret@127.0.0.1:{port}/0")
+
+
+def test_redis_killed_mid_run_raises_instead_of_hanging(tmp_path):
+    from conftest import RedisServer
+
+    server = RedisServer(tmp_path)
+
+    async def run():
+        limiter = make_limiter("dies", 50, 5, server.url)
+        for _ in range(10):
+            await limiter.acquire()
+        server.proc.kill()
+        server.proc.wait()
+        with pytest.raises(RedisUnavailableError, match="stopped answering"):
+            await asyncio.wait_for(limiter.acquire(), timeout=20)
+
+    try:
+        asyncio.run(run())
+    finally:
+        server.proc.kill()
+        server.proc.wait()
+
+
+# --- several real processes sharing one key -----------------------------------
+
+
+def run_children(mode: str, count: int, *args: str) -> list[dict]:
+    procs = [
+        subprocess.Popen([sys.executable, str(HERE), mode, *args], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, text=True)
+        for _ in range(count)
+    ]
+    try:
+        for p in procs:
+            assert p.stdout.readline().strip() == "ready"
+        for p in procs:
+            p.stdin.write("go\n")
+            p.stdin.flush()
+        return [json.loads(p.communicate(timeout=40)[0]) for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def test_four_processes_sharing_a_key_pace_together(redis_url):
+    results = run_children("stamps", 4, redis_url, "shared-stamps", "30", "30", "10")
+    # time.time() stamps: one machine, so one clock
+    check_pacing([t for r in results for t in r["stamps"]], 30, 10)
+
+
+def test_pause_set_by_one_process_blocks_another(redis_url):
+    async def pause() -> float:
+        limiter = make_limiter("paused-key", 50, 5, redis_url)
+        await limiter.throttled(2.0)
+        await limiter.aclose()
+        return time.time() + 2.0
+
+    procs_start = time.time()
+    ends = asyncio.run(pause())
+    [result] = run_children("stamps", 1, redis_url, "paused-key", "3", "50", "5")
+    assert time.time() - procs_start < 6
+    assert min(result["stamps"]) >= ends - 0.05  # Redis TIME and time.time(): one machine
+
+
+def test_four_processes_against_a_strict_target(redis_url, sink_factory):
+    """Sink strict at 20/s burst 20; four processes at 20/s burst 20 on one key:
+    at most 0.5 % answered 429, and the accepted rate after the burst >= 98 %."""
+    sink = sink_factory(rate=20, burst=20)
+    results = run_children("post", 4, redis_url, "strict-target", "40", "20", "20", sink.url)
+    stats = sink.stats()
+    assert stats["accepted"] == 160 and sum(r["delivered"] for r in results) == 160
+    assert stats["rejected_429"] <= 0.005 * stats["received"]
+    times = sorted(r["t"] for r in sink.records())
+    eff = LimitPolicy(20, 20).effective_burst
+    steady = (len(times) - eff) / (times[-1] - times[eff - 1])
+    assert steady / 20 >= 0.98, f"utilisation {steady / 20:.3f}"
+    assert stats["max_in_window"] <= 20 + 20
+
+
+async def child(mode: str, redis_url: str, key: str, n: int, rate: float, burst: int, url: str = "") -> dict:
+    """One child process: n acquisitions (``stamps``) or n POSTs through the
+    limiter with 429 handling (``post``), 8 at a time."""
+    import httpx
+
+    limiter = make_limiter(key, rate, burst, redis_url)
+    print("ready", flush=True)
+    await asyncio.to_thread(sys.stdin.readline)
+    stamps: list[float] = []
+    delivered = throttled = 0
+    gate = asyncio.Semaphore(8)
+    async with httpx.AsyncClient() as client:
+
+        async def one(i: int) -> None:
+            nonlocal delivered, throttled
+            async with gate:
+                while True:
+                    await limiter.acquire()
+                    stamps.append(time.time())
+                    if mode == "stamps":
+                        return
+                    answer = await client.post(url, json={"i": i})
+                    if answer.status_code != 429:
+                        answer.raise_for_status()
+                        delivered += 1
+                        await limiter.succeeded()
+                        return
+                    throttled += 1
+                    await limiter.throttled(float(answer.headers["Retry-After"]))
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+    await limiter.aclose()
+    return {"stamps": stamps, "delivered": delivered, "throttled": throttled}
+
+
+if __name__ == "__main__":
+    mode, redis_url, key, n, rate, burst, *rest = sys.argv[1:]
+    print(json.dumps(asyncio.run(child(mode, redis_url, key, int(n), float(rate), int(burst), *rest))))
