@@ -442,7 +442,8 @@ def map_headers(headers: list[str], table_type: TableType, *,
     ``overrides``: {source header: canonical field | "ignore"} (see
     ``load_mapping_file``). ``sample``: the first rows' cells (as
     ``CsvSource.sample()`` gives them) for the content rules of the module
-    docstring; without it only headers decide.
+    docstring; without it only headers decide (a "Title" beside a "Job Title"
+    is still the courtesy title).
 
     Returns one ``ColumnMapping`` per header, in order, and warnings (each
     naming the column by 1-based position and header). Several columns may map
@@ -469,8 +470,7 @@ def map_headers(headers: list[str], table_type: TableType, *,
         if known_other:
             protected.add(index)
         mappings.append(mapping)
-    if sample:
-        mappings = _apply_content(mappings, protected, sample, table_type, warnings)
+    mappings = _apply_content(mappings, protected, sample or [], table_type, warnings)
     warnings.extend(f"mapping entry {source!r} names no column of this file"
                     for source in checked if source not in used)
     return mappings, warnings
