@@ -1,0 +1,175 @@
+"""``csv-merger run``: the whole job (merge → chunk → deliver) as a Prefect flow run.
+
+With no ``PREFECT_API_URL`` Prefect starts an ephemeral API for the run
+(no server to install); without Redis the limiter and ledger are
+in-process/local. Exit codes as ``deliver``: 0 every row delivered (or
+merge only), 3 some rows dead-lettered, 130 cancelled (Ctrl-C, or Cancel in
+the Prefect UI), 1/2/4/5 for input, configuration, Redis and delivery
+errors, each one line on stderr.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+
+from csv_merger.cli.app import app
+from csv_merger.errors import ConfigError
+
+PROGRESS_EVERY_S = 2.0
+
+# Quiet, offline console defaults for a command-line run (the user's environment wins).
+_QUIET_PREFECT = {
+    "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",  # run logs still reach the API / UI
+    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING",
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "60",  # a loaded 2-core machine starts it slowly
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+    "DO_NOT_TRACK": "1",
+}
+
+
+def quiet_prefect() -> None:
+    """Set quiet console defaults, then import Prefect and hide error records of flow/task runs
+    from the console: the CLI reports the error itself, in one line (the API still gets them)."""
+    for key, value in _QUIET_PREFECT.items():
+        os.environ.setdefault(key, value)
+    import logging
+
+    import prefect  # noqa: F401  (configures logging)
+
+    class _NoRunErrors(logging.Filter):
+        def filter(self, record: logging.LogRecord) -> bool:
+            return not (record.name.startswith(("prefect.flow_runs", "prefect.task_runs"))
+                        and record.levelno >= logging.ERROR)
+
+    for handler in logging.getLogger().handlers:
+        handler.addFilter(_NoRunErrors())
+
+
+class _ProgressLine:
+    """``fn(handled, total)`` listener printing a line to stderr every few seconds."""
+
+    def __init__(self) -> None:
+        self.started: float | None = None
+        self.last = 0.0
+
+    def __call__(self, handled: int, total: int) -> None:
+        now = time.monotonic()
+        if self.started is None:
+            self.started = self.last = now  # first call: delivery just started
+        if now - self.last < PROGRESS_EVERY_S or not total:
+            return
+        self.last = now
+        speed = handled / (now - self.started)
+        print(f"csv-merger: {handled}/{total} rows handled ({100 * handled / total:.0f}%), {speed:.1f} rows/s",
+              file=sys.stderr, flush=True)
+
+
+def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | None, show_progress: bool = True,
+                 **params):
+    """Run ``merge_and_deliver`` in this process with Ctrl-C mapped to a graceful cancel.
+
+    Returns the ``PipelineSummary``; copies the merged CSV to ``output`` when
+    given. Raises the ``CsvMergerError`` a failed run ended with.
+    """
+    quiet_prefect()
+    from flows.cancellation import request_local_cancel, reset_local_cancel
+    from flows.merge_and_deliver import merge_and_deliver, summary_of
+    from tasks.artifacts import DeliveryProgress
+
+    reset_local_cancel()
+
+    def on_signal(signum, _frame):
+        print("csv-merger: cancelling: no new requests; waiting for those in flight (Ctrl-C again to abort)",
+              file=sys.stderr, flush=True)
+        request_local_cancel()
+        signal.signal(signum, signal.default_int_handler)
+
+    previous = signal.signal(signal.SIGINT, on_signal)
+    listener = _ProgressLine()
+    if show_progress:
+        DeliveryProgress.listeners.append(listener)
+    try:
+        state = merge_and_deliver(files, webhook_url=webhook_url, return_state=True, **params)
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if listener in DeliveryProgress.listeners:
+            DeliveryProgress.listeners.remove(listener)
+    summary = summary_of(state)
+    if output is not None:
+        shutil.copyfile(summary.merged_csv, output)
+        summary.merged_csv = str(output)
+    return summary
+
+
+def print_summary(summary) -> None:
+    """The closing lines: counts, and where the merged CSV, report and dead letters are."""
+    out_dir = Path(summary.report.output_path).parent
+    print(summary.one_line())
+    print(f"  merged CSV:   {summary.merged_csv}")
+    print(f"  merge report: {out_dir / 'merge-report.json'}")
+    if summary.dead_letter_path:
+        print(f"  dead letters: {summary.dead_letter_path}")
+    if summary.delivery is not None:
+        print(f"  job id:       {summary.job_id} (run again with --job-id {summary.job_id} to resume)")
+
+
+def exit_for(summary) -> None:
+    """Exit 3 when rows were dead-lettered, 130 when cancelled, else return (exit 0)."""
+    from flows.summary import PipelineCancelled, PipelineIncomplete
+
+    if summary.state == "Failed":
+        raise PipelineIncomplete(summary)
+    if summary.state == "Cancelled":
+        raise PipelineCancelled(summary)
+
+
+@app.command()
+def run(
+    files: list[str] = typer.Argument(..., help="CSV files: paths, globs, or URLs (http(s)://, file://, s3://)."),
+    webhook_url: Optional[str] = typer.Option(None, "--webhook-url", help="Deliver every merged row here (omit: merge only)."),
+    table_type: str = typer.Option("people", "--type", help="people | company"),
+    rate: Optional[float] = typer.Option(None, help="Requests/s for the limit key (default: CSV_MERGER_RATE_LIMIT, 10)."),
+    burst: Optional[int] = typer.Option(None, help="Burst in requests (default: CSV_MERGER_BURST, 20)."),
+    chunk_size: Optional[int] = typer.Option(None, "--chunk-size", help="Rows per delivery chunk (default: 500)."),
+    concurrency: Optional[int] = typer.Option(None, help="Requests in flight (default: 8)."),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="Also copy the merged CSV here."),
+    output_dir: Optional[Path] = typer.Option(None, "--output-dir", help="Folder for merged.csv, reports, dead letters."),
+    mapping: Optional[Path] = typer.Option(None, "--mapping", help="YAML/JSON header overrides {header: field|ignore}."),
+    payload: str = typer.Option("flat", "--payload", help="flat | seed | TEMPLATE.j2"),
+    job_id: Optional[str] = typer.Option(None, "--job-id", help="Ledger key; reuse to resume (default: from the merged rows + URL)."),
+    limit_key: Optional[str] = typer.Option(None, "--limit-key", help="Rate budget name (default: the webhook host)."),
+    redis_url: Optional[str] = typer.Option(None, "--redis-url", help="Shared limiter, ledger, chunks (default: env REDIS_URL)."),
+    auth_token_block: Optional[str] = typer.Option(None, "--auth-token-block", help="Prefect Secret block with the webhook token."),
+    fan_out: bool = typer.Option(False, "--fan-out", help="Deliver chunks as deliver-chunk runs on the work pool (needs a server and Redis)."),
+    allow_private_targets: bool = typer.Option(False, "--allow-private-targets", help="Allow loopback/private hosts (local sink)."),
+    summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
+) -> None:
+    """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
+    from csv_merger.settings import get_settings
+
+    if table_type not in ("people", "company"):
+        raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+    s = get_settings()
+    overrides = None
+    if mapping is not None:
+        from tasks.headers import load_mapping_file
+
+        overrides = load_mapping_file(mapping)
+    summary = run_pipeline(
+        files, webhook_url=webhook_url, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
+        burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
+        mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key, redis_url=redis_url,
+        output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
+        allow_private_targets=allow_private_targets)
+    if summary_path is not None:
+        summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
+    print_summary(summary)
+    exit_for(summary)

@@ -1,0 +1,42 @@
+"""The ``deliver-chunk`` flow: one chunk of a fanned-out job, run by a worker on the work pool.
+
+Started by ``merge_and_deliver(..., fan_out=True)`` through
+``run_deployment``; reads the chunk from the shared chunk store, delivers
+it through the shared (Redis) limiter and ledger, and reports progress and
+its summary on the job's Redis board for the parent.
+"""
+
+from __future__ import annotations
+
+from prefect import flow
+from prefect.runtime import flow_run
+from prefect.states import Cancelled
+
+from flows.cancellation import watch_cancellation
+from flows.fan_out import ChunkBoard
+from tasks.chunking import ChunkRef
+from tasks.delivery import DeliverySummary
+from tasks.schema import TableType
+from tasks.stages import chunk_config, deliver_chunk, delivery_config
+
+
+@flow(name="deliver-chunk")
+def deliver_chunk_flow(chunk: ChunkRef, webhook_url: str, job_id: str, dead_letter_dir: str, redis_url: str,
+                       table_type: TableType = "people", rate_limit: float = 10.0, burst: int = 20,
+                       concurrency: int = 8, limit_key: str | None = None, payload: str = "flat",
+                       allow_private_targets: bool = False, auth_token_block: str | None = None) -> DeliverySummary:
+    """Deliver ``chunk`` of job ``job_id`` (rates in requests/s, shared by ``limit_key``).
+
+    Ends Cancelled (with the counts on the board) when its run is cancelled.
+    """
+    board = ChunkBoard(redis_url, job_id)
+    config = delivery_config(webhook_url, job_id=job_id, table_type=table_type, rate_limit=rate_limit, burst=burst,
+                             concurrency=concurrency, redis_url=redis_url, limit_key=limit_key, payload=payload,
+                             auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
+    with watch_cancellation(flow_run.get_id()) as cancel:
+        summary = deliver_chunk(chunk, chunk_config(config, chunk, dead_letter_dir, concurrency), redis_url,
+                                cancel=cancel, progress=lambda _index, handled: board.set_handled(chunk.index, handled))
+    board.set_summary(chunk.index, summary)
+    if summary.cancelled:
+        return Cancelled(message=f"{chunk.label}: cancelled after {summary.delivered} rows delivered")
+    return summary

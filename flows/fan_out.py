@@ -1,0 +1,123 @@
+"""Fan-out: hand a job's chunks to runs of the ``deliver-chunk`` deployment on the work pool.
+
+The parent starts one child flow run per chunk with ``run_deployment``
+(``timeout=0``: it does not block on each) and watches them. The work
+pool's concurrency limit (``WORKER_COUNT``) caps how many run at once, on
+whichever workers poll the pool. Children share the Redis rate limiter,
+ledger and chunk store, and report progress and their final summary in a
+Redis hash (``csv-merger:job:<job_id>:chunks``, same TTL as chunks), which
+the parent reads, since a child's return value lives on its worker.
+
+Cancelling the parent cancels its unfinished children.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+from prefect.client.orchestration import get_client
+from prefect.states import Cancelling
+
+from csv_merger.errors import DeliveryError
+from csv_merger.settings import get_settings
+from tasks.artifacts import DeliveryProgress
+from tasks.chunking import ChunkRef
+from tasks.delivery import DeliveryConfig, DeliverySummary
+
+log = logging.getLogger("csv_merger.pipeline")
+
+DEPLOYMENT = "deliver-chunk/deliver-chunk"
+POLL_S = 1.0
+
+
+class ChunkBoard:
+    """Per-job Redis hash: ``<index>:handled`` (rows handled so far) and ``<index>:summary`` (JSON)."""
+
+    def __init__(self, redis_url: str, job_id: str):
+        import redis
+
+        self.client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=10)
+        self.key, self.ttl_s = f"csv-merger:job:{job_id}:chunks", get_settings().chunk_ttl_s
+
+    def _set(self, field: str, value: str | int) -> None:
+        pipe = self.client.pipeline()
+        pipe.hset(self.key, field, value)
+        pipe.expire(self.key, self.ttl_s)
+        pipe.execute()
+
+    def set_handled(self, index: int, handled: int) -> None:
+        self._set(f"{index}:handled", handled)
+
+    def set_summary(self, index: int, summary: DeliverySummary) -> None:
+        self._set(f"{index}:summary", summary.model_dump_json())
+
+    def handled(self) -> dict[int, int]:
+        return {int(k.split(b":")[0]): int(v) for k, v in self.client.hgetall(self.key).items() if k.endswith(b":handled")}
+
+    def summary(self, index: int) -> DeliverySummary | None:
+        raw = self.client.hget(self.key, f"{index}:summary")
+        return DeliverySummary.model_validate_json(raw) if raw else None
+
+
+def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead_letter_dir: Path,
+                     auth_token_block: str | None) -> dict:
+    """Parameters of one ``deliver-chunk`` run (no secret: the child reads the token itself)."""
+    return dict(chunk=ref.model_dump(), webhook_url=config.webhook_url, job_id=config.job_id,
+                dead_letter_dir=str(dead_letter_dir), table_type=config.table_type, rate_limit=config.rate,
+                burst=config.burst, concurrency=config.concurrency, redis_url=redis_url, limit_key=config.limit_key,
+                payload=config.payload, allow_private_targets=config.allow_private_targets,
+                auth_token_block=auth_token_block)
+
+
+def _cancel_children(client, runs: dict, pending: set[int]) -> None:
+    for index in pending:
+        try:
+            client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"), force=True)
+        except Exception as exc:  # an already-finished child cannot be cancelled
+            log.debug("could not cancel child %s: %s", index, exc)
+
+
+def deliver_fanned_out(refs: list[ChunkRef], config: DeliveryConfig, redis_url: str, out_dir: Path,
+                       cancel: threading.Event, progress: DeliveryProgress,
+                       auth_token_block: str | None) -> list[DeliverySummary]:
+    """Run every chunk as a child flow run of ``DEPLOYMENT``; return their summaries in chunk order.
+
+    Raises ``DeliveryError`` naming the chunk when a child ends Failed or
+    Crashed (its rows delivered so far stay in the ledger: run the job again
+    to resume). A child cancelled before it reported counts as cancelled
+    with zero rows.
+    """
+    from prefect.deployments import run_deployment
+
+    board = ChunkBoard(redis_url, config.job_id)
+    runs = {ref.index: run_deployment(DEPLOYMENT, parameters=child_parameters(ref, config, redis_url,
+                                                                              out_dir / "dead-letter", auth_token_block),
+                                      timeout=0, as_subflow=True, flow_run_name=f"{config.job_id}-chunk-{ref.index}")
+            for ref in refs}
+    log.info("job %s: %d chunk(s) handed to %s", config.job_id, len(runs), DEPLOYMENT)
+    pending, finals, cancelled_children = set(runs), {}, False
+    with get_client(sync_client=True) as client:
+        while pending:
+            if cancel.is_set() and not cancelled_children:
+                _cancel_children(client, runs, pending)
+                cancelled_children = True
+            for index in sorted(pending):
+                state = client.read_flow_run(runs[index].id).state
+                if state is not None and state.is_final():
+                    finals[index] = state
+                    pending.discard(index)
+            for index, handled in board.handled().items():
+                progress.set_chunk(index, handled)
+            if pending:
+                time.sleep(POLL_S)
+    parts = []
+    for ref in refs:
+        state, summary = finals[ref.index], board.summary(ref.index)
+        if state.is_failed() or state.is_crashed():
+            raise DeliveryError(f"{ref.label}: flow run {runs[ref.index].name} ended {state.name}: {state.message}")
+        parts.append(summary or DeliverySummary(job_id=config.job_id or "", limit_key=config.limit_key or "",
+                                                rows_total=ref.rows, cancelled=True))
+    return parts

@@ -1,0 +1,140 @@
+"""The main job as a Prefect flow: merge → chunk → deliver each chunk → summarise.
+
+Python API (embedded: no server needed, Prefect starts an ephemeral API)::
+
+    from flows.merge_and_deliver import merge_and_deliver
+    summary = merge_and_deliver(["exports/*.csv"], webhook_url="https://api.clay.com/v3/sources/webhook/…")
+    print(summary.delivery.delivered, summary.merged_csv)
+
+Without ``webhook_url`` it only merges. A run that leaves rows in the
+dead-letter file ends Failed and raises ``PipelineIncomplete``; a cancelled
+run ends Cancelled and raises ``PipelineCancelled``; both carry
+``.summary``. Pass ``return_state=True`` to get the Prefect state instead
+(``state.result(raise_on_failure=False)`` is the summary or that exception).
+"""
+
+from __future__ import annotations
+
+import math
+import shutil
+import time
+import uuid
+from pathlib import Path
+
+from prefect import flow, unmapped
+from prefect.runtime import flow_run
+from prefect.states import Cancelled, Failed
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from csv_merger.errors import ConfigError
+from csv_merger.settings import get_settings
+from flows.cancellation import watch_cancellation
+from flows.fan_out import deliver_fanned_out
+from flows.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
+from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
+from tasks.delivery import DeliveryConfig, DeliverySummary, default_job_id
+from tasks.safety import check_target
+from tasks.schema import TableType
+from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, resolve_redis_url
+
+
+def _finish(summary: PipelineSummary):
+    """Publish the summary artifact and turn the summary into the run's final state."""
+    publish_summary(summary)
+    if summary.state == "Cancelled":
+        return Cancelled(message=str(PipelineCancelled(summary)), data=PipelineCancelled(summary))
+    if summary.state == "Failed":
+        return Failed(message=str(PipelineIncomplete(summary)), data=PipelineIncomplete(summary))
+    return summary
+
+
+def _deliver_in_process(refs, config: DeliveryConfig, redis_url, out_dir: Path, cancel, progress) -> list[DeliverySummary]:
+    """Chunk tasks on this flow run's thread pool; ``config.concurrency`` requests in flight in total."""
+    parallel = max(1, min(len(refs), get_settings().chunk_concurrency))
+    per_chunk = max(1, math.ceil(config.concurrency / parallel))
+    configs = [chunk_config(config, ref, out_dir / "dead-letter", per_chunk) for ref in refs]
+    futures = deliver_chunk.map(refs, configs, unmapped(redis_url), cancel=unmapped(cancel),
+                                progress=unmapped(progress.set_chunk))
+    return futures.result()
+
+
+@flow(name="merge-and-deliver", task_runner=ThreadPoolTaskRunner(max_workers=get_settings().chunk_concurrency),
+      validate_parameters=True)
+def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_type: TableType = "people",
+                      rate_limit: float = 10.0, burst: int = 20, chunk_size: int = 500, payload: str = "flat",
+                      mapping: dict[str, str] | None = None, limit_key: str | None = None, job_id: str | None = None,
+                      concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
+                      allow_private_targets: bool = False, auth_token_block: str | None = None,
+                      fan_out: bool = False) -> PipelineSummary:
+    """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
+
+    Rates in requests/s (``rate_limit``, shared by every run with the same
+    ``limit_key``: default the webhook host), ``burst`` in requests,
+    ``chunk_size`` in rows, ``concurrency`` requests in flight. ``job_id``
+    default: derived from the merged rows, URL, payload and table type, so
+    running the same job again resumes it (rows already delivered are
+    skipped). ``output_dir`` default: ``<data_dir>/runs/<flow run id>``
+    (merged.csv, merge-report.json, dead-letter.csv, summary.json).
+    ``fan_out``: hand chunks to runs of the ``deliver-chunk`` deployment on
+    the work pool (needs Redis). ``auth_token_block``: name of a Secret block
+    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``).
+    """
+    settings = get_settings()
+    run_id = flow_run.get_id()
+    out_dir = Path(output_dir or settings.data_dir / "runs" / (run_id or uuid.uuid4().hex))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    redis = resolve_redis_url(redis_url)
+    if webhook_url:  # refuse a bad target or setup before the merge does any work
+        check_target(webhook_url, allow_private_targets)
+        if fan_out and not redis:
+            raise ConfigError("fan-out needs Redis (REDIS_URL or a RedisDatabase block): workers must share "
+                              "one rate limit, one ledger and the chunks")
+
+    merged = str(out_dir / "merged.csv")
+    report = merge(files, merged, table_type, mapping, allow_private_targets)
+    (out_dir / "merge-report.json").write_text(report.to_json(), encoding="utf-8")
+    job = job_id or "job-" + default_job_id(merged, webhook_url or "", payload, table_type)
+    publish_merge_report(report, job)
+    summary = PipelineSummary(job_id=job, merged_csv=merged, report=report, flow_run_id=run_id)
+    if not webhook_url:
+        return _finish(summary)
+
+    config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
+                             concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
+                             auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
+    refs = chunk(merged, job, chunk_size, redis)
+    progress = DeliveryProgress(job, report.rows_out)
+    started = time.monotonic()
+    finished = cancelled = False
+    try:
+        with watch_cancellation(run_id) as cancel:
+            if fan_out:
+                parts = deliver_fanned_out(refs, config, redis, out_dir, cancel, progress, auth_token_block)
+            else:
+                parts = _deliver_in_process(refs, config, redis, out_dir, cancel, progress)
+            cancelled = cancel.is_set() or any(p.cancelled for p in parts)
+            finished = True
+    finally:  # 100 % only when every row was handled and the run was not cancelled
+        progress.finish(complete=finished and not cancelled)
+
+    dead = concat_csv([p.dead_letter_path for p in parts], out_dir / "dead-letter.csv")
+    shutil.rmtree(out_dir / "dead-letter", ignore_errors=True)
+    delivery = combine_deliveries(parts, job_id=job, limit_key=config.limit_key, rows_total=report.rows_out,
+                                  elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
+    delivery.cancelled = cancelled
+    state = "Cancelled" if cancelled else "Failed" if delivery.failed else "Completed"
+    summary = summary.model_copy(update=dict(delivery=delivery, dead_letter_path=dead, state=state, chunks=len(refs)))
+    (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+    return _finish(summary)
+
+
+def summary_of(state) -> PipelineSummary:
+    """The ``PipelineSummary`` of a finished run's state (Completed, Failed with
+    dead letters, or Cancelled). Re-raises any other failure (bad input...)."""
+    result = state.result(raise_on_failure=False)
+    if isinstance(result, PipelineSummary):
+        return result
+    if isinstance(result, (PipelineIncomplete, PipelineCancelled)):
+        return result.summary
+    raise result if isinstance(result, BaseException) else RuntimeError(f"unexpected flow result {result!r}")
+

@@ -1,0 +1,105 @@
+"""The typed result of a pipeline run, and how chunk results add up to it.
+
+``PipelineSummary`` is what ``merge_and_deliver`` returns (and what the CLI
+and the web service print). A run that did not deliver everything does not
+return it as a success: it ends Failed (``PipelineIncomplete``, some rows
+dead-lettered) or Cancelled (``PipelineCancelled``), and the exception
+carries the summary with the counts as of the end.
+"""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Sequence
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from csv_merger.errors import CsvMergerError, DeliveryIncomplete
+from tasks.delivery import DeliverySummary
+from tasks.report import MergeReport
+
+
+class PipelineSummary(BaseModel):
+    """Result of one ``merge-and-deliver`` run.
+
+    ``state``: "Completed" (every row delivered, or merge only), "Failed"
+    (some rows dead-lettered) or "Cancelled". ``delivery`` is None in
+    merge-only mode (no webhook URL). ``chunks``: delivery chunks used.
+    """
+
+    job_id: str
+    merged_csv: str
+    report: MergeReport
+    delivery: DeliverySummary | None = None
+    dead_letter_path: str | None = None
+    state: str = "Completed"
+    chunks: int = 0
+    flow_run_id: str | None = None
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+    def one_line(self) -> str:
+        """Human summary, e.g. ``job-1a2b: 80 rows merged from 111; 80 delivered, 0 failed ...``."""
+        text = f"{self.job_id}: {self.report.rows_out} rows merged from {self.report.rows_in}"
+        if d := self.delivery:
+            text += (f"; {d.delivered} delivered, {d.failed} failed, {d.skipped_already_delivered} already delivered, "
+                     f"{d.http_429} x 429 in {d.elapsed_s:.1f} s")
+        return f"{text} [{self.state}]"
+
+
+class PipelineIncomplete(DeliveryIncomplete):
+    """Some rows ended in the dead-letter file. ``summary`` holds the counts. Exit code 3."""
+
+    def __init__(self, summary: PipelineSummary):
+        self.summary = summary
+        d = summary.delivery
+        super().__init__(f"{d.failed} of {d.rows_total} rows dead-lettered: {summary.dead_letter_path}")
+
+
+class PipelineCancelled(CsvMergerError):
+    """The run was cancelled (Prefect UI/CLI, Ctrl-C); ``summary`` has the counts as of the cancel. Exit code 130."""
+
+    exit_code = 130
+
+    def __init__(self, summary: PipelineSummary):
+        self.summary = summary
+        d = summary.delivery
+        done = f"{d.delivered} of {d.rows_total} rows delivered" if d else "nothing delivered"
+        super().__init__(f"job {summary.job_id} cancelled: {done}")
+
+
+def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_key: str, rows_total: int,
+                       elapsed_s: float, dead_letter_path: str | None) -> DeliverySummary:
+    """Add up chunk summaries into one job summary (``elapsed_s``: wall time of the whole delivery)."""
+    return DeliverySummary(
+        limit_key=limit_key, warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
+        delivered=sum(p.delivered for p in parts), failed=sum(p.failed for p in parts),
+        skipped_already_delivered=sum(p.skipped_already_delivered for p in parts),
+        http_429=sum(p.http_429 for p in parts), attempts=sum(p.attempts for p in parts),
+        elapsed_s=elapsed_s, rows_total=rows_total, cancelled=any(p.cancelled for p in parts),
+        dead_letter_path=dead_letter_path, job_id=job_id)
+
+
+def concat_csv(paths: Sequence[str | Path], out: str | Path) -> str | None:
+    """Write the rows of several CSV files (e.g. per-chunk dead-letter files) into ``out``.
+
+    The header is the union of the inputs' headers in first-seen order.
+    Missing or empty inputs are ignored; returns ``str(out)`` or None when
+    there was no row at all (then ``out`` is not created).
+    """
+    present = [Path(p) for p in paths if p and Path(p).is_file() and Path(p).stat().st_size]
+    header: dict[str, None] = {}
+    for p in present:
+        with open(p, newline="", encoding="utf-8") as fh:
+            header.update(dict.fromkeys(next(csv.reader(fh), [])))
+    if not present:
+        return None
+    with open(out, "w", newline="", encoding="utf-8") as dst:
+        writer = csv.DictWriter(dst, fieldnames=list(header))
+        writer.writeheader()
+        for p in present:
+            with open(p, newline="", encoding="utf-8") as fh:
+                writer.writerows(csv.DictReader(fh))
+    return str(out)

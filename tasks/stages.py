@@ -1,0 +1,155 @@
+"""The pipeline's Prefect tasks: merge, chunk, deliver one chunk.
+
+Thin wrappers over plain functions (``tasks.sources``, ``tasks.merging``,
+``tasks.chunking``, ``tasks.delivery``); the plain function of each task is
+reachable as ``task.fn``. Retries and tags are declared on the decorators.
+No task caches its result: each one has side effects (files, requests).
+
+Tags: every task carries ``csv-merger``; delivery tasks also carry
+``delivery``, so a Prefect tag concurrency limit
+(``prefect concurrency-limit create delivery 4``) can cap chunk tasks across
+all flow runs of a server.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import threading
+from collections.abc import Callable
+from pathlib import Path
+from urllib.parse import quote
+
+from prefect import get_run_logger, task
+from prefect.cache_policies import NO_CACHE
+
+from csv_merger.errors import DeliveryError, RedisUnavailableError
+from csv_merger.settings import get_settings
+from tasks.chunking import ChunkRef, ChunkStore, make_chunk_store, write_chunks
+from tasks.delivery import DeliveryConfig, DeliverySummary, deliver_rows, read_merged_csv
+from tasks.merging import merge_files
+from tasks.ratelimit import default_limit_key
+from tasks.report import MergeReport
+from tasks.sources import resolve_inputs
+
+TAGS = ["csv-merger"]
+
+
+def redis_url_from_block(block) -> str:
+    """A ``redis://`` (or ``rediss://``) URL from a prefect-redis ``RedisDatabase`` block's fields."""
+    user = quote(block.username.get_secret_value(), safe="") if block.username else ""
+    password = quote(block.password.get_secret_value(), safe="") if block.password else ""
+    auth = f"{user}:{password}@" if (user or password) else ""
+    return f"{'rediss' if block.ssl else 'redis'}://{auth}{block.host}:{block.port}/{block.db}"
+
+
+def resolve_redis_url(explicit: str | None) -> str | None:
+    """The Redis to use: ``explicit``, else ``REDIS_URL``, else the RedisDatabase block
+    named by ``CSV_MERGER_REDIS_BLOCK``, else None (in-process limiter, local files)."""
+    settings = get_settings()
+    if explicit or settings.redis_url:
+        return explicit or settings.redis_url
+    if settings.redis_block:
+        from prefect_redis import RedisDatabase
+
+        return redis_url_from_block(RedisDatabase.load(settings.redis_block))
+    return None
+
+
+def resolve_auth_token(auth_token_block: str | None) -> str | None:
+    """The webhook auth token: from the named Prefect Secret block (or ``CSV_MERGER_AUTH_BLOCK``),
+    else ``CLAY_WEBHOOK_AUTH``. Never logged."""
+    settings = get_settings()
+    name = auth_token_block or settings.auth_block
+    if name:
+        from prefect.blocks.system import Secret
+
+        return str(Secret.load(name).get())
+    return settings.clay_webhook_auth.get_secret_value() if settings.clay_webhook_auth else None
+
+
+def chunk_store(redis_url: str | None) -> ChunkStore:
+    """Redis chunk store when ``redis_url`` is set, else files under ``settings.data_dir``."""
+    settings = get_settings()
+    client = None
+    if redis_url:
+        import redis
+
+        client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=10)
+    return make_chunk_store(client, data_dir=settings.data_dir, ttl_s=settings.chunk_ttl_s)
+
+
+@task(name="merge", tags=TAGS, cache_policy=NO_CACHE)
+def merge(files: list[str], out_path: str, table_type: str = "people", mapping: dict[str, str] | None = None,
+          allow_private_targets: bool = False) -> MergeReport:
+    """Fetch ``files`` (paths, globs, URLs) and merge them into ``out_path``; returns the merge report."""
+    paths = resolve_inputs(files, Path(out_path).parent / "downloads", allow_private=allow_private_targets)
+    return merge_files(paths, out_path, table_type=table_type, mapping=mapping, progress=get_run_logger().info)
+
+
+@task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)
+def chunk(merged_csv: str, job_id: str, chunk_size: int, redis_url: str | None = None) -> list[ChunkRef]:
+    """Store the merged CSV's rows as chunks of ``chunk_size`` rows; returns their refs."""
+    refs = write_chunks(read_merged_csv(merged_csv), job_id, chunk_size, chunk_store(redis_url))
+    get_run_logger().info("job %s: %d rows in %d chunk(s) of up to %d", job_id, sum(r.rows for r in refs), len(refs), chunk_size)
+    return refs
+
+
+def _retry_transient(task, task_run, state) -> bool:
+    """Retry a chunk only when the target or Redis went away; bad settings fail at once."""
+    try:
+        state.result()
+    except (DeliveryError, RedisUnavailableError):
+        return True
+    except Exception:
+        return False
+    return False
+
+
+@task(name="deliver-chunk", tags=[*TAGS, "delivery"], cache_policy=NO_CACHE, retries=2,
+      retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient,
+      task_run_name="deliver-chunk-{ref.index}")
+def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None = None, *,
+                  cancel: threading.Event | None = None,
+                  progress: Callable[[int, int], None] | None = None) -> DeliverySummary:
+    """Deliver one chunk's rows through the shared limiter; rows in the job's ledger are skipped.
+
+    ``config.dead_letter_path`` should be per chunk (``chunk_config``); the
+    flow concatenates them. ``cancel``: stop sending when set (within ~0.1 s).
+    ``progress(chunk_index, rows_handled)`` is called about once a second.
+    Retried (twice, after 5 s then 30 s) only on ``DeliveryError`` or
+    ``RedisUnavailableError``; a retry resends only rows the ledger lacks.
+    """
+    if cancel is not None and cancel.is_set():  # cancelled before this chunk started: send nothing
+        return DeliverySummary(job_id=config.job_id or "", limit_key=config.limit_key or "", rows_total=ref.rows,
+                               cancelled=True)
+    rows = chunk_store(redis_url).get(ref)
+    report = None if progress is None else (
+        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped))
+    summary = asyncio.run(deliver_rows(rows, config, progress=report, cancel=cancel))
+    if progress is not None:
+        progress(ref.index, summary.delivered + summary.failed + summary.skipped_already_delivered)
+    get_run_logger().info("%s: %d delivered, %d failed, %d already delivered, %d x 429, %.1f s%s", ref.label, summary.delivered,
+             summary.failed, summary.skipped_already_delivered, summary.http_429, summary.elapsed_s,
+             " (cancelled)" if summary.cancelled else "")
+    return summary
+
+
+def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
+                    burst: int = 20, concurrency: int = 8, redis_url: str | None = None, limit_key: str | None = None,
+                    payload: str = "flat", auth_token_block: str | None = None,
+                    allow_private_targets: bool = False) -> DeliveryConfig:
+    """A ``DeliveryConfig`` from flow parameters; retry, payload and ceiling limits come from settings."""
+    settings = get_settings()
+    return DeliveryConfig(
+        webhook_url=webhook_url, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
+        redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
+        auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
+        retry_budget_s=settings.retry_budget_s, payload_limit_bytes=settings.payload_limit_bytes,
+        row_ceiling=settings.row_ceiling, allow_private_targets=allow_private_targets)
+
+
+def chunk_config(config: DeliveryConfig, ref: ChunkRef, dead_letter_dir: str | Path, concurrency: int) -> DeliveryConfig:
+    """``config`` for one chunk: its own dead-letter file and its share of the in-flight requests."""
+    return dataclasses.replace(config, concurrency=concurrency,
+                               dead_letter_path=str(Path(dead_letter_dir) / f"dead-letter-{ref.index:05d}.csv"))
