@@ -22,6 +22,10 @@
      (share >= 0.8) it is mapped to the phone field; otherwise it stays and a
      warning says it holds no address (e.g. only "N/A");
    - a phone column holding a few addresses (below the share) is reported;
+   - a LinkedIn column of the wrong kind (``linkedin.com/company/...`` URLs
+     under "LinkedIn" in a people list, ``/in/...`` profiles under "Company
+     LinkedIn") moves to the other LinkedIn field; people's profiles in a
+     company list are unmapped;
    - an ambiguous "Title"/"Position" header is a job title unless the file has
      a separate job-title column (then it is the courtesy title, as in
      Outlook), or its values are courtesy titles (Mr, Ms), or fewer than 30% of
@@ -56,9 +60,9 @@ SYNONYMS_PATH = Path(__file__).with_name("synonyms.yaml")
 IGNORE = "ignore"
 """Override target that drops a column on purpose (``how="ignored"``)."""
 
-EMAIL_SHARE = 0.8
-"""Share of sampled non-null cells that must be e-mail addresses (or phones)
-for a column's content to overrule its header."""
+CONTENT_SHARE = 0.8
+"""Share of sampled non-null cells that must be e-mail addresses, phones or
+LinkedIn URLs of the other kind for a column's content to overrule its header."""
 HONORIFIC_SHARE = 0.5
 JOB_TITLE_SHARE = 0.3
 
@@ -66,6 +70,7 @@ _MERGE_OWNED = "Source"  # filled by the merge with the input file names
 _EMAIL_FIELD = {"people": "Work Email", "company": "Company Email"}
 _PHONE_FIELD = {"people": "Phone Number", "company": "Company Phone"}
 _EMAIL_FIELDS = frozenset({"Work Email", "Personal Email", "Company Email"})
+_LINKEDIN_FIELDS = {"person": "LinkedIn Profile", "company": "Company LinkedIn"}
 _PHONE_FIELDS = frozenset(_PHONE_FIELD.values())
 
 
@@ -165,7 +170,8 @@ def _entries(data: dict, table_type: TableType) -> Iterable[_Known]:
 def _table(table_type: TableType) -> _Table:
     """The lookup table of ``table_type``; ConfigError if synonyms.yaml lists
     one normalised header for two different meanings."""
-    data = yaml.safe_load(SYNONYMS_PATH.read_text(encoding="utf-8"))
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+    data = yaml.load(SYNONYMS_PATH.read_text(encoding="utf-8"), Loader=loader)
     entries = list(_entries(data, table_type))
     keys: dict[str, _Known] = {}
     for entry in entries:
@@ -297,6 +303,7 @@ def _from_override(index: int, header: str, target: str, table_type: TableType,
 
 # --- content decisions ----------------------------------------------------
 
+_LINKEDIN_PATH = re.compile(r"linkedin\.com/(in|pub|company|school|showcase)/", re.IGNORECASE)
 _PHONE = re.compile(r"\+?[\d\s().\-/]+(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?", re.IGNORECASE)
 
 
@@ -355,12 +362,12 @@ def _check_email_column(m: ColumnMapping, cells: _Cells, table: _Table, table_ty
                         f"sampled rows, only null-like values such as N/A")
         return m
     statuses = cells.rows_where(lambda v: normalise_header(v) in table.email_statuses)
-    if cells.share(statuses) >= EMAIL_SHARE:
+    if cells.share(statuses) >= CONTENT_SHARE:
         warnings.append(f"{where} holds e-mail verification statuses, not addresses: left unmapped")
         return replace(m, field=None, how="unmapped",
                        note="holds e-mail verification statuses (verified, guessed...), not addresses")
     phones = cells.rows_where(_is_phone_cell)
-    if cells.share(phones) >= EMAIL_SHARE:
+    if cells.share(phones) >= CONTENT_SHARE:
         field = _PHONE_FIELD[table_type]
         warnings.append(f"{where} holds phone numbers, not e-mail addresses "
                         f"({len(phones)} of {len(cells.values)} sampled values): mapped to {field}")
@@ -375,7 +382,7 @@ def _check_other_column(m: ColumnMapping, cells: _Cells, table_type: TableType,
                         warnings: list[str]) -> ColumnMapping:
     where = f"column {m.index + 1} {m.header!r}"
     emails = cells.rows_where(_is_email_cell)
-    if emails and cells.share(emails) >= EMAIL_SHARE:
+    if emails and cells.share(emails) >= CONTENT_SHARE:
         field = _EMAIL_FIELD[table_type]
         was = f"its header says {m.field}" if m.field else "its header is not known"
         warnings.append(f"{where} holds e-mail addresses ({len(emails)} of {len(cells.values)} "
@@ -386,6 +393,30 @@ def _check_other_column(m: ColumnMapping, cells: _Cells, table_type: TableType,
         warnings.append(f"{where} holds an e-mail address instead of a phone number in "
                         f"sampled data row(s) {_rows_text(emails)}")
     return m
+
+
+def _linkedin_kind(value: str) -> str | None:
+    found = _LINKEDIN_PATH.search(value)
+    if found is None:
+        return None
+    return "person" if found.group(1).lower() in ("in", "pub") else "company"
+
+
+def _check_linkedin_column(m: ColumnMapping, cells: _Cells, table_type: TableType,
+                           warnings: list[str]) -> ColumnMapping:
+    kind = "company" if m.field == _LINKEDIN_FIELDS["person"] else "person"
+    other = cells.rows_where(lambda v: _linkedin_kind(v) == kind)
+    if not other or cells.share(other) < CONTENT_SHARE:
+        return m
+    what = "company pages" if kind == "company" else "people's profiles"
+    where = (f"column {m.index + 1} {m.header!r} holds LinkedIn {what} "
+             f"({len(other)} of {len(cells.values)} sampled values)")
+    if _LINKEDIN_FIELDS[kind] not in fields_for(table_type):
+        warnings.append(f"{where}: left unmapped in a {table_type} list")
+        return replace(m, field=None, how="unmapped", note=f"holds LinkedIn {what}")
+    warnings.append(f"{where}: mapped to {_LINKEDIN_FIELDS[kind]}")
+    return replace(m, field=_LINKEDIN_FIELDS[kind], how="content",
+                   note=f"column holds LinkedIn {what} although its header says {m.field}")
 
 
 def _check_title_column(m: ColumnMapping, cells: _Cells, table: _Table, has_job_title: bool,
@@ -426,6 +457,8 @@ def _apply_content(mappings: list[ColumnMapping], protected: set[int], sample: l
         elif m.index in ambiguous:
             m = _check_title_column(m, cells, table, has_job_title, warnings)
         else:
+            if m.field in _LINKEDIN_FIELDS.values():
+                m = _check_linkedin_column(m, cells, table_type, warnings)
             m = _check_other_column(m, cells, table_type, warnings)
         result.append(m)
     return result

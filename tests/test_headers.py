@@ -643,3 +643,21 @@ def test_map_headers_never_raises(headers, sample, table_type):
     assert [m.header for m in mappings] == headers
     assert all(m.how in {"synonym", "fuzzy", "content", "unmapped"} for m in mappings)
     assert all(isinstance(w, str) for w in warnings)
+
+
+def test_linkedin_column_of_the_other_kind_moves():
+    sample = [["https://www.linkedin.com/company/acme", "https://linkedin.com/in/ann-lee"],
+              ["linkedin.com/company/beta-io/", "https://www.linkedin.com/in/bob"]]
+    mappings, warnings = map_headers(["LinkedIn", "Company LinkedIn"], "people", sample=sample)
+    assert [(m.field, m.how) for m in mappings] == [("Company LinkedIn", "content"),
+                                                    ("LinkedIn Profile", "content")]
+    assert len(warnings) == 2 and "column 1 'LinkedIn' holds LinkedIn company pages" in warnings[0]
+    company, warnings = map_headers(["LinkedIn", "Company LinkedIn"], "company", sample=sample)
+    assert [(m.field, m.how) for m in company] == [("Company LinkedIn", "synonym"), (None, "unmapped")]
+    assert "left unmapped in a company list" in warnings[0]
+
+
+def test_linkedin_column_of_the_right_kind_stays():
+    sample = [["https://www.linkedin.com/in/johndoe"], ["N/A"]]
+    (m,), warnings = map_headers(["linkedin_url"], "people", sample=sample)
+    assert (m.field, m.how, warnings) == ("LinkedIn Profile", "synonym", [])
