@@ -3,7 +3,8 @@
 ``map_headers`` decides once per file, column by column, in this order:
 
 1. ``override``/``ignored``: the user's mapping (``--mapping``), matched on the
-   exact header first, then on the normalised header.
+   exact header first, then on the normalised header; "ignore" drops the
+   column, "keep" keeps it under its own header, a field name maps it.
 2. ``synonym``: the normalised header equals a normalised synonym of
    ``tasks/synonyms.yaml`` (whole names, never substrings: "age" does not match
    "Homepage"). A column number is dropped when only the unnumbered form is
@@ -59,12 +60,17 @@ SYNONYMS_PATH = Path(__file__).with_name("synonyms.yaml")
 
 IGNORE = "ignore"
 """Override target that drops a column on purpose (``how="ignored"``)."""
+KEEP = "keep"
+"""Override target that keeps a column under its own header even when it would
+map automatically (``field`` None, ``how="override"``)."""
 
 CONTENT_SHARE = 0.8
 """Share of sampled non-null cells that must be e-mail addresses, phones or
 LinkedIn URLs of the other kind for a column's content to overrule its header."""
 HONORIFIC_SHARE = 0.5
+"""Share of courtesy titles (Mr, Ms) that makes a "Title" column not a job title."""
 JOB_TITLE_SHARE = 0.3
+"""Share of values with a job-title word below which a "Title" column is unmapped."""
 
 _MERGE_OWNED = "Source"  # filled by the merge with the input file names
 _EMAIL_FIELD = {"people": "Work Email", "company": "Company Email"}
@@ -261,7 +267,7 @@ def _from_header(index: int, header: str, table: _Table) -> tuple[ColumnMapping,
 # --- overrides ------------------------------------------------------------
 
 _ALL_FIELDS = tuple(dict.fromkeys(f for f in PEOPLE_FIELDS + COMPANY_FIELDS if f != _MERGE_OWNED))
-_TARGETS = {normalise_header(f): f for f in _ALL_FIELDS} | {IGNORE: IGNORE}
+_TARGETS = {normalise_header(f): f for f in _ALL_FIELDS} | {IGNORE: IGNORE, KEEP: KEEP}
 
 
 def _canonical_target(source: str, target: object) -> str:
@@ -276,7 +282,7 @@ def _canonical_target(source: str, target: object) -> str:
     if key not in _TARGETS:
         valid = ", ".join(_ALL_FIELDS)
         raise ConfigError(f"mapping entry {source!r}: {target!r} is not a canonical field "
-                          f"(valid: {valid}; or {IGNORE!r})")
+                          f"(valid: {valid}; or {IGNORE!r} or {KEEP!r})")
     return _TARGETS[key]
 
 
@@ -293,6 +299,8 @@ def _from_override(index: int, header: str, target: str, table_type: TableType,
                    warnings: list[str]) -> ColumnMapping:
     if target == IGNORE:
         return ColumnMapping(index, header, None, "ignored", "ignored by the mapping")
+    if target == KEEP:
+        return ColumnMapping(index, header, None, "override", "kept under its own header by the mapping")
     if target not in fields_for(table_type):
         warnings.append(f"column {index + 1} {header!r}: mapping target {target!r} is not a "
                         f"{table_type} field; the column is kept under its own header")
@@ -472,7 +480,7 @@ def map_headers(headers: list[str], table_type: TableType, *,
                 sample: list[list[str]] | None = None) -> tuple[list[ColumnMapping], list[str]]:
     """Map each header of one file to a canonical field of ``table_type``.
 
-    ``overrides``: {source header: canonical field | "ignore"} (see
+    ``overrides``: {source header: canonical field | "ignore" | "keep"} (see
     ``load_mapping_file``). ``sample``: the first rows' cells (as
     ``CsvSource.sample()`` gives them) for the content rules of the module
     docstring; without it only headers decide (a "Title" beside a "Job Title"
@@ -511,7 +519,8 @@ def map_headers(headers: list[str], table_type: TableType, *,
 
 def load_mapping_file(path: str | Path) -> dict[str, str]:
     """Read a mapping file: YAML (``.yaml``/``.yml``, or any other name) or
-    JSON (``.json``), one object {source header: canonical field | "ignore"}.
+    JSON (``.json``), one object {source header: canonical field | "ignore" |
+    "keep"}: "ignore" drops the column, "keep" keeps it under its own header.
 
     Targets are matched like headers ("work email" is "Work Email") and
     returned in canonical spelling. Raises ConfigError naming the file and the

@@ -563,6 +563,14 @@ def test_overrides_exact_then_normalised_and_ignore():
     assert warnings == ["mapping entry 'Missing Column' names no column of this file"]
 
 
+def test_keep_override_keeps_a_column_that_would_map():
+    sample = [["a@x.com", "b@y.com"]]
+    mappings, warnings = map_headers(["Email", "PHONE1"], "people", sample=sample,
+                                     overrides={"email": "keep", "PHONE1": "Keep"})
+    assert [(m.field, m.how) for m in mappings] == [(None, "override"), (None, "override")]
+    assert "kept under its own header" in mappings[0].note and warnings == []
+
+
 def test_exact_override_beats_normalised_one():
     overrides = {"e-mail": "Personal Email", "E-Mail": "Work Email"}
     mappings, _ = map_headers(["E-Mail", "e-mail"], "people", overrides=overrides)
@@ -601,7 +609,8 @@ def test_load_mapping_file_names_the_file_and_the_bad_entry(tmp_path):
         load_mapping_file(path)
     message = str(info.value)
     assert str(path) in message and "'Phone'" in message and "'Telephone'" in message
-    assert all(name in message for name in ("Work Email", "Company Phone", "Year Founded", "'ignore'"))
+    assert all(name in message for name in ("Work Email", "Company Phone", "Year Founded", "'ignore'",
+                                            "'keep'"))
     assert info.value.exit_code == 2
 
 
