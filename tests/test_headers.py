@@ -1,14 +1,12 @@
 """Header mapping (tasks/headers.py, tasks/synonyms.yaml).
 
-Real export headers of each tool, every corpus file's header with
-hand-checked expectations, the traps of the old system, the content rules,
+Real export headers of each tool, every corpus file's header (read by
+tasks.reading.open_csv, as the merge reads it) with hand-checked expectations, the traps of the old system, the content rules,
 overrides and mapping files, and hypothesis properties of the normaliser.
 """
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import re
 import string
@@ -20,6 +18,7 @@ from hypothesis import strategies as st
 
 from csv_merger.errors import ConfigError
 from tasks.headers import ColumnMapping, load_mapping_file, map_headers, normalise_header, synonym_counts
+from tasks.reading import open_csv
 from tasks.schema import COMPANY_FIELDS, PEOPLE_FIELDS, fields_for
 
 
@@ -219,25 +218,10 @@ def test_real_export_headers(tool, table_type):
 
 # --- every corpus file -------------------------------------------------------
 
-_DELIMITERS = {"csvkit_dummy.tsv": "\t", "prestashop_customers_import.csv": ";",
-               "csvtojson_dataDiffDelimiter.csv": ";", "shopware5_NewsletterRecipientImport.csv": ";"}
-
-
-def read_head(path: Path, rows: int = 200) -> tuple[list[str], list[list[str]]]:
-    """Header and first rows, parsed with the csv module (the reader is
-    tested on its own; here only the header mapping is under test)."""
-    raw = path.read_bytes()
-    if raw.startswith((b"\xff\xfe", b"\xfe\xff")):
-        text = raw.decode("utf-16")
-    else:
-        try:
-            text = raw.decode("utf-8-sig")
-        except UnicodeDecodeError:
-            text = raw.decode("cp1252")
-    records = csv.reader(io.StringIO(text.replace("\x00", ""), newline=""),
-                         delimiter=_DELIMITERS.get(path.name, ","))
-    body = [r for r in records if any(c.strip() for c in r) and not r[0].startswith("#")]
-    return body[0], body[1:rows + 1]
+def read_head(path: Path) -> tuple[list[str], list[list[str]]]:
+    """Header and sampled rows as the merge gets them from the reader."""
+    source = open_csv(path)
+    return source.header, source.sample()
 
 
 def map_file(path: Path, table_type: str = "people"):
@@ -333,7 +317,7 @@ CORPUS = {
         **_FIRST_LAST, "Display Name": "Full Name", "Primary Email": "Work Email",
         "Secondary Email": "Work Email", "Work Phone": "Phone Number", "Mobile Number": "Phone Number",
         "Fax Number": None, "Job Title": "Job Title", "Organization": "Company Name",
-        "Web Page 1": "Company Domain", "Web Page 2": None, "": None}),
+        "Web Page 1": "Company Domain", "Web Page 2": None}),
     "shopware5_NewsletterRecipientImport.csv": ("people", {
         "email": "Work Email", "group": None, "salutation": None, "firstname": "First Name",
         "lastname": "Last Name", "street": None, "zipcode": None, "city": "Person Location",
