@@ -229,7 +229,9 @@ def _within_typo_budget(query: str, candidate: str) -> bool:
     return distance <= (1 if len(query) < 12 else 2)
 
 
-def _fuzzy(index: int, header: str, key: str, table: _Table) -> tuple[ColumnMapping, bool] | None:
+def _fuzzy(key: str, table: _Table) -> _Known | None:
+    """The listed header ``key`` is a typo of, if exactly one meaning is
+    closest; a ``_Known`` with field None when the closest headers disagree."""
     query = _unnumbered(key) or key
     if len(query) < 5:
         return None
@@ -242,26 +244,26 @@ def _fuzzy(index: int, header: str, key: str, table: _Table) -> tuple[ColumnMapp
     entries = {table.keys[cand].field: table.keys[cand] for dist, cand in close if dist == best}
     if len(entries) > 1:
         names = ", ".join(sorted(repr(e.header) for e in entries.values()))
-        return ColumnMapping(index, header, None, "unmapped",
-                             f"close to known headers of different meaning ({names})"), True
-    (entry,) = entries.values()
-    if entry.field is None:
-        return ColumnMapping(index, header, None, "unmapped",
-                             f"close to {entry.header!r}: {entry.reason}"), True
-    return ColumnMapping(index, header, entry.field, "fuzzy",
-                         f"taken as a typo of {entry.header!r}"), False
+        return _Known(key, None, f"close to known headers of different meaning ({names})")
+    return next(iter(entries.values()))
 
 
-def _from_header(index: int, header: str, table: _Table) -> tuple[ColumnMapping, bool]:
-    """Mapping by header alone; the flag says the header is a known non-field
-    (its content must not remap it)."""
+def _from_header(index: int, header: str, table: _Table) -> tuple[ColumnMapping, _Known | None]:
+    """Mapping by header alone, and the table entry it came from (None when
+    nothing is close)."""
     key = normalise_header(header)
     entry = table.keys.get(key) or table.keys.get(_unnumbered(key))
     if entry is not None:
         if entry.field is None:
-            return ColumnMapping(index, header, None, "unmapped", entry.reason), True
-        return ColumnMapping(index, header, entry.field, "synonym"), False
-    return _fuzzy(index, header, key, table) or (ColumnMapping(index, header, None, "unmapped"), False)
+            return ColumnMapping(index, header, None, "unmapped", entry.reason), entry
+        return ColumnMapping(index, header, entry.field, "synonym"), entry
+    entry = _fuzzy(key, table)
+    if entry is None:
+        return ColumnMapping(index, header, None, "unmapped"), None
+    if entry.field is None:
+        note = entry.reason if entry.header == key else f"close to {entry.header!r}: {entry.reason}"
+        return ColumnMapping(index, header, None, "unmapped", note), entry
+    return ColumnMapping(index, header, entry.field, "fuzzy", f"taken as a typo of {entry.header!r}"), entry
 
 
 # --- overrides ------------------------------------------------------------
@@ -449,12 +451,15 @@ def _check_title_column(m: ColumnMapping, cells: _Cells, table: _Table, has_job_
     return m
 
 
-def _apply_content(mappings: list[ColumnMapping], protected: set[int], sample: list[list[str]],
+def _apply_content(mappings: list[ColumnMapping], matched: dict[int, _Known], sample: list[list[str]],
                    table_type: TableType, warnings: list[str]) -> list[ColumnMapping]:
+    """The content rules of the module docstring; ``matched``: the table entry
+    behind each header-decided column."""
     table = _table(table_type)
     columns = _columns(sample, len(mappings))
-    ambiguous = {m.index for m in mappings if m.field == "Job Title" and m.how == "synonym"
-                 and normalise_header(m.header) in table.ambiguous_titles}
+    protected = {i for i, entry in matched.items() if entry.field is None}
+    ambiguous = {i for i, entry in matched.items() if entry.field == "Job Title"
+                 and normalise_header(entry.header) in table.ambiguous_titles}
     has_job_title = any(m.field == "Job Title" and m.index not in ambiguous for m in mappings)
     result = []
     for m, cells in zip(mappings, columns):
@@ -500,18 +505,18 @@ def map_headers(headers: list[str], table_type: TableType, *,
     warnings: list[str] = []
     used: set[str] = set()
     mappings: list[ColumnMapping] = []
-    protected: set[int] = set()
+    matched: dict[int, _Known] = {}
     for index, header in enumerate(headers):
         source = header if header in checked else by_key.get(normalise_header(header))
         if source is not None:
             used.add(source)
             mappings.append(_from_override(index, header, checked[source], table_type, warnings))
             continue
-        mapping, known_other = _from_header(index, header, table)
-        if known_other:
-            protected.add(index)
+        mapping, entry = _from_header(index, header, table)
+        if entry is not None:
+            matched[index] = entry
         mappings.append(mapping)
-    mappings = _apply_content(mappings, protected, sample or [], table_type, warnings)
+    mappings = _apply_content(mappings, matched, sample or [], table_type, warnings)
     warnings.extend(f"mapping entry {source!r} names no column of this file"
                     for source in checked if source not in used)
     return mappings, warnings

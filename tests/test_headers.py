@@ -530,6 +530,8 @@ def test_courtesy_title_is_not_a_job_title():
     assert [m.field for m in mappings] == [None, "Job Title"]
     (m,), _ = map_headers(["Title"], "people")  # Apollo/Salesforce layout
     assert m.field == "Job Title"
+    (m,), _ = map_headers(["Titel"], "people", sample=[["Mr"], ["Mrs"]])  # a typo is checked too
+    assert (m.field, m.how) == (None, "unmapped")
 
 
 # --- overrides and mapping files --------------------------------------------
