@@ -49,6 +49,7 @@ import io
 import re
 from collections import Counter
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from itertools import islice
 from pathlib import Path
@@ -72,9 +73,13 @@ SNIFF_RECORDS = 100
 MAX_PREAMBLE = 20
 """Records before the header that may be skipped as preamble."""
 
-BINARY_SHARE = 0.3
-"""Share of control bytes (first block) or NULs (whole file) above which a
-file is rejected as binary; fewer NULs are removed with a warning."""
+NUL_SHARE = 0.3
+"""Share of NULs (first block or whole file) above which a file is rejected
+as binary; fewer NULs are removed with a warning."""
+
+CONTROL_SHARE = 0.05
+"""Share of other control bytes (not TAB, LF, VT, FF, CR, SUB) in the first
+block above which a file is rejected as binary; text has next to none."""
 
 MIXED_FALLBACK = "csv_merger.cp1252_fallback"
 """Codec error handler: reads each byte that is not valid UTF-8 as cp1252."""
@@ -155,15 +160,12 @@ class CsvSource:
             return
         n = len(self.header)
         base = self.header_line - 1
+        prev = start = 0
+        row: list[str] = []
         try:
-            with open(self.path, encoding=self.encoding, errors=self.decode_errors, newline="") as f:
-                lines: Iterator[str] = iter(f)
-                if self.remove_nul:
-                    lines = (line.replace("\0", "") for line in lines)
-                for _ in range(base):
-                    next(lines)
+            with self._open() as lines:
                 reader = csv.reader(lines, **_dialect(self.delimiter, self.escape))
-                next(reader)  # the header
+                next(reader, None)  # the header
                 prev = reader.line_num
                 for row in reader:
                     start = base + prev + 1
@@ -172,11 +174,40 @@ class CsvSource:
                         yield RawRow(start, row, [])
                     elif any(row) and (len(row) > 1 or row[0].strip()):
                         yield _fit(row, n, start, base + prev, bad_rows)
+            if base + prev > start and any(cell.endswith(("\n", "\r")) for cell in row):
+                self._check_last_quote(start, base + prev, bad_rows)
         except csv.Error as exc:
             raise InputError(self.path, f"unreadable CSV ({exc}): is a quote never closed?",
                              line=base + prev + 1) from None
         except (OSError, UnicodeDecodeError) as exc:
             raise InputError(self.path, f"cannot read the file any more: {exc}") from None
+
+    @contextmanager
+    def _open(self, skip: int | None = None) -> Iterator[Iterator[str]]:
+        """The file's physical lines from line ``skip + 1`` (default: the
+        header), NULs removed when needed."""
+        with open(self.path, encoding=self.encoding, errors=self.decode_errors, newline="") as f:
+            lines: Iterator[str] = iter(f)
+            if self.remove_nul:
+                lines = (line.replace("\0", "") for line in lines)
+            yield islice(lines, self.header_line - 1 if skip is None else skip, None)
+
+    def _check_last_quote(self, start: int, end: int, bad_rows: list[BadRow]) -> None:
+        """The last record spans lines and ends with a line break: if a
+        quote opened in it is never closed (the rest of the file was read
+        into one field), say so in its bad-row entry."""
+        with self._open(skip=start - 1) as lines:
+            try:
+                for _ in csv.reader(lines, **_dialect(self.delimiter, self.escape, strict=True)):
+                    pass
+                return
+            except csv.Error as exc:
+                if "unexpected end of data" not in str(exc):
+                    return
+        reason = f"a quote is never closed: lines {start}-{end} (end of file) were read as one record"
+        if bad_rows and bad_rows[-1].line == start:
+            reason = f"{bad_rows.pop().reason}; {reason}"
+        bad_rows.append(BadRow(start, reason))
 
 
 def _fit(row: list[str], n: int, start: int, end: int, bad_rows: list[BadRow]) -> RawRow:
@@ -218,7 +249,7 @@ _MAGIC: tuple[tuple[bytes, str, str], ...] = (
     (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
     (b"\x7fELF", "an executable", "upload a CSV file"),
 )
-_CONTROL_BYTES = bytes(b for b in range(32) if b not in b"\t\n\r\x0b\x0c\x1a")
+_CONTROL_BYTES = bytes(b for b in range(1, 32) if b not in b"\t\n\r\x0b\x0c\x1a")
 
 
 def _reject_binary(path: str, head: bytes) -> None:
@@ -245,7 +276,8 @@ def _reject_binary(path: str, head: bytes) -> None:
             reject("an Excel 2003 XML spreadsheet", _EXCEL)
         reject("an XML document", "export the data as CSV")
     control = len(head) - len(head.translate(None, _CONTROL_BYTES))
-    if control > BINARY_SHARE * len(head):
+    if control > CONTROL_SHARE * len(head) or head.count(0) > NUL_SHARE * len(head):
+        control += head.count(0)
         reject(f"a binary file ({100 * control // len(head)}% control bytes in the first block)",
                "upload a CSV text file")
 
@@ -387,7 +419,7 @@ def _detect_encoding(path: str, head: bytes) -> tuple[str, str, int, list[str]]:
         scan = _scan(path, encoding)
     except UnicodeDecodeError as exc:
         raise InputError(path, f"not valid {encoding.upper()} text ({exc.reason})") from None
-    if scan.nul > BINARY_SHARE * scan.chars:
+    if scan.nul > NUL_SHARE * scan.chars:
         raise InputError(path, f"{scan.nul} of {scan.chars} characters are NUL bytes: "
                                "looks like a binary or damaged file, not CSV")
     if not scan.invalid:
@@ -477,9 +509,9 @@ def _split_preamble(records: list[tuple[int, list[str]]]) -> int:
 
 def _choose(text: str, complete: bool, delimiters: tuple[str, ...], escape: bool):
     """Best (delimiter, records, header index) among ``delimiters``, or
-    None when ``text`` holds no record.
-    A header of one field loses to any wider one; then the share of rows
-    with the header's field count decides, then the header's width."""
+    None when ``text`` holds no record. A header of one field loses to any
+    wider one; then the share of rows with the header's field count decides,
+    then fewer preamble records, then the header's width."""
     best = None
     for delimiter in delimiters:
         records = _parse(text, delimiter, escape, complete)
@@ -488,12 +520,12 @@ def _choose(text: str, complete: bool, delimiters: tuple[str, ...], escape: bool
         start = _split_preamble(records)
         header, rest = records[start][1], records[start + 1:start + SNIFF_RECORDS]
         fits = sum(len(row) == len(header) for _, row in rest) / len(rest) if rest else 1.0
-        score = (len(header) > 1, fits, len(header))
+        score = (len(header) > 1, fits, -start, len(header))
         if best is None or score > best[0]:
             best = (score, delimiter, records, start)
     if best is None:
         return None
-    (wide, _, _), delimiter, records, start = best
+    (wide, *_), delimiter, records, start = best
     return (delimiter if wide else delimiters[0]), records, start
 
 
