@@ -354,20 +354,21 @@ def _decode(decoder: codecs.IncrementalDecoder, block: bytes, scan: _Scan, offse
 
 def _non_ascii_lines(path: str, limit: int = 1 << 16) -> bytes:
     """The whole file if it is at most ``limit`` bytes, else up to ``limit``
-    bytes of its lines holding non-ASCII bytes: the only part that tells
-    single-byte code pages apart."""
+    bytes of its lines holding non-ASCII bytes (read block by block): the
+    only part that tells single-byte code pages apart."""
     picked: list[bytes] = []
     size = 0
     with open(path, "rb") as f:
         if len(whole := f.read(limit + 1)) <= limit:
             return whole
         f.seek(0)
-        for line in f:
-            if not line.isascii():
-                picked.append(line)
-                size += len(line)
-                if size >= limit:
-                    break
+        while size < limit and (block := f.read(BLOCK_BYTES)):
+            if block.isascii():
+                continue
+            for line in block.split(b"\n"):
+                if not line.isascii():
+                    picked.append(line[:limit] + b"\n")
+                    size += len(picked[-1])
     return b"".join(picked)
 
 
@@ -567,11 +568,13 @@ def _clean_name(cell: str) -> str:
 def clean_header(raw: list[str]) -> list[str]:
     """Header names as written, minus BOM, control characters and
     surrounding whitespace; trailing empty names dropped, an empty name in
-    the middle named ``Column N`` (N = 1-based position)."""
+    the middle (or every name, when all are empty) named ``Column N``
+    (N = 1-based position)."""
     names = [_clean_name(cell) for cell in raw]
-    while names and not names[-1]:
-        names.pop()
-    return [name or f"Column {i}" for i, name in enumerate(names, 1)]
+    width = len(names)
+    while width and not names[width - 1]:
+        width -= 1
+    return [name or f"Column {i}" for i, name in enumerate(names[:width or len(names)], 1)]
 
 
 def _header_warnings(raw: list[str], header: list[str]) -> list[str]:
@@ -586,7 +589,7 @@ def _header_warnings(raw: list[str], header: list[str]) -> list[str]:
                         "so its values are column names, not a record")
     renamed = [header[i] for i, name in enumerate(written) if not name]
     if renamed:
-        warnings.append(f"empty header name(s) in the middle named {', '.join(renamed)}")
+        warnings.append(f"empty header name(s) named {', '.join(renamed)}")
     repeated = {name: k for name, k in Counter(header).items() if k > 1}
     if repeated:
         listed = ", ".join(f"{name!r} x{k}" for name, k in repeated.items())
@@ -624,6 +627,8 @@ def open_csv(path: str | Path) -> CsvSource:
         raise InputError(name, "file not found")
     if p.is_dir():
         raise InputError(name, "is a directory, not a CSV file")
+    if not p.is_file():
+        raise InputError(name, "not a regular file (a pipe or device?)")
     try:
         with open(p, "rb") as f:
             head = f.read(BLOCK_BYTES)

@@ -10,6 +10,7 @@ from __future__ import annotations
 import codecs
 import csv
 import io
+import os
 import re
 
 import pytest
@@ -394,6 +395,11 @@ def test_empty_header_name_in_the_middle_gets_a_stable_name(tmp_path):
     assert any("Column 2" in w for w in source.warnings)
 
 
+def test_header_of_blank_names_keeps_every_column(tmp_path):
+    source, rows = read(write(tmp_path, b" , \n1,2\n"))
+    assert (source.header, rows) == (["Column 1", "Column 2"], [["1", "2"]])
+
+
 def test_header_cells_are_cleaned_but_otherwise_kept(tmp_path):
     data = codecs.BOM_UTF8 + b'"  First\tName ","Email *",\xef\xbb\xbfPhone (mobile)\n1,2,3\n'
     source = open_csv(write(tmp_path, data))
@@ -458,11 +464,14 @@ def test_mostly_nul_after_a_clean_first_block_is_an_input_error(tmp_path):
         open_csv(write(tmp_path, data))
 
 
-def test_missing_file_and_directory_are_input_errors(tmp_path):
+def test_missing_file_directory_and_pipe_are_input_errors(tmp_path):
     with pytest.raises(InputError, match="file not found"):
         open_csv(tmp_path / "nope.csv")
     with pytest.raises(InputError, match="directory"):
         open_csv(tmp_path)
+    os.mkfifo(tmp_path / "pipe.csv")
+    with pytest.raises(InputError, match="not a regular file"):
+        open_csv(tmp_path / "pipe.csv")
 
 
 @pytest.mark.parametrize("data", [b"", b"\n\n  \r\n", codecs.BOM_UTF8])
