@@ -7,8 +7,9 @@ and the cleaning ones are idempotent. The rules (also in README, "merge"):
 - Null-like tokens (``NULL_TOKENS``, case-insensitive) count as empty only in
   e-mail, phone, domain and LinkedIn fields; anywhere else text is kept.
 - E-mails: trimmed, lower-cased, split on ``, ; : |`` and whitespace, with
-  ``Name <a@x.com>`` reduced to the address (the display name is dropped:
-  names have their own columns) and ``mailto:`` removed; syntax-checked;
+  ``Name <a@x.com>`` reduced to the address (in a cell written that way,
+  words without ``@`` are display names and are dropped: names have their
+  own columns) and ``mailto:`` removed; syntax-checked;
   classified personal (``tasks/personal_email_domains.yaml``) or work.
 - Domains: scheme, user info, ``www.``, path, query, fragment and port
   removed, lower-cased. A value that is not a host name after that (spaces,
@@ -68,15 +69,16 @@ def split_emails(cell: str) -> tuple[list[str], list[str]]:
     low = text.lower()
     if EMAIL_RE.fullmatch(low):
         return [low], []
-    if "<" in text:
-        inside = _ANGLE.findall(text)
-        if inside:  # "Name <a@x.com>, Other <b@y.com>": display names dropped
-            text = " ".join(inside)
+    angle = "<" in text and _ANGLE.search(text) is not None
+    if angle:  # "Name <a@x.com>, b@y.com": words outside <...> without "@" are display names
+        text = " ".join(_ANGLE.findall(text)) + " " + _ANGLE.sub(" ", text)
     valid: list[str] = []
     invalid: list[str] = []
     for token in _EMAIL_SEPARATORS.split(text):
         token = token.strip(_TOKEN_TRIM)
         if not token or token.lower() in NULL_TOKENS or token.lower() == "mailto":
+            continue
+        if angle and "@" not in token:
             continue
         address = token.lower()
         if EMAIL_RE.fullmatch(address):
@@ -167,6 +169,9 @@ _LINKEDIN_RE = re.compile(
 )
 
 
+_CLEAN_LINKEDIN = "https://www.linkedin.com/"
+
+
 def _linkedin_path(value: str) -> str | None:
     m = _LINKEDIN_RE.fullmatch(value.strip())
     if m is None:
@@ -186,16 +191,21 @@ def clean_linkedin(value: str) -> str:
     if not text or text.lower() in NULL_TOKENS:
         return ""
     path = _linkedin_path(text)
-    return text if path is None else "https://www.linkedin.com" + path
+    return text if path is None else _CLEAN_LINKEDIN[:-1] + path
 
 
 def linkedin_key(value: str) -> str | None:
     """Comparison key ``linkedin.com/<path>`` (percent-decoded, lower-case), or
     None when ``value`` is not a linkedin.com URL with a path."""
-    path = _linkedin_path(value)
-    if path is None:
+    if value.startswith(_CLEAN_LINKEDIN) and "?" not in value and "#" not in value:
+        path = value[len(_CLEAN_LINKEDIN) - 1:].rstrip("/")  # fast path: clean_linkedin's output form
+    else:
+        path = _linkedin_path(value)
+    if not path:
         return None
-    return "linkedin.com" + unquote(path).lower().rstrip("/")
+    if "%" in path:
+        path = unquote(path)
+    return "linkedin.com" + path.lower().rstrip("/")
 
 
 # --- names ----------------------------------------------------------------
@@ -244,15 +254,18 @@ def phone_key(value: str) -> str:
 
 # --- output safety ----------------------------------------------------------
 
-FORMULA_PREFIXES = ("=", "+", "-", "@")
-_NUMERIC_LIKE = re.compile(r"[+\-]?[\d\s().\-/+x]*")
+_NUMBER_CHARS = r"[\d ().\-/+x]"
+_NUMERIC_LIKE = re.compile(rf"[+\-]{_NUMBER_CHARS}*")
+FORMULA_CELL = re.compile(rf"[\x1e\x1f](?:[=@]|[+\-](?!{_NUMBER_CHARS}*(?:[\x1e\x1f]|\Z)))")
+"""Finds, in cells each preceded by ``\x1f`` or ``\x1e``, a cell that
+``neutralise_formula`` changes."""
 
 
 def neutralise_formula(cell: str) -> str:
     """Prefix ``'`` to a cell that a spreadsheet would run as a formula.
 
     Cells starting with ``= + - @`` (OWASP "CSV injection") get the prefix,
-    except number-like text (digits, spaces, ``( ) . - / + x``, such as
+    except number-like text (``+``/``-`` then digits, spaces, ``( ) . - / + x``, such as
     ``+1 (555) 010-2030`` or ``-12.5``), which cannot call a function.
     Idempotent: a neutralised cell starts with ``'`` and is left alone.
     """

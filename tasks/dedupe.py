@@ -52,24 +52,35 @@ class KeyMatcher:
         its Company Domain was derived from an e-mail (no weak key then)."""
         parts = packed.split(SLOT_SEP, self._last + 1)
         parts += [""] * (self._last + 1 - len(parts))
+        return self.keys_of(parts, domain_derived)
+
+    def keys_of(self, values: list[str], domain_derived: bool = False) -> list[str]:
+        """Like ``keys`` for a record's slot list (``RecordBuilder.values``)."""
         keys: list[str] = []
         for pos in self._emails:
-            if parts[pos]:
-                keys.extend("e" + address for address in parts[pos].split(VALUE_SEP))
-        if parts[self._linkedin]:
-            for url in parts[self._linkedin].split(VALUE_SEP):
+            addresses = values[pos]
+            if addresses:
+                if VALUE_SEP in addresses:
+                    keys.extend(["e" + address for address in addresses.split(VALUE_SEP)])
+                else:
+                    keys.append("e" + addresses)
+        urls = values[self._linkedin]
+        if urls:
+            for url in urls.split(VALUE_SEP) if VALUE_SEP in urls else (urls,):
                 key = linkedin_key(url)
                 if key:
                     keys.append("l" + key)
-        domains = [d for d in parts[self._domain].split(VALUE_SEP) if is_domain(d)] if parts[self._domain] else []
-        name = parts[self._name].split(VALUE_SEP)[0] if parts[self._name] else ""
+        name, domain = values[self._name], values[self._domain]
         if self._people:
-            if name and domains and not domain_derived:
-                keys.append("n" + text_key(name) + "\x00" + domains[0])
+            if name and domain and not domain_derived:
+                domain = next((d for d in domain.split(VALUE_SEP) if is_domain(d)), "")
+                if domain:
+                    keys.append("n" + text_key(name.split(VALUE_SEP)[0]) + "\x00" + domain)
         else:
-            keys.extend("d" + d for d in domains)
+            if domain:
+                keys.extend("d" + d for d in domain.split(VALUE_SEP) if is_domain(d))
             if not keys and name:
-                keys.append("c" + text_key(name))
+                keys.append("c" + text_key(name.split(VALUE_SEP)[0]))
         return keys
 
 

@@ -17,14 +17,12 @@ Formula neutralisation (on by default): see ``tasks.cleaning.neutralise_formula`
 from __future__ import annotations
 
 import csv
-import re
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
+from operator import itemgetter
 from typing import TextIO
 
-from tasks.cleaning import neutralise_formula
-from tasks.records import SOURCE, Layout
-
-_RISKY = re.compile(r"(?:^|\x1f)[=+\-@]")
+from tasks.cleaning import FORMULA_CELL, neutralise_formula
+from tasks.records import SLOT_SEP, SOURCE, VALUE_SEP, Layout
 
 
 class OutputPlan:
@@ -84,10 +82,11 @@ class OutputPlan:
 class CsvOutput:
     """Writes rows of an ``OutputPlan`` to an open text file.
 
-    ``write(values, source)``: ``values`` is ``[(slot id, [value, ...]), ...]``,
-    ``source`` the Source cell. ``neutralised`` counts cells given a ``'``;
-    ``header`` is the header row as written (neutralised too); ``rows``
-    counts records written.
+    ``write(values, source)`` writes a merged record (``[(slot id, [value,
+    ...]), ...]``); ``packed_writer(slot_ids, source)`` returns a fast writer
+    for one file's packed records. ``neutralised`` counts cells given a
+    ``'``; ``header`` is the header row as written (neutralised too);
+    ``rows`` counts records written.
     """
 
     def __init__(self, stream: TextIO, plan: OutputPlan, *, neutralise_formulas: bool = True):
@@ -97,8 +96,17 @@ class CsvOutput:
         self._neutralise = neutralise_formulas
         self.neutralised = 0
         self.rows = 0
-        self.header = [neutralise_formula(n) for n in plan.names] if neutralise_formulas else list(plan.names)
+        self.header = self._safe(list(plan.names)) if neutralise_formulas else list(plan.names)
         self._writer.writerow(self.header)
+
+    def _safe(self, cells: list[str]) -> list[str]:
+        """Neutralise formula cells in place (tasks.cleaning.neutralise_formula)."""
+        for i, cell in enumerate(cells):
+            safe = neutralise_formula(cell)
+            if safe is not cell:
+                cells[i] = safe
+                self.neutralised += 1
+        return cells
 
     def write(self, values: Iterable[tuple[int, list[str]]], source: str) -> None:
         """Write one record."""
@@ -108,11 +116,52 @@ class CsvOutput:
             for column, value in zip(positions[slot], slot_values):
                 cells[column] = value
         cells[self._plan.source_column] = source
-        if self._neutralise and _RISKY.search("\x1f".join(cells)):
-            for i, cell in enumerate(cells):
-                safe = neutralise_formula(cell)
-                if safe is not cell:
-                    cells[i] = safe
-                    self.neutralised += 1
+        if self._neutralise and FORMULA_CELL.search(SLOT_SEP + SLOT_SEP.join(cells)):
+            self._safe(cells)
         self._writer.writerow(cells)
         self.rows += 1
+
+    def packed_writer(self, slot_ids: list[int], source: str) -> Callable[[str], None]:
+        """A writer for packed records (tasks.records) of one file.
+
+        One ``itemgetter`` builds the row (each output column picks a packed
+        position, an empty cell or the Source cell); further values of a
+        slot are then put in their numbered columns.
+        """
+        width = len(slot_ids)
+        empty, source_at = width, width + 1
+        first = {self._plan.positions[slot][0]: pos for pos, slot in enumerate(slot_ids)
+                 if self._plan.positions[slot]}
+        gather = [first.get(column, empty) for column in range(self._width)]
+        gather[self._plan.source_column] = source_at
+        pick = itemgetter(*gather)
+        tail = ["", source]
+        writerow = self._writer.writerow
+        neutralise = self._neutralise
+
+        positions = [self._plan.positions[slot] for slot in slot_ids]
+
+        def write_packed(packed: str) -> None:
+            parts = packed.split(SLOT_SEP)
+            if len(parts) < width:
+                parts.extend([""] * (width - len(parts)))
+            parts += tail
+            if VALUE_SEP in packed:
+                more = []
+                for pos in range(width):
+                    if VALUE_SEP in parts[pos]:
+                        values = parts[pos].split(VALUE_SEP)
+                        parts[pos] = values[0]
+                        more.append((positions[pos], values))
+                cells = list(pick(parts))
+                for columns, values in more:
+                    for column, value in zip(columns[1:], values[1:]):
+                        cells[column] = value
+            else:
+                cells = list(pick(parts))
+            if neutralise and FORMULA_CELL.search(SLOT_SEP + packed + SLOT_SEP + source):
+                self._safe(cells)
+            writerow(cells)
+            self.rows += 1
+
+        return write_packed

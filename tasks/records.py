@@ -145,21 +145,34 @@ def merge_records(records: Iterable[list[tuple[int, list[str]]]], layout: Layout
     first-seen one first; ``layout.max_values`` is updated.
     """
     merged: dict[int, list[str]] = {}
-    seen: dict[int, set[str]] = {}
-    kinds = layout.kinds
     for record in records:
         for slot, values in record:
-            key = COMPARE[kinds[slot]]
-            keys = seen.setdefault(slot, set())
-            bucket = merged.setdefault(slot, [])
-            for value in values:
-                k = key(value)
-                if k not in keys:
-                    keys.add(k)
-                    bucket.append(value)
+            bucket = merged.get(slot)
+            if bucket is None:
+                merged[slot] = list(values)
+            else:
+                bucket.extend(values)
+    kinds = layout.kinds
     for slot, bucket in merged.items():
+        if len(bucket) > 1 and bucket.count(bucket[0]) != len(bucket):
+            key = COMPARE[kinds[slot]]
+            seen: set[str] = set()
+            distinct = []
+            for value in bucket:
+                k = key(value)
+                if k not in seen:
+                    seen.add(k)
+                    distinct.append(value)
+            bucket[:] = distinct
+        elif len(bucket) > 1:
+            del bucket[1:]
         layout.note_count(slot, len(bucket))
     return merged
+
+
+def _clean_phone(cell: str) -> str:
+    value = cell.strip()
+    return "" if value.lower() in NULL_TOKENS else value
 
 
 class RecordBuilder:
@@ -178,7 +191,8 @@ class RecordBuilder:
 
     Attributes: ``slot_ids`` (file position -> layout slot id), ``warnings``,
     ``invalid_emails`` (count of invalid tokens seen), ``domain_derived``
-    (the last built row's Company Domain came from an e-mail address).
+    (the last built row's Company Domain came from an e-mail address),
+    ``values`` (the last built row's slot list, before packing).
     """
 
     def __init__(self, layout: Layout, columns: list[tuple[int, str | None, str]]):
@@ -186,7 +200,7 @@ class RecordBuilder:
         self.warnings: list[str] = []
         self.invalid_emails = 0
         self.slot_ids: list[int] = list(range(layout.kept_start))
-        self._plan: list[tuple[int, int, str]] = []
+        self._plan: dict[str, list[tuple[int, int]]] = {kind: [] for kind in COMPARE}
         for index, field, header in columns:
             if field is not None and field != SOURCE:
                 try:
@@ -195,14 +209,14 @@ class RecordBuilder:
                     self.warnings.append(f"column {header!r}: {field!r} is not a {layout.table_type} field; kept")
                     field = None
                 else:
-                    self._plan.append((index, pos, layout.kinds[pos]))
+                    self._plan[layout.kinds[pos]].append((index, pos))
                     continue
             slot, warning = layout.kept_slot(header or f"(unnamed column {index + 1})")
             if warning:
                 self.warnings.append(warning)
             if slot not in self.slot_ids:
                 self.slot_ids.append(slot)
-            self._plan.append((index, self.slot_ids.index(slot), TEXT))
+            self._plan[TEXT].append((index, self.slot_ids.index(slot)))
         self.width = len(self.slot_ids)
         f = layout.fields
         self._people = layout.table_type == "people"
@@ -212,6 +226,9 @@ class RecordBuilder:
         self._names = (f.index("First Name"), f.index("Last Name"), f.index("Full Name")) if self._people else None
         self._control_chars = 0
         self.domain_derived = False
+        self.values: list[str] = []
+        self._cleaners = ((TEXT, str.strip), (PHONE, _clean_phone), (DOMAIN, clean_domain),
+                          (LINKEDIN, clean_linkedin))
 
     def build(self, cells: list[str], surplus: list[str]) -> str:
         """The packed record of one row (``""`` when every cell is empty)."""
@@ -219,23 +236,20 @@ class RecordBuilder:
         invalid_before = self.invalid_emails
         multi = 0  # how many VALUE_SEP the row should hold (for the control-character check)
         layout = self.layout
-        for index, pos, kind in self._plan:
+        # one loop per kind; the order of columns within a slot stays the file's
+        add = self._add
+        for kind, clean in self._cleaners:
+            for index, pos in self._plan[kind]:
+                value = clean(cells[index])
+                if value:
+                    if values[pos]:
+                        multi += add(values, pos, value, kind)
+                    else:
+                        values[pos] = value
+        for index, _ in self._plan[EMAIL]:
             cell = cells[index]
-            if kind == TEXT:
-                value = cell.strip()
-            elif kind == EMAIL:
+            if cell and not cell.isspace():
                 multi += self._emails(values, cell)
-                continue
-            elif kind == DOMAIN:
-                value = clean_domain(cell)
-            elif kind == LINKEDIN:
-                value = clean_linkedin(cell)
-            else:  # PHONE
-                value = cell.strip()
-                if value.lower() in NULL_TOKENS:
-                    continue
-            if value:
-                multi += self._add(values, pos, value, kind)
         if surplus:
             extra = EXTRA_FIELDS_JOIN.join(s.strip() for s in surplus if s.strip())
             if extra:
@@ -251,6 +265,7 @@ class RecordBuilder:
                     values[self._domain] = domain
                     self.domain_derived = True
                     break
+        self.values = values
         packed = SLOT_SEP.join(values)
         if packed.count(VALUE_SEP) != multi or packed.count(SLOT_SEP) != self.width - 1:
             self._control_chars += 1

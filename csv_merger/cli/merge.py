@@ -1,0 +1,53 @@
+"""``csv-merger merge FILE... -o OUT.csv``: merge CSV files into one.
+
+Exit 0 on success. An unreadable input gives one line naming the file and
+the reason (exit 1) and no OUT.csv; with ``--skip-bad-files`` it is skipped
+and listed in the report. Progress lines go to stderr.
+"""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Optional
+
+import typer
+
+from csv_merger.cli.app import app
+
+
+@app.command()
+def merge(
+    files: Annotated[list[str], typer.Argument(help="Input CSV files: paths or globs (quote globs for **).")],
+    output: Annotated[Path, typer.Option("--output", "-o", help="Merged CSV to write (UTF-8).")],
+    table_type: Annotated[str, typer.Option("--type", help="Canonical schema: people or company.")] = "people",
+    mapping: Annotated[Optional[Path], typer.Option(
+        "--mapping", help="YAML/JSON {source header: canonical field | ignore} overrides.")] = None,
+    report: Annotated[Optional[Path], typer.Option("--report", help="Write the merge report here as JSON.")] = None,
+    skip_bad_files: Annotated[bool, typer.Option(
+        "--skip-bad-files", help="Skip (and report) unreadable files instead of failing.")] = False,
+    neutralise_formulas: Annotated[bool, typer.Option(
+        "--neutralise-formulas/--no-neutralise-formulas",
+        help="Prefix ' to cells starting with = + - @ (spreadsheet formula injection).")] = True,
+    quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
+) -> None:
+    """Merge lead-list CSV files into one de-duplicated CSV."""
+    from csv_merger.errors import ConfigError
+    from tasks.headers import load_mapping_file
+    from tasks.merging import merge_files
+
+    if table_type not in ("people", "company"):
+        raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+    if report is not None and not report.parent.is_dir():
+        raise ConfigError(f"--report {report}: directory {report.parent} does not exist")
+    overrides = load_mapping_file(mapping) if mapping is not None else None
+    progress = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
+    result = merge_files(files, output, table_type=table_type, mapping=overrides,  # type: ignore[arg-type]
+                         skip_bad_files=skip_bad_files, neutralise_formulas=neutralise_formulas,
+                         progress=progress)
+    if report is not None:
+        report.write_text(result.to_json() + "\n", encoding="utf-8")
+    skipped = [f for f in result.files if f.skipped]
+    print(f"merged {result.rows_in:,} rows from {len(result.files) - len(skipped)} files into "
+          f"{result.rows_out:,} records ({result.duplicates_merged:,} duplicates merged"
+          f"{f', {len(skipped)} files skipped' if skipped else ''}): {output}")

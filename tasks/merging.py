@@ -1,0 +1,245 @@
+"""The merge pipeline: read every file, map its headers, clean each row into
+a compact record, de-duplicate across files, write one CSV and a report.
+
+Memory stays small: rows stream from ``tasks.reading``; each cleaned record
+is one packed string (``tasks.records``); only groups of two or more rows
+are unpacked and merged. The output is written to a temporary file beside
+``out_path`` and renamed at the end, so a failed merge leaves no OUT.csv.
+"""
+
+from __future__ import annotations
+
+import glob
+import os
+import time
+from bisect import bisect_right
+from collections.abc import Callable, Sequence
+from pathlib import Path
+
+from csv_merger.errors import ConfigError, InputError
+from tasks.dedupe import KeyMatcher, UnionFind
+from tasks.headers import map_headers
+from tasks.output import CsvOutput, OutputPlan
+from tasks.reading import open_csv
+from tasks.records import Layout, RecordBuilder, merge_records, unpack
+from tasks.report import BadRowReport, FileReport, MergeReport
+from tasks.schema import TableType, fields_for
+
+PROGRESS_EVERY = 100_000
+"""Rows between two progress lines while reading a file."""
+
+SOURCE_JOIN = " | "
+"""Separator between file labels in the Source cell."""
+
+_GLOB_CHARS = frozenset("*?[")
+
+
+def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[Path], list[FileReport]]:
+    """Expand paths and globs, in the order given, without repeats.
+
+    A glob matching nothing becomes a failed ``FileReport`` (the caller
+    raises or skips it). A glob never picks ``exclude`` (the output file of
+    an earlier run). A plain path is kept even if missing: reading it gives
+    the error.
+    """
+    paths: list[Path] = []
+    failures: list[FileReport] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        text = str(item)
+        if not Path(text).exists() and _GLOB_CHARS & set(text):
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if Path(m).is_file()]
+            matches = [m for m in matches if exclude is None or m.resolve() != exclude]
+            if not matches:
+                failures.append(FileReport(path=text, skipped=True, error="no file matches this pattern"))
+            candidates = matches
+        else:
+            candidates = [Path(text)]
+        for path in candidates:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
+    return paths, failures
+
+
+def source_labels(paths: Sequence[Path]) -> list[str]:
+    """A Source label per path: the shortest trailing part of the path that
+    no other input shares (``leads.csv``, or ``a/leads.csv`` and
+    ``b/leads.csv`` when two inputs share a base name)."""
+    parts = [p.resolve().parts for p in paths]
+    labels = []
+    for i, own in enumerate(parts):
+        for n in range(1, len(own) + 1):
+            tail = own[-n:]
+            if all(other[-n:] != tail for j, other in enumerate(parts) if j != i):
+                break
+        labels.append("/".join(tail))
+    return labels
+
+
+class _Store:
+    """Packed records of every committed file, their file, and the groups."""
+
+    def __init__(self) -> None:
+        self.rows: list[str] = []
+        self.file_starts: list[int] = []
+        self.file_slots: list[list[int]] = []
+        self.file_labels: list[str] = []
+        self.union = UnionFind()
+
+    def commit(self, rows: list[str], keys: list[list[str]], slot_ids: list[int], label: str) -> None:
+        self.file_starts.append(len(self.rows))
+        self.file_slots.append(slot_ids)
+        self.file_labels.append(label)
+        self.rows.extend(rows)
+        for row_keys in keys:
+            self.union.add(row_keys)
+
+    def file_of(self, row: int) -> int:
+        return bisect_right(self.file_starts, row) - 1
+
+
+def _read_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | None,
+               matcher: KeyMatcher | None, progress: Callable[[str], None] | None):
+    """Read, map and clean one file. Returns ``(FileReport, rows, keys, builder)``;
+    ``rows``/``keys`` stay empty when ``matcher`` is None (inspection only).
+    Raises InputError from the reader."""
+    source = open_csv(path)
+    mappings, map_warnings = map_headers(source.header, layout.table_type, overrides=mapping,
+                                         sample=source.sample())
+    report = FileReport(path=str(path), source=label, encoding=source.encoding, delimiter=source.delimiter)
+    kept_columns = []
+    for m in mappings:
+        report.mapping[m.header] = m.field
+        report.mapping_how[m.header] = m.how
+        if m.how == "ignored":
+            report.ignored.append(m.header)
+        else:
+            kept_columns.append((m.index, m.field, m.header))
+    builder = RecordBuilder(layout, kept_columns)
+    rows: list[str] = []
+    keys: list[list[str]] = []
+    count = empty = 0
+    for raw in source.rows():
+        count += 1
+        packed = builder.build(raw.cells, raw.surplus)
+        if not packed:
+            empty += 1
+        elif matcher is not None:
+            rows.append(packed)
+            keys.append(matcher.keys_of(builder.values, builder.domain_derived))
+        if progress is not None and count % PROGRESS_EVERY == 0:
+            progress(f"{label}: {count:,} rows")
+    builder.finish()
+    report.rows, report.empty_rows, report.invalid_emails = count, empty, builder.invalid_emails
+    report.bad_rows = [BadRowReport(line=b.line, reason=b.reason) for b in source.bad_rows]
+    report.warnings = [*source.warnings, *map_warnings, *builder.warnings]
+    if empty:
+        report.warnings.append(f"{empty} rows had no value in any kept column; no record written for them")
+    return report, rows, keys, builder
+
+
+def inspect_file(path: str | Path, table_type: TableType = "people",
+                 mapping: dict[str, str] | None = None) -> FileReport:
+    """Read and map one file without merging (a preview): the ``FileReport``
+    a merge would give it (rows, bad rows, warnings, mapping, invalid
+    e-mails). Raises InputError for an unreadable file."""
+    fields_for(table_type)
+    report, _, _, _ = _read_file(Path(path), Path(path).name, Layout(table_type), mapping, None, None)
+    return report
+
+
+def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_type: TableType = "people",
+                mapping: dict[str, str] | None = None, skip_bad_files: bool = False,
+                neutralise_formulas: bool = True,
+                progress: Callable[[str], None] | None = None) -> MergeReport:
+    """Merge CSV files (paths or globs) into one de-duplicated CSV at ``out_path``.
+
+    ``mapping``: header overrides ``{source header: canonical field | "ignore"}``.
+    ``skip_bad_files``: an unreadable file (or a glob matching nothing) is
+    reported (``skipped``, ``error``) and the rest merges; otherwise the
+    first one raises InputError and nothing is written. ``progress`` receives
+    one line per file, every ``PROGRESS_EVERY`` rows and per stage.
+    Raises ConfigError for a bad table type, an output directory that does
+    not exist, or no readable input at all.
+    """
+    started = time.monotonic()
+    fields_for(table_type)
+    out = Path(out_path)
+    if not out.parent.is_dir():
+        raise ConfigError(f"{out}: output directory {out.parent} does not exist")
+    say = progress or (lambda _line: None)
+    paths, failures = expand_inputs(inputs, exclude=out.resolve())
+    if failures and not skip_bad_files:
+        raise InputError(failures[0].path, failures[0].error)
+    labels = source_labels(paths)
+    layout = Layout(table_type)
+    matcher = KeyMatcher(layout)
+    store = _Store()
+    report = MergeReport(output_path=str(out), table_type=table_type, files=list(failures))
+    for n, (path, label) in enumerate(zip(paths, labels), start=1):
+        say(f"reading {path} ({n}/{len(paths)})")
+        try:
+            file_report, rows, keys, builder = _read_file(path, label, layout, mapping, matcher, say)
+        except InputError as exc:
+            if not skip_bad_files:
+                raise
+            say(f"skipped {path}: {exc.reason}")
+            report.files.append(FileReport(path=str(path), source=label, skipped=True, error=exc.reason))
+            continue
+        store.commit(rows, keys, builder.slot_ids, label)
+        report.files.append(file_report)
+        del rows, keys
+    if not store.file_starts:
+        raise ConfigError("no readable input file: " + "; ".join(f"{f.path}: {f.error}" for f in report.files))
+
+    say(f"de-duplicating {len(store.rows):,} records")
+    groups = store.union.groups()
+    merged = {root: merge_records((unpack(store.rows[r], store.file_slots[store.file_of(r)]) for r in members),
+                                  layout)
+              for root, members in groups.items()}
+    sources = {root: SOURCE_JOIN.join(dict.fromkeys(store.file_labels[store.file_of(r)] for r in members))
+               for root, members in groups.items()}
+
+    say(f"writing {out}")
+    plan = OutputPlan(layout)
+    tmp = out.with_name(f".{out.name}.{os.getpid()}.tmp")
+    try:
+        with open(tmp, "w", encoding="utf-8", newline="") as stream:
+            writer = CsvOutput(stream, plan, neutralise_formulas=neutralise_formulas)
+            _write_all(store, merged, sources, writer)
+        os.replace(tmp, out)
+    finally:
+        tmp.unlink(missing_ok=True)
+
+    done = [f for f in report.files if not f.skipped]
+    report.rows_in = sum(f.rows for f in done)
+    report.empty_rows = sum(f.empty_rows for f in done)
+    report.invalid_emails = sum(f.invalid_emails for f in done)
+    report.rows_out = writer.rows
+    report.duplicates_merged = len(store.rows) - writer.rows
+    report.formulas_neutralised = writer.neutralised
+    report.columns = writer.header
+    report.warnings = [f"{f.path}: skipped ({f.error})" for f in report.files if f.skipped]
+    report.elapsed_s = round(time.monotonic() - started, 3)
+    say(f"wrote {writer.rows:,} records ({report.duplicates_merged:,} duplicates merged) to {out}")
+    return report
+
+
+def _write_all(store: _Store, merged: dict[int, dict[int, list[str]]], sources: dict[int, str],
+               writer: CsvOutput) -> None:
+    """Write every group root in first-seen order."""
+    parent = store.union.parent
+    rows = store.rows
+    starts = store.file_starts + [len(rows)]
+    for f, slot_ids in enumerate(store.file_slots):
+        write_packed = writer.packed_writer(slot_ids, store.file_labels[f])
+        for row in range(starts[f], starts[f + 1]):
+            if parent[row] != row:
+                continue
+            values = merged.get(row)
+            if values is None:
+                write_packed(rows[row])
+            else:
+                writer.write(values.items(), sources[row])

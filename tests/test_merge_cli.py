@@ -1,0 +1,97 @@
+"""``csv-merger merge`` as a user runs it: a real subprocess, exit codes,
+one-line errors, no output on error, globs, --skip-bad-files, --report."""
+
+from __future__ import annotations
+
+import csv
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def run(*args: str, cwd: Path | None = None) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "csv_merger", "merge", *args], capture_output=True,
+                          text=True, timeout=120, cwd=cwd)
+
+
+@pytest.fixture
+def inputs(tmp_path: Path) -> Path:
+    (tmp_path / "a").mkdir()
+    (tmp_path / "b").mkdir()
+    (tmp_path / "a" / "leads.csv").write_text("First Name,Last Name,Email\nAnn,Lee,ann@acme.com\n")
+    (tmp_path / "b" / "leads.csv").write_text("Full Name;E-mail;Notes\nAnn Lee;ANN@acme.com;met at fair\n"
+                                              "Bob Ray;bob@ray.io;=1+2\n")
+    return tmp_path
+
+
+def test_merge_with_glob_report_and_same_base_names(inputs):
+    out, report = inputs / "out.csv", inputs / "report.json"
+    proc = run(str(inputs / "*" / "leads.csv"), "-o", str(out), "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    assert "reading" in proc.stderr and "a/leads.csv" in proc.stderr      # progress on stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [r["Source"] for r in rows] == ["a/leads.csv | b/leads.csv", "b/leads.csv"]
+    assert rows[0]["Notes"] == "met at fair" and rows[1]["Notes"] == "'=1+2"
+    data = json.loads(report.read_text())
+    assert (data["rows_in"], data["rows_out"], data["duplicates_merged"]) == (3, 2, 1)
+    first, second = data["files"]
+    assert first["delimiter"] == "," and second["delimiter"] == ";"
+    assert {"path", "encoding", "delimiter", "rows", "bad_rows", "warnings", "mapping"} <= set(first)
+    assert second["mapping"]["Notes"] is None and second["mapping"]["E-mail"] == "Work Email"
+    assert second["rows"] == 2
+
+
+def test_no_neutralise_formulas_flag(inputs):
+    out = inputs / "out.csv"
+    proc = run(str(inputs / "b" / "leads.csv"), "-o", str(out), "--no-neutralise-formulas", "-q")
+    assert proc.returncode == 0 and proc.stderr == ""
+    assert "\n=1+2" not in out.read_text() and ",=1+2" in out.read_text()
+
+
+def test_unreadable_input_is_one_line_and_writes_nothing(inputs):
+    out = inputs / "out.csv"
+    missing = inputs / "missing.csv"
+    proc = run(str(inputs / "a" / "leads.csv"), str(missing), "-o", str(out), "-q")
+    assert proc.returncode == 1
+    lines = proc.stderr.strip().splitlines()
+    assert len(lines) == 1 and str(missing) in lines[0] and "Traceback" not in proc.stderr
+    assert not out.exists()
+
+    binary = inputs / "photo.csv"
+    binary.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4)
+    proc = run(str(binary), "-o", str(out), "-q")
+    assert proc.returncode == 1 and "photo.csv" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
+    assert not out.exists()
+
+
+def test_skip_bad_files_merges_the_rest(inputs):
+    out, report = inputs / "out.csv", inputs / "r.json"
+    proc = run(str(inputs / "a" / "leads.csv"), str(inputs / "missing.csv"), "-o", str(out),
+               "--report", str(report), "--skip-bad-files")
+    assert proc.returncode == 0, proc.stderr
+    data = json.loads(report.read_text())
+    assert data["rows_out"] == 1
+    [skipped] = [f for f in data["files"] if f["skipped"]]
+    assert skipped["path"].endswith("missing.csv") and skipped["error"]
+
+
+def test_usage_errors(inputs):
+    proc = run(str(inputs / "a" / "leads.csv"), "-o", str(inputs / "out.csv"), "--type", "widgets")
+    assert proc.returncode == 2 and "widgets" in proc.stderr and "Traceback" not in proc.stderr
+    proc = run(str(inputs / "nope*.csv"), "-o", str(inputs / "out.csv"))
+    assert proc.returncode == 1 and "no file matches" in proc.stderr
+
+
+def test_mapping_file_overrides(inputs):
+    mapping = inputs / "map.yaml"
+    mapping.write_text("Notes: Job Title\nE-mail: ignore\n")
+    out = inputs / "out.csv"
+    proc = run(str(inputs / "b" / "leads.csv"), "-o", str(out), "--mapping", str(mapping), "-q")
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert rows[0]["Job Title"] == "met at fair" and rows[0]["Work Email"] == ""
