@@ -289,8 +289,6 @@ _BOMS: tuple[tuple[bytes, str], ...] = (
     (codecs.BOM_UTF8, "utf-8-sig"),
     (codecs.BOM_UTF16_LE, "utf-16"), (codecs.BOM_UTF16_BE, "utf-16"),
 )
-_SURROGATE = re.compile("[\udc80-\udcff]")
-_NON_ASCII_VALID = re.compile("[^\x00-\x7f\udc80-\udcff]")
 
 
 @dataclass
@@ -311,44 +309,47 @@ def _scan(path: str, encoding: str) -> _Scan:
     for other codecs a UnicodeDecodeError propagates.
     """
     utf8 = codecs.lookup(encoding).name in ("utf-8", "utf-8-sig")
-    decoder = codecs.getincrementaldecoder(encoding)()
+    decoder = codecs.getincrementaldecoder("utf-8" if utf8 else encoding)()
     ascii_compatible = utf8 or encoding.startswith("cp")
     scan = _Scan()
     offset = 0
     with open(path, "rb") as f:
+        if utf8:
+            f.read(len(codecs.BOM_UTF8) if encoding == "utf-8-sig" else 0)
         while block := f.read(BLOCK_BYTES):
             if ascii_compatible and block.isascii() and not decoder.getstate()[0]:
                 scan.chars += len(block)
                 scan.nul += block.count(b"\0")
             else:
-                text = _decode(decoder, block, scan, offset) if utf8 else decoder.decode(block)
+                text = _decode_utf8(decoder, block, scan, offset) if utf8 else decoder.decode(block)
                 scan.chars += len(text)
                 scan.nul += text.count("\0")
             offset += len(block)
         if utf8:
-            _decode(decoder, b"", scan, offset, final=True)
+            _decode_utf8(decoder, b"", scan, offset, final=True)
         else:
             decoder.decode(b"", final=True)
     return scan
 
 
-def _decode(decoder: codecs.IncrementalDecoder, block: bytes, scan: _Scan, offset: int,
-            final: bool = False) -> str:
-    """Decode a UTF-8 block; at the first invalid byte switch the decoder to
-    surrogateescape and from then on count the escaped (invalid) bytes."""
-    state = decoder.getstate()
+def _decode_utf8(decoder: codecs.IncrementalDecoder, block: bytes, scan: _Scan, offset: int,
+                 final: bool = False) -> str:
+    """Decode a UTF-8 block. From the first invalid byte on, the decoder
+    drops invalid bytes, counted as the bytes consumed minus the UTF-8
+    length of what decoded (all in C: no per-character Python work)."""
     if decoder.errors == "strict":
         try:
             text = decoder.decode(block, final)
             scan.multibyte = scan.multibyte or not block.isascii()
             return text
-        except UnicodeDecodeError:
-            decoder.setstate(state)
-            decoder.errors = "surrogateescape"
+        except UnicodeDecodeError:  # the decoder's buffer is left as it was
+            decoder.errors = "ignore"
             scan.first_invalid = offset
+    pending = len(decoder.getstate()[0])
     text = decoder.decode(block, final)
-    scan.invalid += len(_SURROGATE.findall(text))
-    scan.multibyte = scan.multibyte or bool(_NON_ASCII_VALID.search(text))
+    valid = len(text.encode())
+    scan.invalid += pending + len(block) - len(decoder.getstate()[0]) - valid
+    scan.multibyte = scan.multibyte or valid > len(text)
     return text
 
 

@@ -282,6 +282,13 @@ def test_valid_utf8_start_then_cp1252_byte_after_first_block(tmp_path):
     assert rows[-1].cells == ["Müller", "Köln"] and len(rows) == BLOCK_BYTES // 10 + 1
 
 
+def test_mixed_encodings_with_a_bom_count_only_the_invalid_bytes(tmp_path):
+    data = codecs.BOM_UTF8 + "name\nJosé\n".encode() + "Müller\n".encode("cp1252")
+    source, rows = read(write(tmp_path, data))
+    assert (source.encoding, source.header, rows) == ("utf-8-sig", ["name"], [["José"], ["Müller"]])
+    assert "1 byte(s) that are not valid UTF-8" in source.warnings[0]
+
+
 def test_ascii_first_block_then_cp1252_reads_whole_file_as_cp1252(tmp_path):
     data = b"name,city\n" + b"Joe,Paris\n" * (BLOCK_BYTES // 10 + 5) + "Müller,Köln\n".encode("cp1252")
     source, rows = read(write(tmp_path, data))
