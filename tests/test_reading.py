@@ -550,3 +550,23 @@ def test_any_written_table_reads_back_cell_identical(tmp_path_factory, table, de
     assert (source.delimiter, source.header) == (delimiter, header)
     assert got == expected
     assert source.bad_rows == []
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.one_of(
+    st.binary(max_size=400),
+    st.lists(st.sampled_from([b"a", b",", b";", b"\t", b"|", b'"', b"\\", b"\n", b"\r", b"#", b" ", b"\x00",
+                              b"\xc3\xa9", b"\xe9", b"\xef\xbb\xbf", b"sep=", b"1"]), max_size=60).map(b"".join),
+))
+def test_any_bytes_give_rows_or_an_input_error(tmp_path_factory, data):
+    path = tmp_path_factory.mktemp("fuzz") / "f.csv"
+    path.write_bytes(data)
+    try:
+        source = open_csv(path)
+    except InputError as exc:
+        assert exc.reason
+        return
+    rows = list(source.rows())
+    assert all(len(row.cells) == len(source.header) and "\0" not in "".join(row.cells) for row in rows)
+    assert [row.line for row in rows] == sorted({row.line for row in rows})
+    assert all(row.line > source.header_line for row in rows)
