@@ -59,7 +59,9 @@ from charset_normalizer import from_bytes
 from csv_merger.errors import InputError
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
-"""Candidate delimiters, in order of preference on a tie."""
+"""Candidate delimiters. On a perfect tie the one rarest inside text wins
+(TAB, then ``|``, then ``;``): a TSV whose header and rows each hold one
+comma ("City, State" / "Austin, TX") is still a TSV."""
 
 BLOCK_BYTES = 1 << 20
 """Bytes read per block when scanning a file's encoding."""
@@ -513,7 +515,8 @@ def _choose(text: str, complete: bool, delimiters: tuple[str, ...], escape: bool
     """Best (delimiter, records, header index) among ``delimiters``, or
     None when ``text`` holds no record. A header of one field loses to any
     wider one; then the share of rows with the header's field count decides,
-    then fewer preamble records, then the header's width."""
+    then fewer preamble records, then the header's width, then the rarer
+    delimiter (see DELIMITERS)."""
     best = None
     for delimiter in delimiters:
         records = _parse(text, delimiter, escape, complete)
@@ -522,7 +525,7 @@ def _choose(text: str, complete: bool, delimiters: tuple[str, ...], escape: bool
         start = _split_preamble(records)
         header, rest = records[start][1], records[start + 1:start + SNIFF_RECORDS]
         fits = sum(len(row) == len(header) for _, row in rest) / len(rest) if rest else 1.0
-        score = (len(header) > 1, fits, -start, len(header))
+        score = (len(header) > 1, fits, -start, len(header), ",;|\t".find(delimiter))
         if best is None or score > best[0]:
             best = (score, delimiter, records, start)
     if best is None:

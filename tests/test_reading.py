@@ -316,6 +316,12 @@ def test_semicolon_file_with_commas_in_unquoted_header_cells(tmp_path):
     assert rows[0] == ["a@x.com", "Customer, VIP", "1"]
 
 
+def test_tab_file_with_one_comma_per_line_stays_tab(tmp_path):
+    source, rows = read(write(tmp_path, b"Name\tCity, State\nJohn\tAustin, TX\nJane\tDallas, TX\n"))
+    assert (source.delimiter, source.header) == ("\t", ["Name", "City, State"])
+    assert rows == [["John", "Austin, TX"], ["Jane", "Dallas, TX"]]
+
+
 @pytest.mark.parametrize("newline", ["\n", "\r\n", "\r"])
 def test_one_column_file_is_never_split_on_a_letter(tmp_path, newline):
     text = newline.join(["email", "lilly@mail.com", "molly@mail.com", "lola@l.com"]) + newline
