@@ -16,8 +16,9 @@ streams the data rows with bounded memory. Policies, each tested:
   header.
 - Delimiter: one of ``,`` ``;`` TAB ``|``, chosen by consistency of field
   counts over the first records parsed with the csv module (quotes
-  respected), then by the number of fields; a header with a single field
-  gives ``,`` (a one-column file is never split on a letter). An Excel
+  respected), then fewer preamble lines, then the number of fields, then
+  the delimiter rarest in text; a header with a single field gives ``,``
+  (a one-column file is never split on a letter). An Excel
   ``sep=;`` first line is obeyed. Quotes are RFC 4180 (doubled); backslash
   escaping (``\\"``) is used only when the sample is not valid RFC 4180
   but is valid with backslash escapes (then a lone backslash elsewhere is
@@ -35,7 +36,13 @@ streams the data rows with bounded memory. Policies, each tested:
   row is padded with "" and listed in ``bad_rows``; a long row keeps the
   first ``len(header)`` cells and puts the rest in ``surplus`` (listed),
   except that empty trailing cells (trailing delimiters) are just dropped.
-  NUL characters are removed (warned).
+  NUL characters are removed (warned). A quote never closed is reported
+  on the record that swallowed the rest of the file.
+- Not CSV: known magic numbers (PDF, XLSX/ZIP, XLS, images, archives,
+  SQLite), HTML/XML, over 5% control bytes or 30% NULs raise InputError
+  with a hint (e.g. "export it as CSV"); so do missing files, directories,
+  pipes and UTF-16/32 that does not decode. An empty or header-only file
+  is a warning, never an error.
 - Line numbers are 1-based physical lines where a record starts; CR, LF and
   CRLF each end one line (Python's universal newlines), so quoted newlines
   and bare-CR files are counted right.
