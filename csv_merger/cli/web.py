@@ -1,0 +1,37 @@
+"""``csv-merger web``: serve the upload page (ui_static/) and the job API."""
+
+from __future__ import annotations
+
+from typing import Optional
+
+import typer
+
+from csv_merger.cli.app import app
+
+
+@app.command()
+def web(
+    host: Optional[str] = typer.Option(None, help="Address to bind (default: CSV_MERGER_HOST, 127.0.0.1)."),
+    port: Optional[int] = typer.Option(None, help="TCP port (default: PORT, 8000)."),
+    allow_private_targets: bool = typer.Option(
+        False, "--allow-private-targets",
+        help="Accept webhook URLs on loopback/private addresses (a local sink, tests). Off in production.",
+    ),
+) -> None:
+    """Upload page and job API: drop CSVs, check the mapping, start, watch, cancel, download.
+
+    Beyond loopback the API demands CSV_MERGER_API_TOKEN and the server will
+    not start without it. Jobs run as flow runs of the merge-and-deliver
+    deployment when PREFECT_API_URL is set, else embedded in this process.
+    """
+    import uvicorn
+
+    from csv_merger.settings import get_settings
+    from csv_merger.web import create_app
+
+    settings = get_settings()
+    host = host or settings.host
+    port = port or settings.port
+    application = create_app(settings, host=host, allow_private_targets=allow_private_targets)
+    print(f"csv-merger web: http://{host}:{port}/ ({application.state.service.runner.name} runs)", flush=True)
+    uvicorn.run(application, host=host, port=port, log_level="warning")

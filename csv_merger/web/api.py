@@ -1,0 +1,102 @@
+"""The JSON routes under ``/api`` (auth is applied by the app around them)."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+from typing import Literal
+
+from fastapi import APIRouter, Request
+from fastapi.responses import FileResponse
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import UploadFile
+
+from csv_merger.web.errors import ApiError
+from csv_merger.web.service import IGNORE, KEEP, JobRequest, WebService, mappable_fields
+from csv_merger.web.window import next_window_start
+from tasks.schema import TableType
+
+MAX_FILES_PER_UPLOAD = 20
+
+
+class PreviewRequest(BaseModel):
+    """Body of ``POST /api/uploads/{id}/preview``."""
+
+    table_type: TableType = "people"
+    mapping: dict[str, str] = Field(default_factory=dict)
+
+
+def build_api(service: WebService) -> APIRouter:
+    """Routes bound to ``service``."""
+    router = APIRouter()
+    settings = service.settings
+
+    @router.get("/config")
+    async def config() -> dict:
+        window_start = next_window_start(datetime.now(timezone.utc), settings.delivery_window, settings.timezone)
+        return {
+            "fields": {t: mappable_fields(t) for t in ("people", "company")},
+            "mapping_choices": {"ignore": IGNORE, "keep": KEEP},
+            "defaults": {"rate": settings.rate_limit, "burst": settings.burst, "chunk_size": settings.chunk_size},
+            "upload_limit_bytes": settings.upload_limit_bytes,
+            "delivery_window": settings.delivery_window,
+            "timezone": settings.timezone,
+            "next_window_start": window_start.isoformat(),
+            "runner": service.runner.name,
+            "ttl_s": settings.chunk_ttl_s,
+        }
+
+    @router.post("/uploads", status_code=201)
+    async def upload(request: Request) -> dict:
+        form = await request.form(max_files=MAX_FILES_PER_UPLOAD)
+        table_type = str(form.get("table_type") or "people")
+        if table_type not in ("people", "company"):
+            raise ApiError(422, f"table_type: {table_type!r} is not 'people' or 'company'", field="table_type")
+        files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
+        if not files:
+            raise ApiError(422, "files: no file in the upload (multipart field 'files')", field="files")
+        previews = []
+        try:
+            for item in files:
+                previews.append(await run_in_threadpool(service.add_upload, item.filename or "", item.file,
+                                                        table_type))
+        except ApiError:
+            for done in previews:  # all or nothing: the page uploads one file per request
+                service.uploads.delete(done["id"])
+            raise
+        finally:
+            await form.close()
+        return {"files": previews}
+
+    @router.post("/uploads/{upload_id}/preview")
+    async def preview(upload_id: str, body: PreviewRequest) -> dict:
+        return await run_in_threadpool(service.preview, upload_id, body.table_type, body.mapping)
+
+    @router.delete("/uploads/{upload_id}", status_code=204)
+    async def delete_upload(upload_id: str) -> None:
+        service.delete_upload(upload_id)
+
+    @router.post("/jobs", status_code=201)
+    async def start_job(body: JobRequest) -> dict:
+        job = await run_in_threadpool(service.start_job, body)
+        return job.view()
+
+    @router.get("/jobs")
+    async def list_jobs() -> dict:
+        return {"jobs": [job.view() for job in service.jobs.list()]}
+
+    @router.get("/jobs/{job_id}")
+    async def get_job(job_id: str) -> dict:
+        return service.job(job_id).view()
+
+    @router.post("/jobs/{job_id}/cancel")
+    async def cancel_job(job_id: str) -> dict:
+        job = await run_in_threadpool(service.cancel_job, job_id)
+        return job.view()
+
+    @router.get("/jobs/{job_id}/{kind}.csv")
+    async def download(job_id: str, kind: Literal["merged", "dead-letter"]) -> FileResponse:
+        path = service.output(job_id, "merged" if kind == "merged" else "dead_letter")
+        return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{job_id}-{kind}.csv")
+
+    return router

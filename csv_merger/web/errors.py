@@ -1,0 +1,23 @@
+"""The one error the web API raises on purpose."""
+
+from __future__ import annotations
+
+
+class ApiError(Exception):
+    """An HTTP error with a JSON body ``{"error", "file"?, "field"?}``.
+
+    ``status``: HTTP status code; ``message`` names the file or field and the
+    reason; ``file`` / ``field`` let the page highlight what is wrong.
+    """
+
+    def __init__(self, status: int, message: str, *, file: str | None = None, field: str | None = None):
+        self.status, self.message, self.file, self.field = status, message, file, field
+        super().__init__(message)
+
+    def body(self) -> dict:
+        body = {"error": self.message}
+        if self.file is not None:
+            body["file"] = self.file
+        if self.field is not None:
+            body["field"] = self.field
+        return body

@@ -1,0 +1,408 @@
+"""Where a web job's flow run happens, and how its progress is followed.
+
+- ``EmbeddedRunner`` (no Prefect API configured): creates a flow run of
+  ``merge_and_deliver`` on Prefect's ephemeral API and executes it in a
+  background thread of this process (``prefect.flow_engine.run_flow``); an
+  off-hours job waits in that thread until its start time.
+- ``DeploymentRunner`` (``PREFECT_API_URL`` set): creates a flow run of the
+  ``merge-and-deliver`` deployment (``run_deployment``, scheduled for the
+  window start when off-hours) and follows its state; a worker runs it.
+  Workers must see this server's data folder (same machine or a shared
+  volume): the job's inputs and outputs live there.
+
+Both cancel through the API (state Cancelling; the flow's cancellation
+watcher stops sending within a second) and follow progress from what the
+flow leaves behind while it runs: ``merge-report.json`` (rows to deliver),
+the job's delivery ledger (rows delivered), the per-chunk dead-letter files
+(rows failed) and, at the end, ``summary.json`` (every count, 429s too).
+The webhook auth token goes into a Prefect Secret block named after the job
+(passed as ``auth_token_block``), deleted when the job ends.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Protocol
+
+from csv_merger.errors import CsvMergerError
+from csv_merger.web.jobs import JobCounts, JobStatus, JobStore
+
+log = logging.getLogger("csv_merger.web")
+
+DEPLOYMENT = "merge-and-deliver/merge-and-deliver"
+POLL_S = 1.0
+API_START_TIMEOUT_S = 120.0  # Prefect's ephemeral API takes a few seconds to start on a busy machine
+RATE_WINDOW_S = 5.0  # the shown delivery rate is measured over this many seconds
+
+
+@dataclass
+class FlowRequest:
+    """One job's flow parameters plus what the runner needs around them.
+
+    ``rate_limit`` in requests/s, ``burst`` in requests, ``chunk_size`` in
+    rows, ``scheduled_for`` Unix seconds (None = now). ``auth_token`` is kept
+    out of repr and never stored beyond the Secret block.
+    """
+
+    job_id: str
+    files: list[str]
+    output_dir: str
+    webhook_url: str | None
+    table_type: str
+    rate_limit: float
+    burst: int
+    chunk_size: int
+    mapping: dict[str, str] | None
+    redis_url: str | None
+    allow_private_targets: bool
+    data_dir: str
+    auth_token: str | None = field(default=None, repr=False)
+    scheduled_for: float | None = None
+
+    @property
+    def secret_block(self) -> str | None:
+        return f"csv-merger-web-auth-{self.job_id}" if self.auth_token else None
+
+    def parameters(self) -> dict:
+        """Keyword arguments of ``flows.merge_and_deliver.merge_and_deliver``."""
+        return dict(
+            files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
+            rate_limit=self.rate_limit, burst=self.burst, chunk_size=self.chunk_size, mapping=self.mapping,
+            job_id=self.job_id, redis_url=self.redis_url, output_dir=self.output_dir,
+            allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
+        )
+
+
+class Runner(Protocol):
+    name: str
+
+    def start(self, request: FlowRequest) -> None: ...
+    def cancel(self, job_id: str) -> None: ...
+    def close(self) -> None: ...
+
+
+def prefect_api_url_setting() -> str | None:
+    """Prefect's configured API URL (``PREFECT_API_URL`` or the active profile), or None."""
+    from prefect.settings import get_current_settings
+
+    return get_current_settings().api.url or None
+
+
+def make_runner(store: JobStore, prefect_api_url: str | None) -> Runner:
+    """``DeploymentRunner`` when a Prefect API is configured, else ``EmbeddedRunner``."""
+    return DeploymentRunner(store) if prefect_api_url else EmbeddedRunner(store)
+
+
+# ---------------------------------------------------------------- progress
+
+
+class ProgressProbe:
+    """Live counts of one job from the files and ledger its flow run writes."""
+
+    def __init__(self, request: FlowRequest):
+        self.request = request
+        self.out = Path(request.output_dir)
+        self._history: list[tuple[float, int]] = []
+
+    def counts(self) -> JobCounts | None:
+        """Counts so far, or None before the merge finished (nothing to deliver yet)."""
+        report = _read_json(self.out / "merge-report.json")
+        if report is None:
+            return None
+        delivered = self._delivered()
+        failed = sum(_csv_rows(path) for path in (self.out / "dead-letter").glob("*.csv"))
+        now = time.monotonic()
+        self._history = [(t, n) for t, n in self._history if now - t <= RATE_WINDOW_S] + [(now, delivered)]
+        (t0, n0) = self._history[0]
+        rate = (delivered - n0) / (now - t0) if now - t0 >= 1.0 else 0.0
+        return JobCounts(rows_total=report["rows_out"], delivered=delivered, failed=failed, current_rate=rate)
+
+    def _delivered(self) -> int:
+        from tasks.ledger import open_ledger
+
+        async def count() -> int:
+            ledger = open_ledger(self.request.job_id, redis_url=self.request.redis_url,
+                                 data_dir=self.request.data_dir)
+            try:
+                return len(await ledger.delivered())
+            finally:
+                await ledger.aclose()
+
+        try:
+            return asyncio.run(count())
+        except (CsvMergerError, OSError) as exc:  # e.g. Redis briefly away: keep the last count
+            log.warning("job %s: ledger not readable: %s", self.request.job_id, exc)
+            return 0
+
+
+def _csv_rows(path: Path) -> int:
+    """Data rows of a CSV being appended to (its header excluded)."""
+    try:
+        with path.open(encoding="utf-8", newline="") as handle:
+            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
+    except OSError:
+        return 0
+
+
+def record_outcome(store: JobStore, request: FlowRequest, probe: ProgressProbe, status: JobStatus,
+                   error: str | None = None) -> None:
+    """Store a finished run's counts and files, then its final status."""
+    out = Path(request.output_dir)
+    updates: dict = {}
+    if (out / "merged.csv").is_file():
+        updates["merged_csv"] = str(out / "merged.csv")
+    if (report := _read_json(out / "merge-report.json")) is not None:
+        updates.update(rows_in=report["rows_in"], rows_out=report["rows_out"],
+                       duplicates_merged=report["duplicates_merged"])
+    final = _read_json(out / "summary.json")
+    if final and final.get("delivery"):
+        d = final["delivery"]
+        store.progress(request.job_id, JobCounts(
+            rows_total=d["rows_total"], delivered=d["delivered"], failed=d["failed"],
+            skipped=d["skipped_already_delivered"], http_429=d["http_429"]))
+        if final.get("dead_letter_path") and Path(final["dead_letter_path"]).is_file():
+            updates["dead_letter_csv"] = final["dead_letter_path"]
+    elif request.webhook_url and (counts := probe.counts()) is not None:
+        store.progress(request.job_id, counts)  # ended early (crash, cancel): counts as of the end
+    if updates:
+        store.update(request.job_id, **updates)
+    store.set_status(request.job_id, status, error=_scrub(error, request) if error else None)
+
+
+def _read_json(path: Path) -> dict | None:
+    try:
+        return json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+
+
+def _scrub(message: str, request: FlowRequest) -> str:
+    """A message without server paths: input files by their names, the job folder elided."""
+    for path in request.files:
+        message = message.replace(path, Path(path).name)
+    return message.replace(request.output_dir, "<job output>")
+
+
+def _follow(store: JobStore, probe: ProgressProbe, job_id: str, done: threading.Event) -> None:
+    """Copy live counts into the store every second until ``done`` is set."""
+    while not done.wait(POLL_S):
+        counts = probe.counts()
+        if counts is not None:
+            store.progress(job_id, counts)
+
+
+# ---------------------------------------------------------------- embedded
+
+
+class EmbeddedRunner:
+    """Runs each job's flow run in a thread of this process (Prefect's ephemeral API)."""
+
+    name = "embedded"
+
+    def __init__(self, store: JobStore):
+        self.store = store
+        self._threads: dict[str, threading.Thread] = {}
+        self._wake: dict[str, threading.Event] = {}
+        self._flow_runs: dict[str, str] = {}
+        self._api_ready = threading.Event()  # one thread starts the ephemeral API; jobs wait for it
+        threading.Thread(target=_warm_up, args=(self._api_ready,), daemon=True, name="prefect-warm-up").start()
+
+    def start(self, request: FlowRequest) -> None:
+        wake = threading.Event()
+        thread = threading.Thread(target=self._run, args=(request, wake), daemon=True, name=f"job-{request.job_id}")
+        self._wake[request.job_id] = wake
+        self._threads[request.job_id] = thread
+        thread.start()
+
+    def _run(self, request: FlowRequest, wake: threading.Event) -> None:
+        from prefect.client.orchestration import get_client
+        from prefect.flow_engine import run_flow
+        from prefect.states import Scheduled
+
+        from flows.merge_and_deliver import merge_and_deliver, summary_of
+
+        job_id = request.job_id
+        probe = ProgressProbe(request)
+        self._api_ready.wait(API_START_TIMEOUT_S)
+        try:
+            with get_client(sync_client=True) as client:
+                _save_secret(request)
+                when = datetime.fromtimestamp(request.scheduled_for or time.time(), timezone.utc)
+                flow_run = client.create_flow_run(
+                    merge_and_deliver, name=f"web-{job_id}", parameters=request.parameters(),
+                    tags=["csv-merger-web"], state=Scheduled(scheduled_time=when) if request.scheduled_for else None)
+            self._flow_runs[job_id] = str(flow_run.id)
+            self.store.update(job_id, flow_run_id=str(flow_run.id))
+            if request.scheduled_for:
+                wake.wait(max(0.0, request.scheduled_for - time.time()))
+            if self.store.get(job_id).cancel_requested:
+                self._set_api_state(job_id, cancelled=True)
+                record_outcome(self.store, request, probe, JobStatus.CANCELLED)
+                return
+            self.store.set_status(job_id, JobStatus.RUNNING)
+            done = threading.Event()
+            follower = threading.Thread(target=_follow, args=(self.store, probe, job_id, done), daemon=True)
+            follower.start()
+            try:
+                state = run_flow(merge_and_deliver, flow_run=flow_run, parameters=request.parameters(),
+                                 return_type="state")
+            finally:
+                done.set()
+                follower.join(timeout=5)
+            try:
+                summary = summary_of(state)
+            except CsvMergerError as exc:
+                record_outcome(self.store, request, probe, JobStatus.FAILED, error=str(exc))
+                return
+            status = {"Completed": JobStatus.COMPLETED, "Cancelled": JobStatus.CANCELLED}.get(
+                summary.state, JobStatus.FAILED)
+            error = None
+            if status is JobStatus.FAILED and summary.delivery:
+                error = f"{summary.delivery.failed} rows could not be delivered: see the dead-letter CSV"
+            record_outcome(self.store, request, probe, status, error=error)
+        except Exception as exc:  # unexpected: keep the server up, show the reason on the job
+            log.exception("job %s failed", job_id)
+            record_outcome(self.store, request, probe, JobStatus.FAILED, error=f"{type(exc).__name__}: {exc}")
+        finally:
+            _delete_secret(request)
+
+    def cancel(self, job_id: str) -> None:
+        wake = self._wake.get(job_id)
+        if wake is not None:
+            wake.set()  # a job waiting for its window stops waiting
+        self._set_api_state(job_id, cancelled=False)
+
+    def _set_api_state(self, job_id: str, *, cancelled: bool) -> None:
+        flow_run_id = self._flow_runs.get(job_id)
+        if flow_run_id is None:
+            return
+        _set_flow_run_cancel(flow_run_id, cancelled)
+
+    def close(self) -> None:
+        for job in self.store.list():
+            if not job.status.terminal:
+                self.store.request_cancel(job.id)
+                self.cancel(job.id)
+        for thread in self._threads.values():
+            thread.join(timeout=5)
+
+
+def _warm_up(ready: threading.Event) -> None:
+    """Start Prefect's ephemeral API now, so the first job does not wait for it."""
+    try:
+        from prefect.client.orchestration import get_client
+
+        with get_client(sync_client=True) as client:
+            client.hello()
+    except Exception as exc:
+        log.warning("Prefect API not reachable yet: %s", exc)
+    finally:
+        ready.set()
+
+
+# ---------------------------------------------------------------- deployment
+
+
+class DeploymentRunner:
+    """Creates flow runs of the ``merge-and-deliver`` deployment and follows them."""
+
+    name = "prefect"
+
+    def __init__(self, store: JobStore, deployment: str = DEPLOYMENT):
+        self.store, self.deployment = store, deployment
+        self._threads: dict[str, threading.Thread] = {}
+        self._stop = threading.Event()
+
+    def start(self, request: FlowRequest) -> None:
+        from prefect.deployments import run_deployment
+        from prefect.utilities.urls import url_for
+
+        _save_secret(request)
+        when = datetime.fromtimestamp(request.scheduled_for, timezone.utc) if request.scheduled_for else None
+        flow_run = run_deployment(self.deployment, parameters=request.parameters(), scheduled_time=when,
+                                  timeout=0, as_subflow=False, flow_run_name=f"web-{request.job_id}",
+                                  tags=["csv-merger-web"])
+        self.store.update(request.job_id, flow_run_id=str(flow_run.id), flow_run_url=url_for(flow_run))
+        thread = threading.Thread(target=self._watch, args=(request, str(flow_run.id)), daemon=True,
+                                  name=f"watch-{request.job_id}")
+        self._threads[request.job_id] = thread
+        thread.start()
+
+    def _watch(self, request: FlowRequest, flow_run_id: str) -> None:
+        from prefect.client.orchestration import get_client
+
+        probe = ProgressProbe(request)
+        try:
+            with get_client(sync_client=True) as client:
+                while not self._stop.wait(POLL_S):
+                    try:
+                        state = client.read_flow_run(flow_run_id).state
+                    except Exception as exc:  # the API restarting must not lose the job
+                        log.warning("job %s: flow run not readable: %s", request.job_id, exc)
+                        continue
+                    if state is None:
+                        continue
+                    if state.is_final():
+                        status = (JobStatus.COMPLETED if state.is_completed() else
+                                  JobStatus.CANCELLED if state.is_cancelled() else JobStatus.FAILED)
+                        error = None if status is not JobStatus.FAILED else (state.message or state.name)
+                        record_outcome(self.store, request, probe, status, error=error)
+                        return
+                    if state.is_running() or state.is_cancelling():
+                        self.store.set_status(request.job_id, JobStatus.RUNNING)
+                        if (counts := probe.counts()) is not None:
+                            self.store.progress(request.job_id, counts)
+        finally:
+            _delete_secret(request)
+
+    def cancel(self, job_id: str) -> None:
+        job = self.store.get(job_id)
+        if job is not None and job.flow_run_id:
+            _set_flow_run_cancel(job.flow_run_id, cancelled=job.started_at is None)
+
+    def close(self) -> None:
+        self._stop.set()
+        for thread in self._threads.values():
+            thread.join(timeout=5)
+
+
+# ---------------------------------------------------------------- API helpers
+
+
+def _set_flow_run_cancel(flow_run_id: str, cancelled: bool) -> None:
+    """Move a flow run to Cancelling (running) or Cancelled (not started)."""
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelled, Cancelling
+
+    state = Cancelled(message="cancelled from the web page") if cancelled else Cancelling(
+        message="cancelled from the web page")
+    try:
+        with get_client(sync_client=True) as client:
+            client.set_flow_run_state(flow_run_id, state, force=True)
+    except Exception as exc:
+        log.warning("flow run %s: cancel not recorded in the API: %s", flow_run_id, exc)
+
+
+def _save_secret(request: FlowRequest) -> None:
+    if request.auth_token:
+        from prefect.blocks.system import Secret
+
+        Secret(value=request.auth_token).save(request.secret_block, overwrite=True)
+
+
+def _delete_secret(request: FlowRequest) -> None:
+    if request.auth_token:
+        from prefect.blocks.system import Secret
+
+        try:
+            Secret.delete(request.secret_block)
+        except Exception as exc:
+            log.warning("secret block %s not deleted: %s", request.secret_block, exc)

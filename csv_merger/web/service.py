@@ -1,0 +1,245 @@
+"""What the web API does, without HTTP: uploads, previews, jobs, expiry.
+
+``WebService`` owns the upload store, the job store and the runner (embedded
+flow or Prefect deployment). Every expected failure is an ``ApiError`` that
+names the file or field; server paths never appear in a message.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import shutil
+import time
+from datetime import datetime, timezone
+from pathlib import Path
+from collections.abc import Iterator
+from typing import BinaryIO, Literal
+from urllib.parse import urlsplit
+
+from pydantic import BaseModel, Field, SecretStr
+
+from csv_merger.errors import ConfigError, CsvMergerError, InputError, UnsafeTargetError
+from csv_merger.settings import Settings
+from csv_merger.web.errors import ApiError
+from csv_merger.web.jobs import Job, JobStatus, JobStore
+from csv_merger.web.preview import KEEP, mapper_overrides
+from csv_merger.web.runners import FlowRequest, make_runner, prefect_api_url_setting
+from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
+from csv_merger.web.window import next_window_start
+from tasks.schema import TableType, fields_for
+
+IGNORE = "ignore"
+"""Mapping override value that drops a column (``KEEP`` keeps it under its own header)."""
+
+
+def mappable_fields(table_type: TableType) -> list[str]:
+    """Canonical fields a column may be mapped to ("Source" is written by the merge itself)."""
+    return [f for f in fields_for(table_type) if f != "Source"]
+
+
+class JobRequest(BaseModel):
+    """Body of ``POST /api/jobs``. Rates in requests/s; ``None`` = the setting's default."""
+
+    uploads: list[str] = Field(min_length=1, description="upload ids, in merge order")
+    table_type: TableType = "people"
+    mapping: dict[str, str] = Field(default_factory=dict, description="header -> canonical field | ignore | keep")
+    mode: Literal["deliver", "merge_only"] = "deliver"
+    webhook_url: str | None = None
+    auth_token: SecretStr | None = None
+    rate: float | None = Field(None, gt=0, le=10_000)
+    burst: int | None = Field(None, ge=1, le=100_000)
+    chunk_size: int | None = Field(None, ge=1, le=1_000_000)
+    schedule: Literal["now", "off_hours"] = "now"
+
+
+class WebService:
+    """Uploads, previews and jobs for one server process."""
+
+    def __init__(self, settings: Settings, *, allow_private_targets: bool = False,
+                 prefect_api_url: str | None = None):
+        self.settings = settings
+        self.allow_private_targets = allow_private_targets
+        self.root = Path(settings.data_dir).resolve() / "web"
+        self.uploads = UploadStore(self.root / "uploads", settings.upload_limit_bytes, settings.chunk_ttl_s)
+        self.jobs_root = self.root / "jobs"
+        self.jobs_root.mkdir(parents=True, exist_ok=True)
+        self.jobs = JobStore()
+        self.prefect_api_url = prefect_api_url or prefect_api_url_setting()
+        self.runner = make_runner(self.jobs, self.prefect_api_url)
+
+    # Uploads -----------------------------------------------------------------
+
+    def add_upload(self, filename: str, data: BinaryIO, table_type: TableType) -> dict:
+        """Store one uploaded file and return its preview; a file that cannot be read is not kept."""
+        try:
+            upload = self.uploads.save(filename, data)
+        except UploadTooLarge as exc:
+            raise ApiError(413, f"{exc.name}: file is larger than the upload limit of {exc.limit:,} bytes "
+                                "(CSV_MERGER_UPLOAD_LIMIT_BYTES)", file=exc.name, field="files") from None
+        try:
+            preview = self._preview(upload, table_type, {})
+            if not preview["columns"]:
+                raise ApiError(422, f"{upload.name}: the file is empty (no header, no rows): nothing to merge",
+                               file=upload.name)
+        except ApiError:
+            self.uploads.delete(upload.id)
+            raise
+        return preview
+
+    def preview(self, upload_id: str, table_type: TableType, mapping: dict[str, str]) -> dict:
+        """The upload's preview with the mapping overrides applied."""
+        return self._preview(self._upload(upload_id), table_type, self.check_mapping(mapping, table_type))
+
+    def delete_upload(self, upload_id: str) -> None:
+        if not self.uploads.delete(upload_id):
+            raise ApiError(404, f"upload {upload_id!r} not found (it may have expired)", field="uploads")
+
+    def check_mapping(self, mapping: dict[str, str], table_type: TableType) -> dict[str, str]:
+        """Validate overrides: each value is a mappable field of ``table_type``, ``ignore`` or ``keep``."""
+        fields = mappable_fields(table_type)
+        for header, target in mapping.items():
+            if target not in fields and target not in (IGNORE, KEEP):
+                raise ApiError(
+                    422,
+                    f"mapping for column {header!r}: {target!r} is not a canonical {table_type} field "
+                    f"(choose one of {', '.join(fields)}, or '{IGNORE}' or '{KEEP}')",
+                    field=f"mapping.{header}",
+                )
+        return dict(mapping)
+
+    def _upload(self, upload_id: str) -> Upload:
+        upload = self.uploads.get(upload_id)
+        if upload is None:
+            raise ApiError(404, f"upload {upload_id!r} not found (it may have expired)", field="uploads")
+        return upload
+
+    def _preview(self, upload: Upload, table_type: TableType, mapping: dict[str, str]) -> dict:
+        from csv_merger.web.preview import preview_file
+
+        with self._named_errors(upload):
+            preview = preview_file(upload.path, table_type, mapping)
+        return {"id": upload.id, "name": upload.name, "size": upload.size, **preview}
+
+    @contextlib.contextmanager
+    def _named_errors(self, upload: Upload) -> Iterator[None]:
+        """Turn reader/mapper errors into a 422 naming the upload (never its server path)."""
+        try:
+            yield
+        except InputError as exc:
+            reason = exc.reason.replace(str(upload.path), upload.name)
+            where = f", line {exc.line}" if exc.line else ""
+            raise ApiError(422, f"{upload.name}{where}: {reason}", file=upload.name) from None
+        except (ValueError, ConfigError) as exc:
+            raise ApiError(422, f"{upload.name}: {exc}", file=upload.name, field="mapping") from None
+
+    # Jobs --------------------------------------------------------------------
+
+    def start_job(self, request: JobRequest) -> Job:
+        """Validate a job request, then start or schedule its flow run."""
+        settings = self.settings
+        uploads = [self._upload(upload_id) for upload_id in request.uploads]
+        mapping = self.check_mapping(request.mapping, request.table_type)
+        if KEEP in mapping.values():
+            from csv_merger.web.preview import column_mappings
+
+            for upload in uploads:
+                with self._named_errors(upload):
+                    column_mappings(upload.path, request.table_type, mapping)
+        webhook_url = None
+        if request.mode == "deliver":
+            webhook_url = (request.webhook_url or "").strip()
+            if not webhook_url:
+                raise ApiError(422, "webhook_url: a webhook URL is required to deliver (or choose 'merge only')",
+                               field="webhook_url")
+            from tasks.safety import check_target
+
+            try:
+                check_target(webhook_url, self.allow_private_targets)
+            except UnsafeTargetError as exc:
+                raise ApiError(422, f"webhook_url: {exc}", field="webhook_url") from None
+        scheduled_for = None
+        if request.schedule == "off_hours":
+            try:
+                start = next_window_start(datetime.now(timezone.utc), settings.delivery_window, settings.timezone)
+            except CsvMergerError as exc:
+                raise ApiError(422, str(exc), field="schedule") from None
+            scheduled_for = start.timestamp() if start.timestamp() > time.time() + 1 else None
+        job = self.jobs.add(
+            mode=request.mode, runner=self.runner.name, table_type=request.table_type,
+            files=[u.name for u in uploads], target=urlsplit(webhook_url).hostname if webhook_url else None,
+            rate=request.rate or settings.rate_limit, burst=request.burst or settings.burst,
+            chunk_size=request.chunk_size or settings.chunk_size, scheduled_for=scheduled_for,
+            status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
+        )
+        job_dir = self.jobs_root / job.id
+        flow_request = FlowRequest(
+            job_id=job.id,
+            files=[str(_link_input(u, job_dir / "inputs")) for u in uploads],
+            output_dir=str(job_dir / "out"),
+            webhook_url=webhook_url,
+            table_type=request.table_type,
+            rate_limit=job.rate, burst=job.burst, chunk_size=job.chunk_size,
+            mapping=mapper_overrides(mapping),
+            redis_url=settings.redis_url,
+            allow_private_targets=self.allow_private_targets,
+            data_dir=str(settings.data_dir),
+            auth_token=request.auth_token.get_secret_value() if request.auth_token else None,
+            scheduled_for=scheduled_for,
+        )
+        self.runner.start(flow_request)
+        return self.jobs.get(job.id)
+
+    def job(self, job_id: str) -> Job:
+        job = self.jobs.get(job_id)
+        if job is None:
+            raise ApiError(404, f"job {job_id!r} not found", field="job")
+        return job
+
+    def cancel_job(self, job_id: str) -> Job:
+        """Ask a job to stop; it ends Cancelled (never Completed)."""
+        job = self.job(job_id)
+        if job.status.terminal:
+            return job
+        self.jobs.request_cancel(job_id)
+        self.runner.cancel(job_id)
+        return self.job(job_id)
+
+    def output(self, job_id: str, kind: Literal["merged", "dead_letter"]) -> Path:
+        """Path of a job's merged or dead-letter CSV. 404 when there is none, 410 after expiry."""
+        job = self.job(job_id)
+        label = "merged CSV" if kind == "merged" else "dead-letter CSV"
+        if job.expired:
+            raise ApiError(410, f"job {job_id}: the {label} expired (kept {self.settings.chunk_ttl_s} s)")
+        path = job.merged_csv if kind == "merged" else job.dead_letter_csv
+        if not path or not Path(path).is_file():
+            raise ApiError(404, f"job {job_id} has no {label} (yet)")
+        return Path(path)
+
+    # Expiry ------------------------------------------------------------------
+
+    def expire(self, now: float | None = None) -> None:
+        """Delete uploads and job folders older than the TTL (settings.chunk_ttl_s)."""
+        now = time.time() if now is None else now
+        ttl = self.settings.chunk_ttl_s
+        self.uploads.expire(now)
+        for job in self.jobs.expire(ttl, now):
+            shutil.rmtree(self.jobs_root / job.id, ignore_errors=True)
+        for folder in self.jobs_root.iterdir():
+            job = self.jobs.get(folder.name)
+            if job is None and now - folder.stat().st_mtime >= ttl:
+                shutil.rmtree(folder, ignore_errors=True)  # left by an earlier server process
+
+    def close(self) -> None:
+        self.runner.close()
+
+
+def _link_input(upload: Upload, folder: Path) -> Path:
+    """Give the job its own link to an upload, so upload expiry cannot pull it away mid-run."""
+    target = folder / upload.id / upload.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(upload.path, target)
+    except OSError:
+        shutil.copyfile(upload.path, target)
+    return target
