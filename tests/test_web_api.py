@@ -139,3 +139,254 @@ def test_refuses_to_serve_beyond_loopback_without_a_token(tmp_path):
     with pytest.raises(ConfigError, match="CSV_MERGER_API_TOKEN"):
         create_app(Settings(data_dir=tmp_path), host="0.0.0.0")
     assert required_token("127.0.0.1", None) is None
+
+
+# ---------------------------------------------------------------- HTTP API
+
+PEOPLE_CSV = "First Name,Last Name,Email,Title\nAda,Lovelace,ada@analytical.example,Countess\n"
+
+
+@pytest.fixture
+def web_settings(tmp_path, monkeypatch):
+    """Settings for an in-process app; the flow (same process) reads the same data folder."""
+    monkeypatch.setenv("CSV_MERGER_DATA_DIR", str(tmp_path / "data"))
+    from csv_merger.settings import get_settings
+
+    get_settings.cache_clear()
+    yield get_settings()
+    get_settings.cache_clear()
+
+
+@pytest.fixture
+async def make_client(web_settings):
+    """``await make_client(settings_overrides, **create_app_kwargs)`` -> an httpx client on a running app
+    (lifespan entered, so the expiry sweep runs); ``client.app`` is the app."""
+    opened = []
+
+    async def make(overrides: dict | None = None, **kwargs) -> httpx.AsyncClient:
+        settings = web_settings.model_copy(update=overrides or {})
+        kwargs.setdefault("host", "127.0.0.1")
+        kwargs.setdefault("embedded", True)
+        app = create_app(settings, **kwargs)
+        lifespan = app.router.lifespan_context(app)
+        await lifespan.__aenter__()
+        client = httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://web", timeout=30)
+        client.app = app
+        opened.append((lifespan, client))
+        return client
+
+    yield make
+    for lifespan, client in reversed(opened):
+        await client.aclose()
+        await lifespan.__aexit__(None, None, None)
+
+
+def _files(*items: tuple[str, bytes]) -> list:
+    return [("files", (name, data, "text/csv")) for name, data in items]
+
+
+async def test_upload_shows_encoding_delimiter_rows_and_mapping(make_client, corpus_dir):
+    client = await make_client()
+    data = (corpus_dir / "datablist_people-1000.csv").read_bytes()
+    r = await client.post("/api/uploads", files=_files(("datablist_people-1000.csv", data)))
+    assert r.status_code == 201, r.text
+    (preview,) = r.json()["files"]
+    assert (preview["encoding"], preview["delimiter"], preview["rows"]) == ("utf-8", ",", 1000)
+    mapping = {c["header"]: c["field"] for c in preview["columns"]}
+    assert mapping["Email"] == "Work Email" and mapping["Sex"] is None
+    assert "path" not in r.text and str(corpus_dir) not in r.text
+
+
+async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("logo.csv", bytes(range(256)) * 40)))
+    assert r.status_code == 422
+    assert r.json()["file"] == "logo.csv" and "not CSV" in r.json()["error"]
+    r = await client.post("/api/uploads", files=_files(("empty.csv", b"")))
+    assert r.status_code == 422
+    assert r.json() == {"error": "empty.csv: the file is empty (no header, no rows): nothing to merge",
+                        "file": "empty.csv"}
+    uploads = client.app.state.service.uploads
+    assert list(uploads.root.iterdir()) == []  # nothing kept
+
+
+async def test_oversized_upload_is_413_with_the_limit(make_client):
+    client = await make_client({"upload_limit_bytes": 1000})
+    r = await client.post("/api/uploads", files=_files(("big.csv", PEOPLE_CSV.encode() * 200)))
+    assert r.status_code == 413
+    assert "1,000 bytes" in r.json()["error"] and "CSV_MERGER_UPLOAD_LIMIT_BYTES" in r.json()["error"]
+
+    async def chunked():  # no Content-Length: the body is counted as it streams
+        yield b'--x\r\nContent-Disposition: form-data; name="files"; filename="big.csv"\r\n\r\n'
+        for _ in range(2000):
+            yield PEOPLE_CSV.encode()
+        yield b"\r\n--x--\r\n"
+
+    r = await client.post("/api/uploads", content=chunked(),
+                          headers={"content-type": "multipart/form-data; boundary=x"})
+    assert r.status_code == 413 and "limit" in r.json()["error"]
+
+
+async def test_same_names_kept_unicode_kept_traversal_removed(make_client):
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("../../Kontakte März.csv", PEOPLE_CSV.encode()),
+                                                      ("Kontakte März.csv", PEOPLE_CSV.encode())))
+    assert r.status_code == 201
+    first, second = r.json()["files"]
+    assert first["name"] == second["name"] == "Kontakte März.csv" and first["id"] != second["id"]
+    root = client.app.state.service.uploads.root
+    stored = sorted(p.relative_to(root).parts[1] for p in root.glob("*/*.csv"))
+    assert stored == ["Kontakte März.csv", "Kontakte März.csv"]
+
+
+async def test_mapping_override_must_name_a_canonical_field(make_client):
+    client = await make_client()
+    upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post(f"/api/uploads/{upload['id']}/preview",
+                          json={"table_type": "people", "mapping": {"Title": "Job Titel"}})
+    assert r.status_code == 422
+    assert r.json()["field"] == "mapping.Title"
+    assert "'Job Titel' is not a canonical people field" in r.json()["error"]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only",
+                                             "mapping": {"Title": "Company Phone"}})  # a company field
+    assert r.status_code == 422 and r.json()["field"] == "mapping.Title"
+    r = await client.post(f"/api/uploads/{upload['id']}/preview",
+                          json={"table_type": "people", "mapping": {"Title": "ignore", "Email": "Personal Email"}})
+    columns = {c["header"]: (c["field"], c["how"]) for c in r.json()["columns"]}
+    assert columns["Title"] == (None, "ignored") and columns["Email"] == ("Personal Email", "override")
+
+
+@pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data",
+                                 "file:///etc/passwd", "http://10.0.0.5/hook"])
+async def test_unsafe_webhook_url_is_refused(make_client, url):
+    client = await make_client()  # started without --allow-private-targets
+    upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": url})
+    assert r.status_code == 422
+    assert r.json()["field"] == "webhook_url" and "webhook" in r.json()["error"]
+    assert (await client.get("/api/jobs")).json()["jobs"] == []
+
+
+async def test_bad_numbers_and_unknown_uploads_name_the_field(make_client):
+    client = await make_client()
+    r = await client.post("/api/jobs", json={"uploads": ["abc"], "rate": -1})
+    assert r.status_code == 422 and r.json()["field"] == "rate"
+    r = await client.post("/api/jobs", json={"uploads": ["0123456789abcdef"], "mode": "merge_only"})
+    assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"]
+
+
+async def test_token_required_beyond_loopback(make_client):
+    from pydantic import SecretStr
+
+    client = await make_client({"api_token": SecretStr("s3cret-token")}, host="0.0.0.0")
+    for path in ("/api/config", "/api/jobs", "/health"):
+        r = await client.get(path)
+        assert r.status_code == 401 and "API token" in r.json()["error"], path
+    r = await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))
+    assert r.status_code == 401
+    assert (await client.get("/api/config", headers={"Authorization": "Bearer wrong"})).status_code == 401
+    assert (await client.get("/api/config", headers={"Authorization": "Bearer s3cret-token"})).status_code == 200
+    assert (await client.get("/")).status_code == 200  # the page shell, which then asks for the token
+    r = await client.post("/api/session", json={"token": "s3cret-token"})
+    assert r.status_code == 200 and "httponly" in r.headers["set-cookie"].lower()
+    assert (await client.get("/api/jobs")).status_code == 200  # the cookie now carries it
+    assert "s3cret-token" not in (await client.get("/api/config")).text
+
+
+async def test_uploads_expire_on_schedule(make_client):
+    client = await make_client({"chunk_ttl_s": 1}, cleanup_interval_s=0.2)
+    upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    folder = client.app.state.service.uploads.root / upload["id"]
+    assert folder.is_dir()
+    deadline = time.monotonic() + 5
+    while folder.exists() and time.monotonic() < deadline:
+        await asyncio.sleep(0.1)
+    assert not folder.exists()
+    r = await client.post(f"/api/uploads/{upload['id']}/preview", json={})
+    assert r.status_code == 404 and "expired" in r.json()["error"]
+
+
+async def test_health_names_the_part_that_is_down(make_client, redis_url):
+    client = await make_client({"redis_url": redis_url})
+    r = await client.get("/health")
+    assert r.status_code == 200 and r.json()["checks"]["redis"] == "ok"
+    from tests.conftest import find_free_port
+
+    dead = f"redis://127.0.0.1:{find_free_port()}/0"
+    client = await make_client({"redis_url": dead}, prefect_api_url=f"http://127.0.0.1:{find_free_port()}/api")
+    r = await client.get("/health")
+    assert r.status_code == 503
+    body = r.json()
+    assert body["status"] == "down" and sorted(body["down"]) == ["prefect_api", "redis"]
+    assert "does not answer" in body["checks"]["redis"] and "does not answer" in body["checks"]["prefect_api"]
+
+
+# ---------------------------------------------------------------- jobs on the real flow
+
+
+async def _wait_job(client, job_id: str, until, timeout: float = 60.0) -> dict:
+    deadline = time.monotonic() + timeout
+    while True:
+        job = (await client.get(f"/api/jobs/{job_id}")).json()
+        if until(job):
+            return job
+        assert time.monotonic() < deadline, f"job never reached the expected state: {job}"
+        await asyncio.sleep(0.2)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_cancel_mid_delivery_stays_cancelled(make_client, sink_factory, corpus_dir):
+    sink = sink_factory(auth_token="tok-123")  # answers 401 without the token
+    client = await make_client(allow_private_targets=True)
+    data = (corpus_dir / "datablist_people-1000.csv").read_bytes()
+    upload = (await client.post("/api/uploads", files=_files(("people.csv", data)))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": sink.url,
+                                             "rate": 25, "burst": 5, "chunk_size": 200, "auth_token": "tok-123"})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    assert "tok-123" not in r.text
+    running = await _wait_job(client, job_id, lambda j: j["counts"]["delivered"] >= 10)
+    assert running["status"] == "Running" and 0 < running["percent"] < 100
+    assert running["counts"]["rows_total"] == 1000 and running["eta_s"] > 0
+
+    r = await client.post(f"/api/jobs/{job_id}/cancel")
+    assert r.json()["status"] in ("Cancelling", "Cancelled")
+    ended = await _wait_job(client, job_id, lambda j: j["status"] not in ("Running", "Cancelling"), timeout=20)
+    assert ended["status"] == "Cancelled" and ended["percent"] < 100
+    accepted = sink.stats()["accepted"]
+    assert 10 <= accepted < 1000
+    assert ended["counts"]["delivered"] == accepted
+    await asyncio.sleep(2)
+    later = (await client.get(f"/api/jobs/{job_id}")).json()
+    assert later["status"] == "Cancelled" and sink.stats()["accepted"] == accepted
+    listed = (await client.get("/api/jobs")).json()["jobs"]
+    assert [(j["id"], j["status"]) for j in listed] == [(job_id, "Cancelled")]
+    assert len(sink.records()) == accepted and all(r["auth"] for r in sink.records())
+    assert "tok-123" not in (await client.get("/api/jobs")).text
+    from prefect.blocks.system import Secret
+
+    with pytest.raises(ValueError):  # the job's Secret block is gone once the job ended
+        await Secret.aload(f"csv-merger-web-auth-{job_id}")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_off_hours_job_waits_for_the_window(make_client):
+    now = datetime.now(timezone.utc)
+    start = (now.hour + 2) % 24
+    client = await make_client({"delivery_window": f"{start:02d}:00-{(start + 1) % 24:02d}:00", "timezone": "UTC"})
+    upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only",
+                                             "schedule": "off_hours"})
+    job = r.json()
+    assert r.status_code == 201 and job["status"] == "Scheduled"
+    expected = next_window_start(now, f"{start:02d}:00-{(start + 1) % 24:02d}:00", "UTC").timestamp()
+    assert job["scheduled_for"] == pytest.approx(expected, abs=1)
+    await asyncio.sleep(1)
+    assert (await client.get(f"/api/jobs/{job['id']}")).json()["status"] == "Scheduled"
+    r = await client.post(f"/api/jobs/{job['id']}/cancel")
+    assert r.json()["status"] == "Cancelled"
+    await asyncio.sleep(1)
+    job = (await client.get(f"/api/jobs/{job['id']}")).json()
+    assert job["status"] == "Cancelled" and not job["has_merged_csv"]
+    r = await client.get(f"/api/jobs/{job['id']}/merged.csv")
+    assert r.status_code == 404

@@ -224,6 +224,7 @@ function renderFile(entry) {
     el("span", { class: "fact" }, el("b", {}, "Delimiter "), DELIMITERS[u.delimiter] || JSON.stringify(u.delimiter)),
     el("span", { class: "fact" }, el("b", {}, "Rows "), fmtInt(u.rows)),
     el("span", { class: "fact" }, el("b", {}, "Columns "), fmtInt(u.columns.length)),
+    el("span", { class: "fact" }, el("b", {}, "Mapped "), `${u.columns.filter((c) => c.field).length} of ${u.columns.length}`),
     el("span", { class: "fact" }, el("b", {}, "Size "), fmtBytes(u.size)),
     u.bad_rows ? el("span", { class: "fact badge-warn" }, el("b", {}, "Bad rows "), fmtInt(u.bad_rows)) : null);
   const warnings = u.warnings.length
@@ -331,7 +332,7 @@ function renderJobDetail(job) {
     ["Completed", "Failed", "Cancelled"].includes(job.status) ? null
       : el("button", { type: "button", class: "btn btn-danger", onclick: () => cancelJob(job.id), disabled: job.status === "Cancelling" }, "Cancel job"),
     job.expired ? el("span", { class: "muted", text: "Files expired and were deleted." }) : null);
-  box.replaceChildren(
+  box.replaceChildren(...[
     el("div", { class: "job-title" }, el("h3", {}, `Job ${job.id}`, statusBadge(job)),
       el("span", { class: "muted", text: `created ${fmtTime(job.created_at)}` })),
     el("p", { class: "job-meta", text: meta }),
@@ -344,7 +345,7 @@ function renderJobDetail(job) {
       stat("Current rate", `${c.current_rate ? c.current_rate.toFixed(1) : "–"}/s`),
       stat("429s", fmtInt(c.http_429), c.http_429 ? "bad" : ""),
       stat("ETA", fmtDuration(job.eta_s))) : null,
-    actions);
+    actions].filter(Boolean));
   box.dataset.job = job.id;
   box.dataset.status = job.status;
 }

@@ -17,6 +17,10 @@ def web(
         False, "--allow-private-targets",
         help="Accept webhook URLs on loopback/private addresses (a local sink, tests). Off in production.",
     ),
+    embedded: bool = typer.Option(
+        False, "--embedded",
+        help="Run jobs in this process even when PREFECT_API_URL is set (the API then only tracks them).",
+    ),
 ) -> None:
     """Upload page and job API: drop CSVs, check the mapping, start, watch, cancel, download.
 
@@ -32,6 +36,7 @@ def web(
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
-    application = create_app(settings, host=host, allow_private_targets=allow_private_targets)
+    application = create_app(settings, host=host, allow_private_targets=allow_private_targets, embedded=embedded)
+    application.state.service.runner.prepare()  # start Prefect's API now, not at the first job
     print(f"csv-merger web: http://{host}:{port}/ ({application.state.service.runner.name} runs)", flush=True)
     uvicorn.run(application, host=host, port=port, log_level="warning")

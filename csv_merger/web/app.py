@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from pathlib import Path
 
 from fastapi import APIRouter, Depends, FastAPI, Request
@@ -37,6 +38,8 @@ from csv_merger.web.bodylimit import BodyLimitMiddleware
 from csv_merger.web.health import health
 from csv_merger.web.service import WebService
 
+log = logging.getLogger("csv_merger.web")
+
 UI_DIR = Path(__file__).resolve().parents[2] / "ui_static"
 MULTIPART_OVERHEAD_BYTES = 64 * 1024  # boundaries and part headers around one file
 
@@ -47,6 +50,7 @@ def create_app(
     host: str | None = None,
     allow_private_targets: bool = False,
     prefect_api_url: str | None = None,
+    embedded: bool = False,
     cleanup_interval_s: float | None = None,
 ) -> FastAPI:
     """The FastAPI application.
@@ -56,7 +60,9 @@ def create_app(
     allow_private_targets: let webhook URLs point at private/loopback hosts
     (tests and a local sink only). prefect_api_url: run jobs as flow runs of
     the ``merge-and-deliver`` deployment on that API (default: Prefect's
-    ``PREFECT_API_URL`` setting; unset = embedded mode). cleanup_interval_s:
+    ``PREFECT_API_URL`` setting; unset = embedded mode). embedded: run flows
+    in this process even when an API is configured (it then only tracks
+    them). cleanup_interval_s:
     seconds between expiry sweeps (default a quarter of the TTL, 0.2-300 s).
     """
     settings = settings or get_settings()
@@ -64,7 +70,8 @@ def create_app(
     token = auth.required_token(host or settings.host, token_secret)
     if not UI_DIR.is_dir():
         raise ConfigError(f"page files not found at {UI_DIR}")
-    service = WebService(settings, allow_private_targets=allow_private_targets, prefect_api_url=prefect_api_url)
+    service = WebService(settings, allow_private_targets=allow_private_targets, prefect_api_url=prefect_api_url,
+                         embedded=embedded)
     interval = cleanup_interval_s or min(max(settings.chunk_ttl_s / 4, 0.2), 300.0)
 
     @contextlib.asynccontextmanager
@@ -122,7 +129,10 @@ def create_app(
 async def _sweep_forever(service: WebService, interval_s: float) -> None:
     """Expire uploads and job outputs every ``interval_s`` seconds."""
     while True:
-        await run_in_threadpool(service.expire)
+        try:
+            await run_in_threadpool(service.expire)
+        except OSError as exc:  # a full or read-only disk must not stop later sweeps
+            log.warning("expiry sweep failed: %s", exc)
         await asyncio.sleep(interval_s)
 
 

@@ -22,6 +22,7 @@ The webhook auth token goes into a Prefect Secret block named after the job
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import csv
 import json
 import logging
@@ -84,6 +85,7 @@ class FlowRequest:
 class Runner(Protocol):
     name: str
 
+    def prepare(self) -> None: ...
     def start(self, request: FlowRequest) -> None: ...
     def cancel(self, job_id: str) -> None: ...
     def close(self) -> None: ...
@@ -212,12 +214,18 @@ class EmbeddedRunner:
         self._threads: dict[str, threading.Thread] = {}
         self._wake: dict[str, threading.Event] = {}
         self._flow_runs: dict[str, str] = {}
-        self._api_ready = threading.Event()  # one thread starts the ephemeral API; jobs wait for it
-        threading.Thread(target=_warm_up, args=(self._api_ready,), daemon=True, name="prefect-warm-up").start()
+        self._api_ready: threading.Event | None = None  # set once the Prefect API answered
+
+    def prepare(self) -> None:
+        """Start Prefect's (ephemeral) API in the background, once: a job is probably coming."""
+        if self._api_ready is None:
+            self._api_ready = threading.Event()
+            _thread(_warm_up, self._api_ready, name="prefect-warm-up").start()
 
     def start(self, request: FlowRequest) -> None:
+        self.prepare()
         wake = threading.Event()
-        thread = threading.Thread(target=self._run, args=(request, wake), daemon=True, name=f"job-{request.job_id}")
+        thread = _thread(self._run, request, wake, name=f"job-{request.job_id}")
         self._wake[request.job_id] = wake
         self._threads[request.job_id] = thread
         thread.start()
@@ -226,6 +234,7 @@ class EmbeddedRunner:
         from prefect.client.orchestration import get_client
         from prefect.flow_engine import run_flow
         from prefect.states import Scheduled
+        from prefect.utilities.urls import url_for
 
         from flows.merge_and_deliver import merge_and_deliver, summary_of
 
@@ -240,7 +249,7 @@ class EmbeddedRunner:
                     merge_and_deliver, name=f"web-{job_id}", parameters=request.parameters(),
                     tags=["csv-merger-web"], state=Scheduled(scheduled_time=when) if request.scheduled_for else None)
             self._flow_runs[job_id] = str(flow_run.id)
-            self.store.update(job_id, flow_run_id=str(flow_run.id))
+            self.store.update(job_id, flow_run_id=str(flow_run.id), flow_run_url=url_for(flow_run))
             if request.scheduled_for:
                 wake.wait(max(0.0, request.scheduled_for - time.time()))
             if self.store.get(job_id).cancel_requested:
@@ -249,7 +258,7 @@ class EmbeddedRunner:
                 return
             self.store.set_status(job_id, JobStatus.RUNNING)
             done = threading.Event()
-            follower = threading.Thread(target=_follow, args=(self.store, probe, job_id, done), daemon=True)
+            follower = _thread(_follow, self.store, probe, job_id, done, name=f"follow-{job_id}")
             follower.start()
             try:
                 state = run_flow(merge_and_deliver, flow_run=flow_run, parameters=request.parameters(),
@@ -331,8 +340,7 @@ class DeploymentRunner:
                                   timeout=0, as_subflow=False, flow_run_name=f"web-{request.job_id}",
                                   tags=["csv-merger-web"])
         self.store.update(request.job_id, flow_run_id=str(flow_run.id), flow_run_url=url_for(flow_run))
-        thread = threading.Thread(target=self._watch, args=(request, str(flow_run.id)), daemon=True,
-                                  name=f"watch-{request.job_id}")
+        thread = _thread(self._watch, request, str(flow_run.id), name=f"watch-{request.job_id}")
         self._threads[request.job_id] = thread
         thread.start()
 
@@ -363,6 +371,9 @@ class DeploymentRunner:
         finally:
             _delete_secret(request)
 
+    def prepare(self) -> None:
+        """Nothing to start: the Prefect API runs elsewhere."""
+
     def cancel(self, job_id: str) -> None:
         job = self.store.get(job_id)
         if job is not None and job.flow_run_id:
@@ -374,7 +385,14 @@ class DeploymentRunner:
             thread.join(timeout=5)
 
 
-# ---------------------------------------------------------------- API helpers
+# ---------------------------------------------------------------- helpers
+
+
+def _thread(target, *args, name: str) -> threading.Thread:
+    """A daemon thread running in a copy of the caller's context (same Prefect settings)."""
+    ctx = contextvars.copy_context()
+    return threading.Thread(target=ctx.run, args=(target, *args), daemon=True, name=name)
+
 
 
 def _set_flow_run_cancel(flow_run_id: str, cancelled: bool) -> None:

@@ -57,7 +57,7 @@ class WebService:
     """Uploads, previews and jobs for one server process."""
 
     def __init__(self, settings: Settings, *, allow_private_targets: bool = False,
-                 prefect_api_url: str | None = None):
+                 prefect_api_url: str | None = None, embedded: bool = False):
         self.settings = settings
         self.allow_private_targets = allow_private_targets
         self.root = Path(settings.data_dir).resolve() / "web"
@@ -66,7 +66,7 @@ class WebService:
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore()
         self.prefect_api_url = prefect_api_url or prefect_api_url_setting()
-        self.runner = make_runner(self.jobs, self.prefect_api_url)
+        self.runner = make_runner(self.jobs, None if embedded else self.prefect_api_url)
 
     # Uploads -----------------------------------------------------------------
 
@@ -226,12 +226,18 @@ class WebService:
         for job in self.jobs.expire(ttl, now):
             shutil.rmtree(self.jobs_root / job.id, ignore_errors=True)
         for folder in self.jobs_root.iterdir():
-            job = self.jobs.get(folder.name)
-            if job is None and now - folder.stat().st_mtime >= ttl:
+            if self.jobs.get(folder.name) is None and now - _mtime(folder) >= ttl:
                 shutil.rmtree(folder, ignore_errors=True)  # left by an earlier server process
 
     def close(self) -> None:
         self.runner.close()
+
+
+def _mtime(path: Path) -> float:
+    try:
+        return path.stat().st_mtime
+    except FileNotFoundError:
+        return time.time()
 
 
 def _link_input(upload: Upload, folder: Path) -> Path:

@@ -122,7 +122,10 @@ class UploadStore:
         removed = []
         for folder in self.root.iterdir():
             upload = self.get(folder.name)
-            created = upload.created_at if upload else folder.stat().st_mtime
+            try:
+                created = upload.created_at if upload else folder.stat().st_mtime
+            except FileNotFoundError:  # deleted meanwhile (a refused upload)
+                continue
             if now - created >= self.ttl_s:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)

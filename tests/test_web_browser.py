@@ -1,0 +1,137 @@
+"""The upload page end to end in headless Chromium (Debian's ``chromium``,
+driven by Playwright through ``executable_path``; never ``playwright install``).
+
+A real ``csv-merger web`` process (uvicorn, embedded Prefect runs) and a real
+sink: upload two corpus files, check the mapping, deliver, watch progress
+reach 100 %, download the merged CSV; then a binary file shows its error.
+Screenshots go to ``test-output/screenshots/`` (git-ignored) for review.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import os
+import shutil
+import signal
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import REPO, find_free_port, wait_for_port
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
+                 "--disable-sync", "--no-first-run"]
+SCREENSHOTS = Path(os.environ.get("CSV_MERGER_TEST_OUTPUT", REPO / "test-output")) / "screenshots"
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\x06\x00\x00\x00\x1f\xf3\xffa" * 20
+
+pytestmark = pytest.mark.timeout(120)
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    """``csv-merger web --allow-private-targets`` on a free port, own data folder and Prefect home."""
+    port = find_free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}
+    env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"),
+               DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+    binary = REPO / ".venv" / "bin" / "csv-merger"
+    command = [str(binary) if binary.exists() else shutil.which("csv-merger"), "web", "--port", str(port),
+               "--allow-private-targets"]
+    log = open(tmp_path / "web.log", "w")
+    # Own process group: the ephemeral Prefect API it starts is stopped with it.
+    proc = subprocess.Popen(command, env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+    try:
+        wait_for_port(port, timeout=30)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        os.killpg(proc.pid, signal.SIGTERM)
+        try:
+            proc.wait(timeout=15)
+        except subprocess.TimeoutExpired:
+            os.killpg(proc.pid, signal.SIGKILL)
+        log.close()
+
+
+@pytest.fixture
+def page():
+    from playwright.sync_api import sync_playwright
+
+    if not Path(CHROMIUM).exists():
+        pytest.fail(f"{CHROMIUM} missing: install Debian's chromium package (.ci/run does)")
+    with sync_playwright() as pw:
+        browser = pw.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+        context.set_default_timeout(20_000)
+        yield context.new_page()
+        browser.close()
+
+
+def _shot(page, name: str) -> Path:
+    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+    path = SCREENSHOTS / name
+    page.screenshot(path=str(path), full_page=True)
+    print(f"screenshot: {path}")
+    return path
+
+
+def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpus_dir, tmp_path):
+    from playwright.sync_api import expect
+
+    sink = sink_factory()
+    people, thunderbird = corpus_dir / "datablist_people-1000.csv", corpus_dir / "roundcube_tb_plain.csv"
+    page.goto(web_server)
+    page.set_input_files("#file-input", [str(people), str(thunderbird)])
+
+    card = page.locator("article.file-card[data-file='datablist_people-1000.csv']")
+    expect(card.locator("table.mapping-table")).to_be_visible()
+    expect(card.locator(".facts")).to_contain_text("Rows 1,000")
+    expect(card.locator(".facts")).to_contain_text("comma")
+    expect(card.locator("select[data-header='Email']")).to_have_value("Work Email")
+    tb_card = page.locator("article.file-card[data-file='roundcube_tb_plain.csv']")
+    expect(tb_card.locator("select[data-header='Primary Email']")).to_have_value("Work Email")
+
+    # Change one mapping: drop "Sex" from the merge.
+    card.locator("select[data-header='Sex']").select_option("ignore")
+    expect(card.locator("tr", has=page.locator("select[data-header='Sex']")).locator(".how")).to_have_text("ignored")
+    _shot(page, "web-mapping.png")
+
+    page.fill("#webhook-url", sink.url)
+    page.fill("#rate", "400")
+    page.fill("#burst", "50")
+    page.fill("#chunk-size", "400")
+    page.click("#start-btn")
+
+    detail = page.locator("#job-detail")
+    expect(detail).to_have_attribute("data-status", "Completed", timeout=60_000)
+    expect(detail.locator(".percent")).to_have_text("100%")
+    expect(detail.locator(".stat", has_text="Delivered").locator("dd")).to_have_text("1,001")
+    expect(detail.locator(".stat", has_text="Failed").locator("dd")).to_have_text("0")
+    expect(page.locator("#job-rows .badge")).to_have_text("Completed")
+    _shot(page, "web-job-finished.png")
+
+    with page.expect_download() as info:
+        detail.get_by_text("Download merged CSV").click()
+    merged = list(csv.DictReader(io.StringIO(Path(info.value.path()).read_text(encoding="utf-8"))))
+    assert len(merged) == 1001
+    assert "Sex" not in merged[0]  # the ignored column is gone, the rest kept
+    assert "Date of birth" in merged[0]
+    source_emails = {row["Email"] for row in csv.DictReader(people.open(encoding="utf-8"))}
+    assert source_emails <= {row["Work Email"] for row in merged}
+    assert sink.stats()["accepted"] == 1001
+
+
+def test_binary_file_shows_its_error(web_server, page, tmp_path):
+    from playwright.sync_api import expect
+
+    fake = tmp_path / "photo.csv"
+    fake.write_bytes(PNG)
+    page.goto(web_server)
+    page.set_input_files("#file-input", [str(fake)])
+    error = page.locator("article.file-card.error[data-file='photo.csv']")
+    expect(error).to_contain_text("photo.csv")
+    expect(error).to_contain_text("PNG image, not CSV")
+    expect(page.locator("#start-btn")).to_be_disabled()
+    _shot(page, "web-binary-error.png")
