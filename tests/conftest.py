@@ -154,3 +154,13 @@ def sink_factory(tmp_path):
     yield start
     for sink in sinks:
         sink.stop()
+
+
+@pytest.fixture(scope="session")
+def prefect_harness():
+    """Prefect's real engine against a throw-away API (``prefect_test_harness``:
+    a server subprocess on a temporary SQLite database), once per session."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
