@@ -97,7 +97,7 @@ def _load_personal_domains() -> tuple[frozenset[str], frozenset[str]]:
 PERSONAL_DOMAINS, PERSONAL_BRANDS = _load_personal_domains()
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)
 def is_personal_domain(domain: str) -> bool:
     """True when ``domain`` (lower-case) belongs to a free/consumer mail provider.
 
@@ -132,7 +132,7 @@ def is_domain(value: str) -> bool:
     return _DOMAIN_RE.fullmatch(value) is not None
 
 
-@lru_cache(maxsize=1 << 16)
+@lru_cache(maxsize=1 << 18)
 def clean_domain(value: str) -> str:
     """Reduce a website/domain cell to its host name (see module rules).
 

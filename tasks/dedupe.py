@@ -73,9 +73,10 @@ class KeyMatcher:
         name, domain = values[self._name], values[self._domain]
         if self._people:
             if name and domain and not domain_derived:
-                domain = next((d for d in domain.split(VALUE_SEP) if is_domain(d)), "")
-                if domain:
-                    keys.append("n" + text_key(name.split(VALUE_SEP)[0]) + "\x00" + domain)
+                for d in domain.split(VALUE_SEP) if VALUE_SEP in domain else (domain,):
+                    if is_domain(d):
+                        keys.append("n" + text_key(name.split(VALUE_SEP)[0]) + "\x00" + d)
+                        break
         else:
             if domain:
                 keys.extend("d" + d for d in domain.split(VALUE_SEP) if is_domain(d))
@@ -133,7 +134,8 @@ class UnionFind:
         members: dict[int, list[int]] = {}
         parent = self.parent
         for row in range(len(parent)):
-            root = self.find(row)
+            # parent[row] <= row always, so in reading order parent[parent[row]] is already a root
+            root = parent[parent[row]]
             parent[row] = root
             if root != row:
                 bucket = members.get(root)

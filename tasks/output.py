@@ -24,6 +24,8 @@ from typing import TextIO
 from tasks.cleaning import FORMULA_CELL, neutralise_formula
 from tasks.records import SLOT_SEP, SOURCE, VALUE_SEP, Layout
 
+_FORMULA_START = ("=", "+", "-", "@")
+
 
 class OutputPlan:
     """Column names and, per layout slot, the columns of its 1st..Nth value.
@@ -138,8 +140,10 @@ class CsvOutput:
         tail = ["", source]
         writerow = self._writer.writerow
         neutralise = self._neutralise
+        risky_source = neutralise and neutralise_formula(source) != source
 
         positions = [self._plan.positions[slot] for slot in slot_ids]
+        several = [pos for pos in range(width) if len(positions[pos]) > 1]  # slots that may hold 2+ values
 
         def write_packed(packed: str) -> None:
             parts = packed.split(SLOT_SEP)
@@ -148,7 +152,7 @@ class CsvOutput:
             parts += tail
             if VALUE_SEP in packed:
                 more = []
-                for pos in range(width):
+                for pos in several:
                     if VALUE_SEP in parts[pos]:
                         values = parts[pos].split(VALUE_SEP)
                         parts[pos] = values[0]
@@ -158,9 +162,9 @@ class CsvOutput:
                     for column, value in zip(columns[1:], values[1:]):
                         cells[column] = value
             else:
-                cells = list(pick(parts))
-            if neutralise and FORMULA_CELL.search(SLOT_SEP + packed + SLOT_SEP + source):
-                self._safe(cells)
+                cells = pick(parts)
+            if neutralise and (FORMULA_CELL.search(packed) or packed[:1] in _FORMULA_START or risky_source):
+                cells = self._safe(list(cells))
             writerow(cells)
             self.rows += 1
 

@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from tasks.cleaning import (
-    NULL_TOKENS, build_full_name, clean_domain, clean_linkedin, email_domain, is_personal_domain,
+    EMAIL_RE, NULL_TOKENS, build_full_name, clean_domain, clean_linkedin, email_domain, is_personal_domain,
     linkedin_key, phone_key, split_emails, split_full_name, text_key,
 )
 from tasks.schema import TableType, fields_for
@@ -248,7 +248,16 @@ class RecordBuilder:
                         values[pos] = value
         for index, _ in self._plan[EMAIL]:
             cell = cells[index]
-            if cell and not cell.isspace():
+            if not cell or cell.isspace():
+                continue
+            address = cell.strip().lower()
+            if EMAIL_RE.fullmatch(address):  # fast path for the usual one-address cell
+                pos = self._personal if is_personal_domain(address.rpartition("@")[2]) else self._work
+                if values[pos]:
+                    multi += add(values, pos, address, EMAIL)
+                else:
+                    values[pos] = address
+            else:
                 multi += self._emails(values, cell)
         if surplus:
             extra = EXTRA_FIELDS_JOIN.join(s.strip() for s in surplus if s.strip())

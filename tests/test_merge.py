@@ -275,3 +275,19 @@ def test_inspect_file_reports_without_merging(corpus_dir):
     report = inspect_file(corpus_dir / "datablist_leads-100.csv")
     assert report.rows == 100 and report.delimiter == ","
     assert report.mapping["Email 1"] == report.mapping["Email 2"] is not None
+
+
+def test_worker_processes_give_the_same_output(corpus_dir, tmp_path, monkeypatch):
+    import tasks.merging as merging
+
+    files = [corpus_dir / "datablist_customers-100.csv", corpus_dir / "annrch_customers_extra_rating_col.csv",
+             corpus_dir / "csvkit_bad.csv", tmp_path / "missing.csv"]
+    serial, parallel = tmp_path / "serial.csv", tmp_path / "parallel.csv"
+    first = merge_files(files, serial, skip_bad_files=True)
+    monkeypatch.setattr(merging, "PARALLEL_MIN_BYTES", 0)
+    lines: list[str] = []
+    second = merge_files(files, parallel, skip_bad_files=True, progress=lines.append)
+    assert any("worker processes" in line for line in lines)
+    assert parallel.read_bytes() == serial.read_bytes()
+    assert second.model_dump(exclude={"elapsed_s", "output_path"}) == first.model_dump(
+        exclude={"elapsed_s", "output_path"})
