@@ -249,3 +249,13 @@ def test_empty_row_gives_empty_record():
     _, builder, _ = build([("a", None), ("Email", "Work Email")], ["  ", "N/A"])
     assert builder.build(["", ""], []) == ""
     assert VALUE_SEP not in builder.build(["x", "a@b.com"], [])
+
+
+@fast
+@given(st.lists(st.text(alphabet=st.sampled_from("=+-@ 0123456789().x/abc'"), max_size=6), min_size=1, max_size=5))
+def test_fast_formula_scan_agrees_with_neutralise_formula(cells):
+    from tasks.cleaning import FORMULA_CELL
+
+    cells = [c.strip() for c in cells]
+    risky = any(neutralise_formula(c) != c for c in cells)
+    assert bool(FORMULA_CELL.search("\x1f" + "\x1f".join(cells))) == risky

@@ -291,3 +291,41 @@ def test_worker_processes_give_the_same_output(corpus_dir, tmp_path, monkeypatch
     assert parallel.read_bytes() == serial.read_bytes()
     assert second.model_dump(exclude={"elapsed_s", "output_path"}) == first.model_dump(
         exclude={"elapsed_s", "output_path"})
+
+
+def test_company_emails_are_numbered_1_to_n(tmp_path):
+    src = write(tmp_path / "shops.csv", "Company,Website,Email\nAcme,acme.com,info@acme.com; sales@acme.com\n"
+                                        "ACME,https://www.acme.com/shop,support@acme.com\nGlobex,globex.com,\n")
+    out = tmp_path / "out.csv"
+    report = merge_files([src], out, table_type="company")
+    header, rows = read_out(out)
+    position = header.index("Company Email 1")
+    assert header[position:position + 3] == ["Company Email 1", "Company Email 2", "Company Email 3"]
+    assert "Company Email" not in header
+    assert [rows[0][f"Company Email {k}"] for k in (1, 2, 3)] == ["info@acme.com", "sales@acme.com",
+                                                                  "support@acme.com"]
+    assert (report.rows_out, report.duplicates_merged) == (2, 1)
+
+
+def test_generated_column_names_never_collide(tmp_path):
+    # "Notes" needs a second column ("Notes 2") and the input already has one called "Notes 2"
+    a = write(tmp_path / "a.csv", "Email,Notes,Notes 2\nann@acme.com,first,other\n")
+    b = write(tmp_path / "b.csv", "Email,Notes\nann@acme.com,second\n")
+    out = tmp_path / "out.csv"
+    merge_files([a, b], out)
+    header, rows = read_out(out)
+    assert len(header) == len(set(header))
+    assert [h for h in header if h.startswith("Notes")] == ["Notes", "Notes 2", "Notes 2 (2)"]
+    assert {rows[0]["Notes"], rows[0]["Notes 2"], rows[0]["Notes 2 (2)"]} == {"first", "second", "other"}
+
+
+def test_empty_and_header_only_files_are_reported_and_the_job_goes_on(tmp_path):
+    empty = write(tmp_path / "empty.csv", "")
+    header_only = write(tmp_path / "header.csv", "Email,Name\n")
+    good = write(tmp_path / "good.csv", "Email\nann@acme.com\n")
+    out = tmp_path / "out.csv"
+    report = merge_files([empty, header_only, good], out)
+    files = {Path(f.path).name: f for f in report.files}
+    assert files["empty.csv"].rows == 0 and files["empty.csv"].warnings
+    assert files["header.csv"].rows == 0 and files["header.csv"].warnings
+    assert report.rows_out == 1
