@@ -226,6 +226,8 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     fields_for(table_type)
     if not out.parent.is_dir():
         raise ConfigError(f"{out}: output directory {out.parent} does not exist")
+    if out.is_dir():
+        raise ConfigError(f"{out}: the output path is a directory")
     paths, failures = expand_inputs(inputs, exclude=out.resolve())
     if failures and not skip_bad_files:
         raise InputError(failures[0].path, failures[0].error)
@@ -233,25 +235,27 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     layout = Layout(table_type)
     matcher = KeyMatcher(layout)
     store = _Store()
-    report = MergeReport(output_path=str(out), table_type=table_type, files=list(failures))
+    report = MergeReport(output_path=str(out), table_type=table_type)
+    file_reports: dict[Path, FileReport] = {}
     opened = []
     for path, label in zip(paths, labels):
         try:
             opened.append((path, label, *_map_file(path, label, layout, mapping)))
         except InputError as exc:
-            _skip_or_raise(exc, path, label, report, skip_bad_files, say)
+            file_reports[path] = _skipped(exc, path, label, skip_bad_files, say)
     results = _clean_all(opened, matcher, say)
     for (path, label, _, file_report, builder, map_warnings), result in zip(opened, results):
         if isinstance(result, InputError):
-            _skip_or_raise(result, path, label, report, skip_bad_files, say)
+            file_reports[path] = _skipped(result, path, label, skip_bad_files, say)
             continue
         for slot, count in enumerate(result.max_values):
             layout.note_count(slot, count)
         _finish_report(file_report, result, map_warnings)
         store.commit(result.rows, result.keys, builder.slot_ids, label)
-        report.files.append(file_report)
+        file_reports[path] = file_report
         say(f"read {path}: {result.count:,} rows")
     del results
+    report.files = [*failures, *(file_reports[path] for path in paths)]
     if not store.file_starts:
         raise ConfigError("no readable input file: " + "; ".join(f"{f.path}: {f.error}" for f in report.files))
 
@@ -288,12 +292,12 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     return report
 
 
-def _skip_or_raise(exc: InputError, path: Path, label: str, report: MergeReport, skip: bool,
-                   say: Callable[[str], None]) -> None:
+def _skipped(exc: InputError, path: Path, label: str, skip: bool, say: Callable[[str], None]) -> FileReport:
+    """The report of a skipped file; re-raises ``exc`` unless skipping."""
     if not skip:
         raise exc
     say(f"skipped {path}: {exc.reason}")
-    report.files.append(FileReport(path=str(path), source=label, skipped=True, error=exc.reason))
+    return FileReport(path=str(path), source=label, skipped=True, error=exc.reason)
 
 
 def _clean_all(opened: list, matcher: KeyMatcher,

@@ -267,7 +267,7 @@ def test_bad_file_stops_the_merge_and_writes_nothing(tmp_path):
     report = merge_files([good, bad, str(tmp_path / "nothing*.csv")], out, skip_bad_files=True)
     assert report.rows_out == 1
     skipped = [f for f in report.files if f.skipped]
-    assert [Path(f.path).name for f in skipped] == ["nothing*.csv", "bad.csv"]
+    assert [Path(f.path).name for f in skipped] == ["nothing*.csv", "bad.csv"]   # globs first, then input order
     assert all(f.error for f in skipped)
 
 
