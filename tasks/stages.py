@@ -36,7 +36,10 @@ TAGS = ["csv-merger"]
 
 
 def redis_url_from_block(block) -> str:
-    """A ``redis://`` (or ``rediss://``) URL from a prefect-redis ``RedisDatabase`` block's fields."""
+    """A ``redis://`` (or ``rediss://``) URL from a prefect-redis ``RedisDatabase`` block's fields
+    (a Sentinel block's ``connection_url`` as it is)."""
+    if getattr(block, "connection_url", None):
+        return block.connection_url.get_secret_value()
     user = quote(block.username.get_secret_value(), safe="") if block.username else ""
     password = quote(block.password.get_secret_value(), safe="") if block.password else ""
     auth = f"{user}:{password}@" if (user or password) else ""

@@ -18,8 +18,10 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
 from csv_merger.cli.app import app  # noqa: E402
 from csv_merger.cli import version  # noqa: E402,F401  (registers commands)
-from csv_merger.cli import web  # noqa: E402,F401
 from csv_merger.cli import run  # noqa: E402,F401
+from csv_merger.cli import demo  # noqa: E402,F401
+from csv_merger.cli import worker  # noqa: E402,F401
+from csv_merger.cli import web  # noqa: E402,F401
 from csv_merger.cli import sink  # noqa: E402,F401
 from csv_merger.cli import merge  # noqa: E402,F401
 
