@@ -27,7 +27,7 @@ from typing import Protocol
 
 from pydantic import BaseModel
 
-from csv_merger.errors import ConfigError, InputError
+from csv_merger.errors import ConfigError, InputError, RedisUnavailableError
 
 Row = tuple[int, dict[str, str]]
 
@@ -73,19 +73,28 @@ class RedisChunkStore:
     """Chunks in Redis under ``csv-merger:chunk:<job_id>:<index>``, expiring after ``ttl_s`` seconds.
 
     ``client`` is a ``redis.Redis`` (e.g. from a prefect-redis ``RedisDatabase``
-    block's ``get_client()`` or ``redis.Redis.from_url``).
+    block's ``get_client()`` or ``redis.Redis.from_url``). Raises
+    ``RedisUnavailableError`` when Redis does not answer.
     """
 
     def __init__(self, client, ttl_s: int):
         self.client, self.ttl_s = client, ttl_s
 
+    def _call(self, method: str, *args, **kwargs):
+        import redis
+
+        try:
+            return getattr(self.client, method)(*args, **kwargs)
+        except (redis.RedisError, OSError) as exc:
+            raise RedisUnavailableError(f"Redis chunk store does not answer: {exc}") from None
+
     def put(self, job_id: str, index: int, rows: list[Row]) -> ChunkRef:
         key = f"csv-merger:chunk:{job_id}:{index}"
-        self.client.set(key, _encode(rows).encode("utf-8"), ex=self.ttl_s)
+        self._call("set", key, _encode(rows).encode("utf-8"), ex=self.ttl_s)
         return _ref(job_id, index, rows, f"redis:{key}")
 
     def get(self, ref: ChunkRef) -> list[Row]:
-        data = self.client.get(ref.location.removeprefix("redis:"))
+        data = self._call("get", ref.location.removeprefix("redis:"))
         if data is None:
             raise InputError(ref.location, f"{ref.label} of job {ref.job_id} is gone "
                              f"(expired after {self.ttl_s} s or never stored); run the job again")

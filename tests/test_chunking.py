@@ -8,7 +8,7 @@ import time
 import pytest
 import redis
 
-from csv_merger.errors import ConfigError, InputError
+from csv_merger.errors import ConfigError, InputError, RedisUnavailableError
 from tasks.chunking import FileChunkStore, RedisChunkStore, make_chunk_store, write_chunks
 
 
@@ -53,6 +53,12 @@ def test_redis_chunks_expire(redis_url):
     client.delete(key)
     with pytest.raises(InputError, match="chunk 0 .*job-ttl is gone"):
         store.get(ref)
+
+
+def test_redis_down_is_a_clear_error(free_port):
+    store = RedisChunkStore(redis.Redis.from_url(f"redis://127.0.0.1:{free_port}/0", socket_connect_timeout=1), 60)
+    with pytest.raises(RedisUnavailableError, match="chunk store does not answer"):
+        write_chunks(_rows(1), "job", 10, store)
 
 
 def test_file_store_sweeps_jobs_older_than_ttl(tmp_path):
