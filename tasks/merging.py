@@ -16,7 +16,7 @@ import os
 import threading
 import time
 from bisect import bisect_right
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 from typing import NamedTuple
@@ -243,18 +243,20 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
             opened.append((path, label, *_map_file(path, label, layout, mapping)))
         except InputError as exc:
             file_reports[path] = _skipped(exc, path, label, skip_bad_files, say)
-    results = _clean_all(opened, matcher, say)
-    for (path, label, _, file_report, builder, map_warnings), result in zip(opened, results):
+
+    def take(index: int, result: _FileRows | InputError) -> None:
+        path, label, _, file_report, builder, map_warnings = opened[index]
         if isinstance(result, InputError):
             file_reports[path] = _skipped(result, path, label, skip_bad_files, say)
-            continue
+            return
         for slot, count in enumerate(result.max_values):
             layout.note_count(slot, count)
         _finish_report(file_report, result, map_warnings)
         store.commit(result.rows, result.keys, builder.slot_ids, label)
         file_reports[path] = file_report
         say(f"read {path}: {result.count:,} rows")
-    del results
+
+    _clean_all(opened, matcher, say, take)
     report.files = [*failures, *(file_reports[path] for path in paths)]
     if not store.file_starts:
         raise ConfigError("no readable input file: " + "; ".join(f"{f.path}: {f.error}" for f in report.files))
@@ -300,32 +302,36 @@ def _skipped(exc: InputError, path: Path, label: str, skip: bool, say: Callable[
     return FileReport(path=str(path), source=label, skipped=True, error=exc.reason)
 
 
-def _clean_all(opened: list, matcher: KeyMatcher,
-               say: Callable[[str], None]) -> Iterable[_FileRows | InputError]:
-    """Clean the opened files' rows, in file order: in worker processes when
-    it pays (``PARALLEL_MIN_BYTES``, several files and CPUs, and no other
-    thread, since the workers are forked), else here, one file at a time.
-    Gives an InputError instead of raising it, so the caller can skip the file."""
+def _clean_all(opened: list, matcher: KeyMatcher, say: Callable[[str], None],
+               take: Callable[[int, _FileRows | InputError], None]) -> None:
+    """Clean the opened files' rows and hand each file's result (or its
+    InputError) to ``take(index, result)`` in file order. Files are cleaned in
+    worker processes when it pays (``PARALLEL_MIN_BYTES``, several files and
+    CPUs, and no other thread, since the workers are forked), while ``take``
+    consumes finished files; else here, one file at a time."""
     workers = min(len(opened), os.cpu_count() or 1, MAX_WORKERS)
     size = sum(os.path.getsize(path) for path, *_ in opened)
     if workers > 1 and size >= PARALLEL_MIN_BYTES and threading.active_count() == 1:
         say(f"cleaning {len(opened)} files in {workers} worker processes")
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_clean_in_worker, path, builder) for path, _, _, _, builder, _ in opened]
-            results = [future.result() for future in futures]
-        return [result if isinstance(result, _FileRows) else InputError(str(path), result[0], line=result[1])
-                for (path, *_), result in zip(opened, results)]
-    return _clean_one_by_one(opened, matcher, say)
-
-
-def _clean_one_by_one(opened: list, matcher: KeyMatcher,
-                      say: Callable[[str], None]) -> Iterator[_FileRows | InputError]:
-    for n, (path, label, source, _, builder, _) in enumerate(opened, start=1):
-        say(f"reading {path} ({n}/{len(opened)})")
+            try:
+                for index, ((path, *_), future) in enumerate(zip(opened, futures)):
+                    result = future.result()
+                    if not isinstance(result, _FileRows):
+                        result = InputError(str(path), result[0], line=result[1])
+                    take(index, result)
+            except BaseException:
+                pool.shutdown(wait=True, cancel_futures=True)
+                raise
+        return
+    for index, (path, label, source, _, builder, _) in enumerate(opened):
+        say(f"reading {path} ({index + 1}/{len(opened)})")
         try:
-            yield _clean_rows(source, builder, matcher, say, label)
+            result = _clean_rows(source, builder, matcher, say, label)
         except InputError as exc:
-            yield exc
+            result = exc
+        take(index, result)
 
 
 def _write_all(store: _Store, merged: dict[int, dict[int, list[str]]], sources: dict[int, str],

@@ -124,7 +124,8 @@ class CsvOutput:
         self.rows += 1
 
     def packed_writer(self, slot_ids: list[int], source: str) -> Callable[[str], None]:
-        """A writer for packed records (tasks.records) of one file.
+        """A writer for packed records (tasks.records) of one file, each with
+        exactly ``len(slot_ids)`` slots.
 
         One ``itemgetter`` builds the row (each output column picks a packed
         position, an empty cell or the Source cell); further values of a
@@ -147,8 +148,6 @@ class CsvOutput:
 
         def write_packed(packed: str) -> None:
             parts = packed.split(SLOT_SEP)
-            if len(parts) < width:
-                parts.extend([""] * (width - len(parts)))
             parts += tail
             if VALUE_SEP in packed:
                 more = []

@@ -231,7 +231,8 @@ class RecordBuilder:
                           (LINKEDIN, clean_linkedin))
 
     def build(self, cells: list[str], surplus: list[str]) -> str:
-        """The packed record of one row (``""`` when every cell is empty)."""
+        """The packed record of one row: always ``width`` slots, or ``""``
+        when every kept cell is empty."""
         values = [""] * self.width
         invalid_before = self.invalid_emails
         multi = 0  # how many VALUE_SEP the row should hold (for the control-character check)
@@ -281,7 +282,7 @@ class RecordBuilder:
             self.invalid_emails = invalid_before
             return self.build([c.replace(SLOT_SEP, " ").replace(VALUE_SEP, " ") for c in cells],
                               [c.replace(SLOT_SEP, " ").replace(VALUE_SEP, " ") for c in surplus])
-        return packed.rstrip(SLOT_SEP)
+        return "" if len(packed) == self.width - 1 else packed  # only separators: an empty row
 
     def _add(self, values: list[str], pos: int, value: str, kind: str) -> int:
         """Add a value; return how many VALUE_SEP it added (0 or 1)."""
