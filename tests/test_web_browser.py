@@ -57,7 +57,9 @@ def web_server(tmp_path):
 
 @pytest.fixture
 def page():
-    from playwright.sync_api import sync_playwright
+    from playwright.sync_api import expect, sync_playwright
+
+    expect.set_options(timeout=20_000)  # a busy CI machine: the server shares 2 cores with other tests
 
     if not Path(CHROMIUM).exists():
         pytest.fail(f"{CHROMIUM} missing: install Debian's chromium package (.ci/run does)")
@@ -67,6 +69,14 @@ def page():
         context.set_default_timeout(20_000)
         yield context.new_page()
         browser.close()
+
+
+def _open(page, url: str) -> None:
+    """Load the page and wait until it has its configuration (the form shows only then)."""
+    from playwright.sync_api import expect
+
+    page.goto(url)
+    expect(page.locator("#app")).to_be_visible()
 
 
 def _shot(page, name: str) -> Path:
@@ -82,7 +92,7 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
 
     sink = sink_factory()
     people, thunderbird = corpus_dir / "datablist_people-1000.csv", corpus_dir / "roundcube_tb_plain.csv"
-    page.goto(web_server)
+    _open(page, web_server)
     page.set_input_files("#file-input", [str(people), str(thunderbird)])
 
     card = page.locator("article.file-card[data-file='datablist_people-1000.csv']")
@@ -93,9 +103,14 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     tb_card = page.locator("article.file-card[data-file='roundcube_tb_plain.csv']")
     expect(tb_card.locator("select[data-header='Primary Email']")).to_have_value("Work Email")
 
+    # "Keep as is" on a column that maps automatically is refused, and the choice reverts.
+    card.locator("select[data-header='Email']").select_option("keep")
+    expect(card.locator(".file-notice")).to_contain_text("'Email' maps to 'Work Email' automatically")
+    expect(card.locator("select[data-header='Email']")).to_have_value("Work Email")
     # Change one mapping: drop "Sex" from the merge.
     card.locator("select[data-header='Sex']").select_option("ignore")
     expect(card.locator("tr", has=page.locator("select[data-header='Sex']")).locator(".how")).to_have_text("ignored")
+    expect(card.locator(".file-notice")).to_have_count(0)
     _shot(page, "web-mapping.png")
 
     page.fill("#webhook-url", sink.url)
@@ -128,7 +143,7 @@ def test_binary_file_shows_its_error(web_server, page, tmp_path):
 
     fake = tmp_path / "photo.csv"
     fake.write_bytes(PNG)
-    page.goto(web_server)
+    _open(page, web_server)
     page.set_input_files("#file-input", [str(fake)])
     error = page.locator("article.file-card.error[data-file='photo.csv']")
     expect(error).to_contain_text("photo.csv")

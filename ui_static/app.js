@@ -161,17 +161,35 @@ function previewUpload(id) {
   return postJson(`/api/uploads/${id}/preview`, { table_type: tableType(), mapping: state.overrides });
 }
 
+// Re-inspect the files (all, or those having `onlyHeader`); returns the first
+// mapping error (the files keep their last good preview) or null.
 async function refreshPreviews(onlyHeader = null) {
   const targets = state.files.filter((f) => f.upload &&
     (onlyHeader === null || f.upload.columns.some((c) => c.header === onlyHeader)));
+  let mappingError = null;
   await Promise.all(targets.map(async (entry) => {
     try {
       entry.upload = await previewUpload(entry.upload.id);
       entry.error = null;
     } catch (err) {
-      entry.error = err.message;
+      if (err.body.field === "mapping" || String(err.body.field).startsWith("mapping.")) mappingError ||= err.message;
+      else entry.error = err.message;
     }
   }));
+  renderFiles();
+  return mappingError;
+}
+
+async function changeMapping(entry, header, value) {
+  const previous = state.overrides[header];
+  state.overrides[header] = value;
+  const refused = await refreshPreviews(header);
+  if (refused) {  // put the last accepted choice back
+    if (previous === undefined) delete state.overrides[header];
+    else state.overrides[header] = previous;
+    await refreshPreviews(header);
+  }
+  entry.notice = refused;
   renderFiles();
 }
 
@@ -193,10 +211,7 @@ function mappingSelect(entry, column) {
   const select = el("select", {
     "aria-label": `Mapping for column "${column.header || "(empty)"}" in ${entry.name}`,
     "data-header": column.header,
-    onchange: async (event) => {
-      state.overrides[column.header] = event.target.value;
-      await refreshPreviews(column.header);
-    },
+    onchange: (event) => changeMapping(entry, column.header, event.target.value),
   },
   el("option", { value: "keep", text: "Keep as is (own column)" }),
   el("option", { value: "ignore", text: "Ignore this column" }),
@@ -227,6 +242,7 @@ function renderFile(entry) {
     el("span", { class: "fact" }, el("b", {}, "Mapped "), `${u.columns.filter((c) => c.field).length} of ${u.columns.length}`),
     el("span", { class: "fact" }, el("b", {}, "Size "), fmtBytes(u.size)),
     u.bad_rows ? el("span", { class: "fact badge-warn" }, el("b", {}, "Bad rows "), fmtInt(u.bad_rows)) : null);
+  const notice = entry.notice ? el("p", { class: "file-notice", role: "alert", text: entry.notice }) : null;
   const warnings = u.warnings.length
     ? el("ul", { class: "warnings", "aria-label": `Warnings for ${entry.name}` }, u.warnings.map((w) => el("li", { text: w })))
     : null;
@@ -242,7 +258,7 @@ function renderFile(entry) {
     el("tbody", {}, rows)));
   return el("article", { class: "file-card", "data-file": entry.name },
     el("div", { class: "file-head" }, el("div", {}, el("div", { class: "file-name", text: entry.name }), facts), remove),
-    warnings, table);
+    notice, warnings, table);
 }
 
 function renderFiles() {
