@@ -22,7 +22,7 @@ the first-seen spelling is kept.
 To hold a million rows in little memory a row is stored as one string: slots
 joined with ``SLOT_SEP`` (unit separator), the values of a slot joined with
 ``VALUE_SEP`` (record separator); its slot positions are those of its file
-(``FileSlots``). Input cells containing either control character have it
+(``RecordBuilder.slot_ids``). Input cells containing either control character have it
 replaced by a space (counted in the file's warnings).
 """
 
