@@ -390,3 +390,44 @@ async def test_off_hours_job_waits_for_the_window(make_client):
     assert job["status"] == "Cancelled" and not job["has_merged_csv"]
     r = await client.get(f"/api/jobs/{job['id']}/merged.csv")
     assert r.status_code == 404
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_with_a_prefect_api_jobs_are_deployment_runs(make_client, sink_factory):
+    """Start creates a flow run of the merge-and-deliver deployment; a worker-style process
+    (``python -m prefect.engine``, as a process worker runs it) executes it; the page follows it."""
+    import json
+    import os
+    import subprocess
+    import sys
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import get_current_settings
+
+    from tests.conftest import REPO
+
+    api = get_current_settings().api.url
+    async with get_client() as prefect:
+        flow_id = await prefect.create_flow_from_name("merge-and-deliver")
+        await prefect.create_deployment(flow_id=flow_id, name="merge-and-deliver", path=str(REPO),
+                                        entrypoint="flows/merge_and_deliver.py:merge_and_deliver")
+    sink = sink_factory(auth_token="tok-456")
+    client = await make_client(allow_private_targets=True, embedded=False, prefect_api_url=api)
+    upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": sink.url,
+                                             "auth_token": "tok-456"})
+    job = r.json()
+    assert r.status_code == 201 and job["runner"] == "prefect" and job["status"] == "Pending"
+    async with get_client() as prefect:
+        flow_run = await prefect.read_flow_run(job["flow_run_id"])
+    assert flow_run.parameters["auth_token_block"] == f"csv-merger-web-auth-{job['id']}"
+    assert "tok-456" not in json.dumps(flow_run.parameters)
+
+    env = {**os.environ, "PREFECT__FLOW_RUN_ID": job["flow_run_id"], "PREFECT_API_URL": api}
+    worker = subprocess.run([sys.executable, "-m", "prefect.engine"], cwd=REPO, env=env, timeout=90,
+                            capture_output=True, text=True)
+    assert worker.returncode == 0, worker.stderr[-2000:]
+    ended = await _wait_job(client, job["id"], lambda j: j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert ended["status"] == "Completed" and ended["percent"] == 100
+    assert ended["counts"]["delivered"] == 1 and ended["has_merged_csv"]
+    assert [rec["body"]["Work Email"] for rec in sink.records()] == ["ada@analytical.example"]
