@@ -77,13 +77,17 @@ def _load_flow(entrypoint: str):
 
 
 def apply_deployments(work_pool: str, env: dict[str, str], spec: Path = SPEC) -> list[str]:
-    """Apply every deployment of ``spec`` (prefect.yaml) to ``work_pool``; return their full names."""
+    """Apply every deployment of ``spec`` (prefect.yaml) to ``work_pool``; return their full names.
+
+    Cron schedules run in ``CSV_MERGER_TIMEZONE`` (an IANA name, default UTC).
+    """
     from prefect.schedules import Cron
 
+    timezone = get_settings().timezone
     names = []
     for d in yaml.safe_load(spec.read_text(encoding="utf-8"))["deployments"]:
         flow = _load_flow(d["entrypoint"])
-        schedules = [Cron(s["cron"], timezone=s["timezone"], active=s.get("active", True))
+        schedules = [Cron(s["cron"], timezone=timezone, active=s.get("active", True))
                      for s in d.get("schedules", [])]
         deployment = flow.to_deployment(
             name=d["name"], description=" ".join(d.get("description", "").split()), tags=d.get("tags"),
