@@ -114,12 +114,18 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     _shot(page, "web-mapping.png")
 
     page.fill("#webhook-url", sink.url)
-    page.fill("#rate", "400")
+    page.fill("#rate", "150")
     page.fill("#burst", "50")
     page.fill("#chunk-size", "400")
     page.click("#start-btn")
 
     detail = page.locator("#job-detail")
+    # While it runs: live counts, an ETA, and never 100 %.
+    expect(detail).to_have_attribute("data-status", "Running", timeout=60_000)
+    expect(detail.locator(".stat", has_text="Delivered").locator("dd")).not_to_have_text("0")
+    running_percent = float(detail.locator(".percent").get_attribute("data-percent"))
+    assert 0 < running_percent < 100
+    _shot(page, "web-job-running.png")
     expect(detail).to_have_attribute("data-status", "Completed", timeout=60_000)
     expect(detail.locator(".percent")).to_have_text("100%")
     expect(detail.locator(".stat", has_text="Delivered").locator("dd")).to_have_text("1,001")

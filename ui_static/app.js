@@ -359,7 +359,8 @@ function renderJobDetail(job) {
       stat("Failed", fmtInt(c.failed), c.failed ? "bad" : ""),
       stat("Remaining", fmtInt(job.remaining)),
       stat("Current rate", `${c.current_rate ? c.current_rate.toFixed(1) : "–"}/s`),
-      stat("429s", fmtInt(c.http_429), c.http_429 ? "bad" : ""),
+      // The flow reports 429s with its summary, so the count is shown once the job ended.
+      stat("429s", job.ended_at ? fmtInt(c.http_429) : "–", c.http_429 ? "bad" : ""),
       stat("ETA", fmtDuration(job.eta_s))) : null,
     actions].filter(Boolean));
   box.dataset.job = job.id;
