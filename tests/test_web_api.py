@@ -431,3 +431,40 @@ async def test_with_a_prefect_api_jobs_are_deployment_runs(make_client, sink_fac
     assert ended["status"] == "Completed" and ended["percent"] == 100
     assert ended["counts"]["delivered"] == 1 and ended["has_merged_csv"]
     assert [rec["body"]["Work Email"] for rec in sink.records()] == ["ada@analytical.example"]
+
+
+async def test_job_outputs_expire_and_downloads_then_answer_410(make_client):
+    client = await make_client({"chunk_ttl_s": 60})
+    service = client.app.state.service
+    job = service.jobs.add(mode="merge_only", runner="embedded", table_type="people", files=["a.csv"],
+                           rate=10, burst=20, chunk_size=500)
+    merged = service.jobs_root / job.id / "out" / "merged.csv"
+    merged.parent.mkdir(parents=True)
+    merged.write_text(PEOPLE_CSV, encoding="utf-8")
+    service.jobs.update(job.id, merged_csv=str(merged))
+    service.jobs.set_status(job.id, JobStatus.COMPLETED)
+    r = await client.get(f"/api/jobs/{job.id}/merged.csv")
+    assert r.status_code == 200 and r.text == PEOPLE_CSV
+    service.expire(now=time.time() + 30)
+    assert merged.exists()
+    service.expire(now=time.time() + 61)
+    assert not (service.jobs_root / job.id).exists()
+    r = await client.get(f"/api/jobs/{job.id}/merged.csv")
+    assert r.status_code == 410 and "expired" in r.json()["error"]
+    assert (await client.get(f"/api/jobs/{job.id}")).json()["expired"] is True
+
+
+def test_cli_refuses_a_public_bind_without_token(capsys, monkeypatch, tmp_path):
+    from csv_merger.cli import main
+    from csv_merger.settings import get_settings
+
+    monkeypatch.delenv("CSV_MERGER_API_TOKEN", raising=False)
+    monkeypatch.setenv("CSV_MERGER_DATA_DIR", str(tmp_path))
+    get_settings.cache_clear()
+    try:
+        assert main(["web", "--host", "0.0.0.0", "--port", "9"]) == 2
+    finally:
+        get_settings.cache_clear()
+    err = capsys.readouterr().err
+    assert err.strip() == ("csv-merger: error: refusing to serve on 0.0.0.0: set CSV_MERGER_API_TOKEN "
+                           "(the API needs a token beyond loopback)")
