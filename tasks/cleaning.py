@@ -254,6 +254,8 @@ def phone_key(value: str) -> str:
 
 # --- output safety ----------------------------------------------------------
 
+FORMULA_PREFIXES = ("=", "+", "-", "@")
+"""First characters that make a spreadsheet read a cell as a formula (OWASP)."""
 _NUMBER_CHARS = r"[\d ().\-/+x]"
 _NUMERIC_LIKE = re.compile(rf"[+\-]{_NUMBER_CHARS}*")
 FORMULA_CELL = re.compile(rf"[\x1e\x1f](?:[=@]|[+\-](?!{_NUMBER_CHARS}*(?:[\x1e\x1f]|\Z)))")
@@ -269,6 +271,6 @@ def neutralise_formula(cell: str) -> str:
     ``+1 (555) 010-2030`` or ``-12.5``), which cannot call a function.
     Idempotent: a neutralised cell starts with ``'`` and is left alone.
     """
-    if cell and cell[0] in "=+-@" and _NUMERIC_LIKE.fullmatch(cell) is None:
+    if cell[:1] in FORMULA_PREFIXES and _NUMERIC_LIKE.fullmatch(cell) is None:
         return "'" + cell
     return cell

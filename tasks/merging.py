@@ -111,7 +111,8 @@ class _Store:
         return bisect_right(self.file_starts, row) - 1
 
 
-def _map_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | None):
+def _map_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | None,
+              neutralise_formulas: bool = False):
     """Open one file and map its headers; register its kept columns in
     ``layout``. Returns ``(source, FileReport, builder, map warnings)``.
     Raises InputError from the reader."""
@@ -127,7 +128,7 @@ def _map_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | 
             report.ignored.append(m.header)
         else:
             kept_columns.append((m.index, m.field, m.header))
-    return source, report, RecordBuilder(layout, kept_columns), map_warnings
+    return source, report, RecordBuilder(layout, kept_columns, neutralise_formulas=neutralise_formulas), map_warnings
 
 
 class _FileRows(NamedTuple):
@@ -141,6 +142,7 @@ class _FileRows(NamedTuple):
     warnings: list[str]
     bad_rows: list[tuple[int, str]]
     max_values: list[int]
+    neutralised: int
 
 
 def _clean_rows(source, builder: RecordBuilder, matcher: KeyMatcher | None,
@@ -162,7 +164,7 @@ def _clean_rows(source, builder: RecordBuilder, matcher: KeyMatcher | None,
             progress(f"{label}: {count:,} rows")
     builder.finish()
     return _FileRows(rows, keys, count, empty, builder.invalid_emails, [*source.warnings, *builder.warnings],
-                     [(b.line, b.reason) for b in source.bad_rows], builder.layout.max_values)
+                     [(b.line, b.reason) for b in source.bad_rows], builder.layout.max_values, builder.neutralised)
 
 
 def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[str, int | None]:
@@ -240,7 +242,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     opened = []
     for path, label in zip(paths, labels):
         try:
-            opened.append((path, label, *_map_file(path, label, layout, mapping)))
+            opened.append((path, label, *_map_file(path, label, layout, mapping, neutralise_formulas)))
         except InputError as exc:
             file_reports[path] = _skipped(exc, path, label, skip_bad_files, say)
 
@@ -252,6 +254,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
         for slot, count in enumerate(result.max_values):
             layout.note_count(slot, count)
         _finish_report(file_report, result, map_warnings)
+        report.formulas_neutralised += result.neutralised
         store.commit(result.rows, result.keys, builder.slot_ids, label)
         file_reports[path] = file_report
         say(f"read {path}: {result.count:,} rows")
@@ -286,7 +289,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     report.invalid_emails = sum(f.invalid_emails for f in done)
     report.rows_out = writer.rows
     report.duplicates_merged = len(store.rows) - writer.rows
-    report.formulas_neutralised = writer.neutralised
+    report.formulas_neutralised += writer.neutralised
     report.columns = writer.header
     report.warnings = [f"{f.path}: skipped ({f.error})" for f in report.files if f.skipped]
     report.elapsed_s = round(time.monotonic() - started, 3)

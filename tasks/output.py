@@ -11,7 +11,8 @@ several addresses of "Company Email" are written as ``"Company Email 1".."N"``
 in the field's place (BRIEF.md). A generated name that collides with
 another column gets a ``" (2)"``-style suffix. Every cell is text.
 
-Formula neutralisation (on by default): see ``tasks.cleaning.neutralise_formula``.
+Formula neutralisation (on by default): see ``tasks.cleaning.neutralise_formula``;
+values are neutralised when records are built, the header and Source here.
 """
 
 from __future__ import annotations
@@ -21,10 +22,8 @@ from collections.abc import Callable, Iterable
 from operator import itemgetter
 from typing import TextIO
 
-from tasks.cleaning import FORMULA_CELL, neutralise_formula
+from tasks.cleaning import neutralise_formula
 from tasks.records import SLOT_SEP, SOURCE, VALUE_SEP, Layout
-
-_FORMULA_START = ("=", "+", "-", "@")
 
 
 class OutputPlan:
@@ -84,11 +83,13 @@ class OutputPlan:
 class CsvOutput:
     """Writes rows of an ``OutputPlan`` to an open text file.
 
-    ``write(values, source)`` writes a merged record (``[(slot id, [value,
-    ...]), ...]``); ``packed_writer(slot_ids, source)`` returns a fast writer
-    for one file's packed records. ``neutralised`` counts cells given a
-    ``'``; ``header`` is the header row as written (neutralised too);
-    ``rows`` counts records written.
+    Values arrive already neutralised (``RecordBuilder(neutralise_formulas=)``);
+    with ``neutralise_formulas`` this class neutralises what it adds itself:
+    the header row and the Source labels. ``write(values, source)`` writes a
+    merged record (``[(slot id, [value, ...]), ...]``);
+    ``packed_writer(slot_ids, source)`` returns a fast writer for one file's
+    packed records. ``neutralised`` counts cells given a ``'`` here;
+    ``header`` is the header row as written; ``rows`` counts records written.
     """
 
     def __init__(self, stream: TextIO, plan: OutputPlan, *, neutralise_formulas: bool = True):
@@ -98,17 +99,16 @@ class CsvOutput:
         self._neutralise = neutralise_formulas
         self.neutralised = 0
         self.rows = 0
-        self.header = self._safe(list(plan.names)) if neutralise_formulas else list(plan.names)
+        self.header = [self._safe(name) for name in plan.names]
         self._writer.writerow(self.header)
 
-    def _safe(self, cells: list[str]) -> list[str]:
-        """Neutralise formula cells in place (tasks.cleaning.neutralise_formula)."""
-        for i, cell in enumerate(cells):
-            safe = neutralise_formula(cell)
-            if safe is not cell:
-                cells[i] = safe
-                self.neutralised += 1
-        return cells
+    def _safe(self, cell: str) -> str:
+        if not self._neutralise:
+            return cell
+        safe = neutralise_formula(cell)
+        if safe is not cell:
+            self.neutralised += 1
+        return safe
 
     def write(self, values: Iterable[tuple[int, list[str]]], source: str) -> None:
         """Write one record."""
@@ -117,9 +117,7 @@ class CsvOutput:
         for slot, slot_values in values:
             for column, value in zip(positions[slot], slot_values):
                 cells[column] = value
-        cells[self._plan.source_column] = source
-        if self._neutralise and FORMULA_CELL.search(SLOT_SEP + SLOT_SEP.join(cells)):
-            self._safe(cells)
+        cells[self._plan.source_column] = self._safe(source)
         self._writer.writerow(cells)
         self.rows += 1
 
@@ -138,11 +136,9 @@ class CsvOutput:
         gather = [first.get(column, empty) for column in range(self._width)]
         gather[self._plan.source_column] = source_at
         pick = itemgetter(*gather)
-        tail = ["", source]
+        safe_source = neutralise_formula(source) if self._neutralise else source
+        tail = ["", safe_source]
         writerow = self._writer.writerow
-        neutralise = self._neutralise
-        risky_source = neutralise and neutralise_formula(source) != source
-
         positions = [self._plan.positions[slot] for slot in slot_ids]
         several = [pos for pos in range(width) if len(positions[pos]) > 1]  # slots that may hold 2+ values
 
@@ -160,11 +156,11 @@ class CsvOutput:
                 for columns, values in more:
                     for column, value in zip(columns[1:], values[1:]):
                         cells[column] = value
+                writerow(cells)
             else:
-                cells = pick(parts)
-            if neutralise and (FORMULA_CELL.search(packed) or packed[:1] in _FORMULA_START or risky_source):
-                cells = self._safe(list(cells))
-            writerow(cells)
+                writerow(pick(parts))
+            if safe_source is not source:
+                self.neutralised += 1
             self.rows += 1
 
         return write_packed

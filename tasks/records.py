@@ -31,7 +31,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 
 from tasks.cleaning import (
-    EMAIL_RE, NULL_TOKENS, build_full_name, clean_domain, clean_linkedin, email_domain, is_personal_domain,
+    EMAIL_RE, FORMULA_CELL, FORMULA_PREFIXES, NULL_TOKENS, neutralise_formula, build_full_name, clean_domain, clean_linkedin, email_domain, is_personal_domain,
     linkedin_key, phone_key, split_emails, split_full_name, text_key,
 )
 from tasks.schema import TableType, fields_for
@@ -187,7 +187,9 @@ class RecordBuilder:
     LinkedIn URLs drop null-like tokens; domains and LinkedIn URLs are
     cleaned. Names: a Full Name alone is split into First/Last, First/Last
     alone build Full Name. A missing Company Domain is taken from the first
-    non-personal e-mail address. Other text is only trimmed.
+    non-personal e-mail address. Other text is only trimmed. With
+    ``neutralise_formulas`` every value goes through
+    ``tasks.cleaning.neutralise_formula`` last (counted in ``neutralised``).
 
     Attributes: ``slot_ids`` (file position -> layout slot id), ``warnings``,
     ``invalid_emails`` (count of invalid tokens seen), ``domain_derived``
@@ -195,8 +197,11 @@ class RecordBuilder:
     ``values`` (the last built row's slot list, before packing).
     """
 
-    def __init__(self, layout: Layout, columns: list[tuple[int, str | None, str]]):
+    def __init__(self, layout: Layout, columns: list[tuple[int, str | None, str]], *,
+                 neutralise_formulas: bool = False):
         self.layout = layout
+        self._neutralise = neutralise_formulas
+        self.neutralised = 0
         self.warnings: list[str] = []
         self.invalid_emails = 0
         self.slot_ids: list[int] = list(range(layout.kept_start))
@@ -282,7 +287,22 @@ class RecordBuilder:
             self.invalid_emails = invalid_before
             return self.build([c.replace(SLOT_SEP, " ").replace(VALUE_SEP, " ") for c in cells],
                               [c.replace(SLOT_SEP, " ").replace(VALUE_SEP, " ") for c in surplus])
-        return "" if len(packed) == self.width - 1 else packed  # only separators: an empty row
+        if len(packed) == self.width - 1:
+            return ""  # only separators: an empty row
+        if self._neutralise and (FORMULA_CELL.search(packed) or packed[:1] in FORMULA_PREFIXES):
+            packed = self._neutralised(values)
+        return packed
+
+    def _neutralised(self, values: list[str]) -> str:
+        """Neutralise formula values in place; return the packed row."""
+        for pos, slot in enumerate(values):
+            parts = slot.split(VALUE_SEP)
+            safe = [neutralise_formula(v) for v in parts]
+            changed = sum(a is not b for a, b in zip(parts, safe))
+            if changed:
+                self.neutralised += changed
+                values[pos] = VALUE_SEP.join(safe)
+        return SLOT_SEP.join(values)
 
     def _add(self, values: list[str], pos: int, value: str, kind: str) -> int:
         """Add a value; return how many VALUE_SEP it added (0 or 1)."""
