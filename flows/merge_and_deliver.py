@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from prefect import flow, unmapped
+from prefect import flow, get_run_logger, unmapped
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -103,6 +103,11 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
     refs = chunk(merged, job, chunk_size, redis)
+    ceiling = []
+    if report.rows_out > config.row_ceiling:  # chunks are smaller than the ceiling: the job is what counts
+        ceiling = [f"{report.rows_out:,} rows exceed the target's row ceiling of {config.row_ceiling:,} "
+                   "(a full Clay table silently stops accepting rows)"]
+        get_run_logger().warning(ceiling[0])
     progress = DeliveryProgress(job, report.rows_out)
     started = time.monotonic()
     finished = cancelled = False
@@ -122,6 +127,7 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     delivery = combine_deliveries(parts, job_id=job, limit_key=config.limit_key, rows_total=report.rows_out,
                                   elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
     delivery.cancelled = cancelled
+    delivery.warnings = ceiling + delivery.warnings
     state = "Cancelled" if cancelled else "Failed" if delivery.failed else "Completed"
     summary = summary.model_copy(update=dict(delivery=delivery, dead_letter_path=dead, state=state, chunks=len(refs)))
     (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")

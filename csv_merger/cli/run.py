@@ -42,7 +42,9 @@ def quiet_prefect() -> None:
         os.environ.setdefault(key, value)
     import logging
 
-    import prefect  # noqa: F401  (configures logging)
+    from prefect.logging.configuration import ensure_logging_setup
+
+    ensure_logging_setup()  # Prefect configures logging lazily: attach the filter to its real handlers
 
     class _NoRunErrors(logging.Filter):
         def filter(self, record: logging.LogRecord) -> bool:
@@ -51,6 +53,8 @@ def quiet_prefect() -> None:
 
     for handler in logging.getLogger().handlers:
         handler.addFilter(_NoRunErrors())
+    for service in ("EventsWorker", "APILogWorker"):  # "still processing items" while draining at exit
+        logging.getLogger(service).setLevel(logging.ERROR)
 
 
 class _ProgressLine:
