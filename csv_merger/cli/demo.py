@@ -44,7 +44,7 @@ def _start_sink(record: Path) -> tuple[subprocess.Popen, str]:
 
 @app.command()
 def demo(
-    output_dir: Path = typer.Option(Path("demo-output"), "--output-dir", help="Where the merged CSV and reports go."),
+    output_dir: Path = typer.Option(Path(".csv-merger/demo"), "--output-dir", help="Where the merged CSV and reports go."),
 ) -> None:
     """Merge the bundled example exports and deliver them to a local Clay-like sink (10/s, burst 20)."""
     from csv_merger.cli.run import exit_for, print_summary, run_pipeline
