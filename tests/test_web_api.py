@@ -468,3 +468,17 @@ def test_cli_refuses_a_public_bind_without_token(capsys, monkeypatch, tmp_path):
     err = capsys.readouterr().err
     assert err.strip() == ("csv-merger: error: refusing to serve on 0.0.0.0: set CSV_MERGER_API_TOKEN "
                            "(the API needs a token beyond loopback)")
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_missing_deployment_is_a_clear_503(make_client):
+    from prefect.settings import get_current_settings
+
+    client = await make_client(embedded=False, prefect_api_url=get_current_settings().api.url,
+                               deployment="merge-and-deliver/not-applied")
+    upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only"})
+    assert r.status_code == 503
+    assert "deployment 'merge-and-deliver/not-applied' not found" in r.json()["error"]
+    (job,) = (await client.get("/api/jobs")).json()["jobs"]
+    assert job["status"] == "Failed" and "csv-merger setup" in job["error"]

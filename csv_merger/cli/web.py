@@ -21,6 +21,9 @@ def web(
         False, "--embedded",
         help="Run jobs in this process even when PREFECT_API_URL is set (the API then only tracks them).",
     ),
+    deployment: str = typer.Option(
+        "merge-and-deliver/merge-and-deliver", help="With a Prefect API: the deployment (flow/deployment) jobs run.",
+    ),
 ) -> None:
     """Upload page and job API: drop CSVs, check the mapping, start, watch, cancel, download.
 
@@ -36,7 +39,8 @@ def web(
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port
-    application = create_app(settings, host=host, allow_private_targets=allow_private_targets, embedded=embedded)
+    application = create_app(settings, host=host, allow_private_targets=allow_private_targets,
+                             embedded=embedded, deployment=deployment)
     application.state.service.runner.prepare()  # start Prefect's API now, not at the first job
     print(f"csv-merger web: http://{host}:{port}/ ({application.state.service.runner.name} runs)", flush=True)
     uvicorn.run(application, host=host, port=port, log_level="warning")

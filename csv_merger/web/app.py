@@ -36,6 +36,7 @@ from csv_merger.web.api import build_api
 from csv_merger.web.errors import ApiError
 from csv_merger.web.bodylimit import BodyLimitMiddleware
 from csv_merger.web.health import health
+from csv_merger.web.runners import DEPLOYMENT
 from csv_merger.web.service import WebService
 
 log = logging.getLogger("csv_merger.web")
@@ -51,6 +52,7 @@ def create_app(
     allow_private_targets: bool = False,
     prefect_api_url: str | None = None,
     embedded: bool = False,
+    deployment: str = DEPLOYMENT,
     cleanup_interval_s: float | None = None,
 ) -> FastAPI:
     """The FastAPI application.
@@ -62,7 +64,7 @@ def create_app(
     the ``merge-and-deliver`` deployment on that API (default: Prefect's
     ``PREFECT_API_URL`` setting; unset = embedded mode). embedded: run flows
     in this process even when an API is configured (it then only tracks
-    them). cleanup_interval_s:
+    them). deployment: "flow/deployment" whose runs jobs are. cleanup_interval_s:
     seconds between expiry sweeps (default a quarter of the TTL, 0.2-300 s).
     """
     settings = settings or get_settings()
@@ -71,7 +73,7 @@ def create_app(
     if not UI_DIR.is_dir():
         raise ConfigError(f"page files not found at {UI_DIR}")
     service = WebService(settings, allow_private_targets=allow_private_targets, prefect_api_url=prefect_api_url,
-                         embedded=embedded)
+                         embedded=embedded, deployment=deployment)
     interval = cleanup_interval_s or min(max(settings.chunk_ttl_s / 4, 0.2), 300.0)
 
     @contextlib.asynccontextmanager

@@ -33,7 +33,7 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Protocol
 
-from csv_merger.errors import CsvMergerError
+from csv_merger.errors import ConfigError, CsvMergerError
 from csv_merger.web.jobs import JobCounts, JobStatus, JobStore
 
 log = logging.getLogger("csv_merger.web")
@@ -98,9 +98,10 @@ def prefect_api_url_setting() -> str | None:
     return get_current_settings().api.url or None
 
 
-def make_runner(store: JobStore, prefect_api_url: str | None) -> Runner:
-    """``DeploymentRunner`` when a Prefect API is configured, else ``EmbeddedRunner``."""
-    return DeploymentRunner(store) if prefect_api_url else EmbeddedRunner(store)
+def make_runner(store: JobStore, prefect_api_url: str | None, deployment: str = DEPLOYMENT) -> Runner:
+    """``DeploymentRunner`` (runs of ``deployment``, "flow/deployment") when a Prefect API is
+    configured, else ``EmbeddedRunner``."""
+    return DeploymentRunner(store, deployment) if prefect_api_url else EmbeddedRunner(store)
 
 
 # ---------------------------------------------------------------- progress
@@ -334,11 +335,21 @@ class DeploymentRunner:
         from prefect.deployments import run_deployment
         from prefect.utilities.urls import url_for
 
-        _save_secret(request)
+        from prefect.exceptions import ObjectNotFound
+
         when = datetime.fromtimestamp(request.scheduled_for, timezone.utc) if request.scheduled_for else None
-        flow_run = run_deployment(self.deployment, parameters=request.parameters(), scheduled_time=when,
-                                  timeout=0, as_subflow=False, flow_run_name=f"web-{request.job_id}",
-                                  tags=["csv-merger-web"])
+        try:
+            _save_secret(request)
+            flow_run = run_deployment(self.deployment, parameters=request.parameters(), scheduled_time=when,
+                                      timeout=0, as_subflow=False, flow_run_name=f"web-{request.job_id}",
+                                      tags=["csv-merger-web"])
+        except ObjectNotFound:
+            _delete_secret(request)
+            raise ConfigError(f"Prefect deployment {self.deployment!r} not found: apply the deployments first "
+                              "(csv-merger setup)") from None
+        except Exception as exc:  # the API is down or refused the run: say so, keep the server up
+            _delete_secret(request)
+            raise ConfigError(f"the Prefect API did not create the flow run: {type(exc).__name__}: {exc}") from None
         self.store.update(request.job_id, flow_run_id=str(flow_run.id), flow_run_url=url_for(flow_run))
         thread = _thread(self._watch, request, str(flow_run.id), name=f"watch-{request.job_id}")
         self._threads[request.job_id] = thread
@@ -410,6 +421,7 @@ def _set_flow_run_cancel(flow_run_id: str, cancelled: bool) -> None:
 
 
 def _save_secret(request: FlowRequest) -> None:
+    """Store the webhook token in a Secret block named after the job (the flow loads it by name)."""
     if request.auth_token:
         from prefect.blocks.system import Secret
 
@@ -417,6 +429,7 @@ def _save_secret(request: FlowRequest) -> None:
 
 
 def _delete_secret(request: FlowRequest) -> None:
+    """Remove the job's Secret block (if any); a failure is logged, the job's outcome stands."""
     if request.auth_token:
         from prefect.blocks.system import Secret
 

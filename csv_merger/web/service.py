@@ -24,7 +24,7 @@ from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
 from csv_merger.web.jobs import Job, JobStatus, JobStore
 from csv_merger.web.preview import KEEP, mapper_overrides
-from csv_merger.web.runners import FlowRequest, make_runner, prefect_api_url_setting
+from csv_merger.web.runners import DEPLOYMENT, FlowRequest, make_runner, prefect_api_url_setting
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
 from csv_merger.web.window import next_window_start
 from tasks.schema import TableType, fields_for
@@ -57,7 +57,7 @@ class WebService:
     """Uploads, previews and jobs for one server process."""
 
     def __init__(self, settings: Settings, *, allow_private_targets: bool = False,
-                 prefect_api_url: str | None = None, embedded: bool = False):
+                 prefect_api_url: str | None = None, embedded: bool = False, deployment: str = DEPLOYMENT):
         self.settings = settings
         self.allow_private_targets = allow_private_targets
         self.root = Path(settings.data_dir).resolve() / "web"
@@ -66,7 +66,7 @@ class WebService:
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore()
         self.prefect_api_url = prefect_api_url or prefect_api_url_setting()
-        self.runner = make_runner(self.jobs, None if embedded else self.prefect_api_url)
+        self.runner = make_runner(self.jobs, None if embedded else self.prefect_api_url, deployment)
 
     # Uploads -----------------------------------------------------------------
 
@@ -187,7 +187,11 @@ class WebService:
             auth_token=request.auth_token.get_secret_value() if request.auth_token else None,
             scheduled_for=scheduled_for,
         )
-        self.runner.start(flow_request)
+        try:
+            self.runner.start(flow_request)
+        except CsvMergerError as exc:
+            self.jobs.set_status(job.id, JobStatus.FAILED, error=str(exc))
+            raise ApiError(503, f"job {job.id} not started: {exc}") from None
         return self.jobs.get(job.id)
 
     def job(self, job_id: str) -> Job:
