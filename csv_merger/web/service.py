@@ -11,9 +11,9 @@ import contextlib
 import os
 import shutil
 import time
+from collections.abc import Iterator
 from datetime import datetime, timezone
 from pathlib import Path
-from collections.abc import Iterator
 from typing import BinaryIO, Literal
 from urllib.parse import urlsplit
 
@@ -23,14 +23,13 @@ from csv_merger.errors import ConfigError, CsvMergerError, InputError, UnsafeTar
 from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
 from csv_merger.web.jobs import Job, JobStatus, JobStore
-from csv_merger.web.preview import KEEP, mapper_overrides
+from csv_merger.web.preview import KEEP, column_mappings, mapper_overrides, preview_file
 from csv_merger.web.runners import DEPLOYMENT, FlowRequest, make_runner, prefect_api_url_setting
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
 from csv_merger.web.window import next_window_start
+from tasks.headers import IGNORE
+from tasks.safety import check_target
 from tasks.schema import TableType, fields_for
-
-IGNORE = "ignore"
-"""Mapping override value that drops a column (``KEEP`` keeps it under its own header)."""
 
 
 def mappable_fields(table_type: TableType) -> list[str]:
@@ -92,6 +91,7 @@ class WebService:
         return self._preview(self._upload(upload_id), table_type, self.check_mapping(mapping, table_type))
 
     def delete_upload(self, upload_id: str) -> None:
+        """Remove an upload; 404 when it is unknown or expired."""
         if not self.uploads.delete(upload_id):
             raise ApiError(404, f"upload {upload_id!r} not found (it may have expired)", field="uploads")
 
@@ -115,8 +115,6 @@ class WebService:
         return upload
 
     def _preview(self, upload: Upload, table_type: TableType, mapping: dict[str, str]) -> dict:
-        from csv_merger.web.preview import preview_file
-
         with self._named_errors(upload):
             preview = preview_file(upload.path, table_type, mapping)
         return {"id": upload.id, "name": upload.name, "size": upload.size, **preview}
@@ -141,30 +139,11 @@ class WebService:
         uploads = [self._upload(upload_id) for upload_id in request.uploads]
         mapping = self.check_mapping(request.mapping, request.table_type)
         if KEEP in mapping.values():
-            from csv_merger.web.preview import column_mappings
-
             for upload in uploads:
                 with self._named_errors(upload):
                     column_mappings(upload.path, request.table_type, mapping)
-        webhook_url = None
-        if request.mode == "deliver":
-            webhook_url = (request.webhook_url or "").strip()
-            if not webhook_url:
-                raise ApiError(422, "webhook_url: a webhook URL is required to deliver (or choose 'merge only')",
-                               field="webhook_url")
-            from tasks.safety import check_target
-
-            try:
-                check_target(webhook_url, self.allow_private_targets)
-            except UnsafeTargetError as exc:
-                raise ApiError(422, f"webhook_url: {exc}", field="webhook_url") from None
-        scheduled_for = None
-        if request.schedule == "off_hours":
-            try:
-                start = next_window_start(datetime.now(timezone.utc), settings.delivery_window, settings.timezone)
-            except CsvMergerError as exc:
-                raise ApiError(422, str(exc), field="schedule") from None
-            scheduled_for = start.timestamp() if start.timestamp() > time.time() + 1 else None
+        webhook_url = self._checked_webhook(request) if request.mode == "deliver" else None
+        scheduled_for = self._window_start() if request.schedule == "off_hours" else None
         job = self.jobs.add(
             mode=request.mode, runner=self.runner.name, table_type=request.table_type,
             files=[u.name for u in uploads], target=urlsplit(webhook_url).hostname if webhook_url else None,
@@ -193,6 +172,27 @@ class WebService:
             self.jobs.set_status(job.id, JobStatus.FAILED, error=str(exc))
             raise ApiError(503, f"job {job.id} not started: {exc}") from None
         return self.jobs.get(job.id)
+
+    def _checked_webhook(self, request: JobRequest) -> str:
+        """The webhook URL, present and past the unsafe-target check (else 422 on ``webhook_url``)."""
+        webhook_url = (request.webhook_url or "").strip()
+        if not webhook_url:
+            raise ApiError(422, "webhook_url: a webhook URL is required to deliver (or choose 'merge only')",
+                           field="webhook_url")
+        try:
+            check_target(webhook_url, self.allow_private_targets)
+        except UnsafeTargetError as exc:
+            raise ApiError(422, f"webhook_url: {exc}", field="webhook_url") from None
+        return webhook_url
+
+    def _window_start(self) -> float | None:
+        """Unix time of the next delivery-window start, or None when the window is open now."""
+        settings = self.settings
+        try:
+            start = next_window_start(datetime.now(timezone.utc), settings.delivery_window, settings.timezone)
+        except CsvMergerError as exc:
+            raise ApiError(422, str(exc), field="schedule") from None
+        return start.timestamp() if start.timestamp() > time.time() + 1 else None
 
     def job(self, job_id: str) -> Job:
         job = self.jobs.get(job_id)
