@@ -482,3 +482,33 @@ async def test_missing_deployment_is_a_clear_503(make_client):
     assert "deployment 'merge-and-deliver/not-applied' not found" in r.json()["error"]
     (job,) = (await client.get("/api/jobs")).json()["jobs"]
     assert job["status"] == "Failed" and "csv-merger setup" in job["error"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
+    from csv_merger.web.runners import EmbeddedRunner, FlowRequest
+
+    source = tmp_path / "in.csv"
+    source.write_text(PEOPLE_CSV, encoding="utf-8")
+    store = JobStore()
+    job = store.add(mode="merge_only", runner="embedded", table_type="people", files=["in.csv"], rate=10,
+                    burst=20, chunk_size=500, status=JobStatus.SCHEDULED)
+    start_at = time.time() + 3
+    runner = EmbeddedRunner(store)
+    runner.start(FlowRequest(job_id=job.id, files=[str(source)], output_dir=str(tmp_path / "out"), webhook_url=None,
+                             table_type="people", rate_limit=10, burst=20, chunk_size=500, mapping=None,
+                             redis_url=None, allow_private_targets=False, data_dir=str(web_settings.data_dir),
+                             scheduled_for=start_at))
+    try:
+        while time.time() < start_at - 0.5:
+            assert store.get(job.id).status is JobStatus.SCHEDULED
+            assert not (tmp_path / "out" / "merged.csv").exists()
+            time.sleep(0.2)
+        deadline = time.monotonic() + 60
+        while not store.get(job.id).status.terminal and time.monotonic() < deadline:
+            time.sleep(0.2)
+        ended = store.get(job.id)
+        assert ended.status is JobStatus.COMPLETED and ended.started_at >= start_at
+        assert ended.rows_out == 1 and Path(ended.merged_csv).read_text(encoding="utf-8").count("\n") == 2
+    finally:
+        runner.close()
