@@ -31,6 +31,7 @@ log = logging.getLogger("csv_merger.pipeline")
 
 DEPLOYMENT = "deliver-chunk/deliver-chunk"
 POLL_S = 1.0
+IDLE_HINT_S = 60.0  # no child started after this long: say that no worker seems to poll the pool
 
 
 class ChunkBoard:
@@ -90,17 +91,24 @@ def deliver_fanned_out(refs: list[ChunkRef], config: DeliveryConfig, redis_url: 
     to resume). A child cancelled before it reported counts as cancelled
     with zero rows.
     """
+    from prefect import get_run_logger
     from prefect.deployments import run_deployment
 
+    run_log = get_run_logger()
     board = ChunkBoard(redis_url, config.job_id)
     runs = {ref.index: run_deployment(DEPLOYMENT, parameters=child_parameters(ref, config, redis_url,
                                                                               out_dir / "dead-letter", auth_token_block),
                                       timeout=0, as_subflow=True, flow_run_name=f"{config.job_id}-chunk-{ref.index}")
             for ref in refs}
-    log.info("job %s: %d chunk(s) handed to %s", config.job_id, len(runs), DEPLOYMENT)
+    run_log.info("job %s: %d chunk(s) handed to %s", config.job_id, len(runs), DEPLOYMENT)
     pending, finals, cancelled_children = set(runs), {}, False
+    started, hinted = time.monotonic(), False
     with get_client(sync_client=True) as client:
         while pending:
+            if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
+                run_log.warning("no chunk started after %.0f s: is a worker polling the work pool? "
+                            "(start one with `csv-merger worker`)", IDLE_HINT_S)
+                hinted = True
             if cancel.is_set() and not cancelled_children:
                 _cancel_children(client, runs, pending)
                 cancelled_children = True
