@@ -314,7 +314,8 @@ def _clean_all(opened: list, matcher: KeyMatcher, say: Callable[[str], None],
     consumes finished files; else here, one file at a time."""
     workers = min(len(opened), os.cpu_count() or 1, MAX_WORKERS)
     size = sum(os.path.getsize(path) for path, *_ in opened)
-    if workers > 1 and size >= PARALLEL_MIN_BYTES and threading.active_count() == 1:
+    forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
+    if workers > 1 and size >= PARALLEL_MIN_BYTES and forkable:
         say(f"cleaning {len(opened)} files in {workers} worker processes")
         with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork")) as pool:
             futures = [pool.submit(_clean_in_worker, path, builder) for path, _, _, _, builder, _ in opened]
