@@ -243,8 +243,8 @@ def part_c(tmp: Path, redis_url: str) -> None:
                                    lambda: rate_limit("bench-fast", strict=True), 100)
 
     async def our_figures(url: str | None) -> tuple[float, int, float]:
-        # burst 12 -> effective burst 10, the same start as Prefect's limit of 10 slots
-        paced, fast = make_limiter(f"bench-10-{url}", 10, 12, url), make_limiter(f"bench-fast-{url}", 1e6, 10**6, url)
+        # burst 15 -> effective burst 10, the same start as Prefect's limit of 10 slots
+        paced, fast = make_limiter(f"bench-10-{url}", 10, 15, url), make_limiter(f"bench-fast-{url}", 1e6, 10**6, url)
         figures = await pace_and_cost(paced.acquire, 50, fast.acquire, 2000)
         await paced.aclose()
         await fast.aclose()

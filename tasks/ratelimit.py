@@ -6,10 +6,15 @@ Semantics (the same for both implementations):
   next free slot of the key's budget and sleeps until it; nobody polls. Slots
   are absolute times, so a caller that wakes late does not shift later callers.
 - **Burst safety margin.** We use ``burst - margin`` of the target's burst
-  (``LimitPolicy.effective_burst``; margin = 15 % of the burst, at least 1).
+  (``LimitPolicy.effective_burst``; margin = a third of the burst, at least 1).
   Pacing at exactly the target's rate after draining its whole burst would
   leave its bucket at zero, so any network jitter would draw 429s; the spare
-  tokens absorb requests that arrive closer together than they were sent.
+  tokens absorb requests that arrive closer together than they were sent, and
+  a first burst that arrives late while the target's bucket is full (its
+  refill is lost then). Measured on a loaded 2-core machine (four processes
+  against a strict 20/s target): a 15 % or 25 % margin still drew a 429 in
+  about one run of ten, each costing seconds of pause and AIMD; a third drew
+  none in 14 runs. It costs ``margin / rate`` seconds once per job.
 - **Retry-After pause.** ``throttled(retry_after_s)`` sets a shared
   "paused until" time (the later of the existing one and now + Retry-After, or
   a default back-off of 1 s doubling to 30 s when the target sent none).
@@ -77,8 +82,8 @@ class LimitPolicy:
     @property
     def effective_burst(self) -> int:
         """Burst we actually use: the target's burst less a safety margin of
-        15 % (at least 1 request; none when the burst is 1)."""
-        margin = min(self.burst - 1, max(1, math.ceil(0.15 * self.burst)))
+        a third (at least 1 request; none when the burst is 1)."""
+        margin = min(self.burst - 1, max(1, math.ceil(self.burst / 3)))
         return self.burst - margin
 
     @property

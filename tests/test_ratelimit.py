@@ -59,7 +59,7 @@ async def grant_times(limiter, n: int) -> list[float]:
 
 
 def test_policy_keeps_a_safety_margin_of_the_burst():
-    assert [LimitPolicy(10, b).effective_burst for b in (1, 2, 5, 10, 20, 100)] == [1, 1, 4, 8, 17, 85]
+    assert [LimitPolicy(10, b).effective_burst for b in (1, 2, 5, 10, 20, 100)] == [1, 1, 3, 6, 13, 66]
     with pytest.raises(ConfigError, match="rate"):
         make_limiter("k", 0, 20)
     with pytest.raises(ConfigError, match="burst"):
