@@ -17,7 +17,6 @@ the engine (one SADD / one executemany transaction per flush).
 
 from __future__ import annotations
 
-import asyncio
 import sqlite3
 from collections.abc import Iterable
 from pathlib import Path
@@ -90,7 +89,7 @@ class SqliteLedger:
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
         self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")
+        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
         self.db.execute(
             "CREATE TABLE IF NOT EXISTS delivered (job_id TEXT NOT NULL, row_number INTEGER NOT NULL,"
             " PRIMARY KEY (job_id, row_number)) WITHOUT ROWID"
@@ -104,13 +103,18 @@ class SqliteLedger:
         rows = [(self.job_id, n) for n in row_numbers]
         if not rows:
             return
-        # A few ms per flush; run off the event loop so requests keep flowing.
-        await asyncio.to_thread(self._write, rows)
+        # WAL + synchronous=NORMAL: a commit is ~0.1 ms without fsync, cheaper
+        # in the event loop than a hop to a thread.
+        self._write(rows)
 
     def _write(self, rows: list[tuple[str, int]]) -> None:
-        with sqlite3.connect(self.path, timeout=30) as db:  # one transaction
-            db.executemany("INSERT OR IGNORE INTO delivered VALUES (?, ?)", rows)
-        db.close()
+        self.db.execute("BEGIN IMMEDIATE")  # one transaction per batch
+        try:
+            self.db.executemany("INSERT OR IGNORE INTO delivered VALUES (?, ?)", rows)
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+        self.db.execute("COMMIT")
 
     async def aclose(self) -> None:
         self.db.close()

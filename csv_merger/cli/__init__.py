@@ -23,6 +23,7 @@ from csv_merger.cli import demo  # noqa: E402,F401
 from csv_merger.cli import worker  # noqa: E402,F401
 from csv_merger.cli import web  # noqa: E402,F401
 from csv_merger.cli import sink  # noqa: E402,F401
+from csv_merger.cli import deliver  # noqa: E402,F401
 from csv_merger.cli import merge  # noqa: E402,F401
 
 

@@ -1,0 +1,484 @@
+"""Delivery engine: POST one JSON body per merged-CSV row, at the target's rate.
+
+Shape: ``concurrency`` worker coroutines share one ``httpx.AsyncClient``
+and one rate limiter (tasks.ratelimit, shared through Redis when
+configured). Each worker takes the next row, builds its body once, then for
+every attempt waits ``limiter.acquire()`` and POSTs. A recorder task writes
+acknowledged rows to the ledger in batches (group commit: everything
+acknowledged while the previous write ran goes in the next one); a ticker
+reports progress every second and watches the cancel flag.
+
+Outcomes per row:
+
+- 2xx: delivered (counted, then recorded in the ledger at the next flush).
+- 429: ``limiter.throttled(Retry-After)`` pauses every process sharing the
+  limit key and lowers the shared rate; the row is sent again after the
+  pause. A 429 does not spend one of the row's ``max_attempts`` (the target
+  said "slower", not "failed"); only the row's time budget bounds it, and
+  a row throttled past its budget goes to the dead-letter file, never lost.
+- 5xx, 408, timeouts, connection errors: retried per tasks.retry
+  (exponential backoff + jitter, or the target's Retry-After), at most
+  ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
+- Other statuses (4xx, and 3xx: redirects are never followed): dead-lettered
+  at once with the status and the first 500 bytes of the response.
+- A body above ``payload_limit_bytes`` or a row the template cannot render:
+  dead-lettered, never sent.
+
+Guarantee: at-least-once. A row is written to the ledger only after its 2xx,
+so the ledger never claims a row the target did not acknowledge. A worker
+does not send its next row before the ledger holds its previous one, so at
+any moment each worker has at most one row that is in flight or acknowledged
+but not yet recorded. A crash (or Redis dying) therefore re-sends at most
+``concurrency`` rows on resume, each with the same Idempotency-Key, so a
+target that honours the key stores them once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import csv
+import hashlib
+import logging
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+from pydantic import BaseModel
+
+from csv_merger.errors import ConfigError, DeliveryError, InputError, RedisUnavailableError
+from csv_merger.settings import get_settings
+from tasks.dead_letter import DeadLetterWriter, response_excerpt
+from tasks.ledger import Ledger, open_ledger
+from tasks.payloads import PayloadError, TemplatePayload, idempotency_key, make_body_builder, oversize_reason
+from tasks.ratelimit import RateLimiter, default_limit_key, make_limiter
+from tasks.retry import TransientFailure, is_retryable_status, is_transient_error, make_retrying, parse_retry_after
+from tasks.safety import check_target
+from tasks.schema import TableType
+
+log = logging.getLogger("csv_merger.delivery")
+
+PROGRESS_EVERY_S = 1.0
+CANCEL_POLL_S = 0.1
+SHUTDOWN_WAIT_S = 5.0
+
+
+@dataclass
+class DeliveryConfig:
+    """One delivery job. Rates in requests/s, sizes in bytes, times in s.
+
+    ``job_id`` None: a random id (no resume); ``deliver_csv`` callers
+    normally pass ``default_job_id(...)``. ``limit_key`` None:
+    ``default_limit_key(webhook_url)`` (the URL's host: Clay's limit is per
+    workspace). ``payload``: "flat", "seed" or a jinja2 template path.
+    ``auth_token`` is sent as ``x-clay-webhook-auth`` and kept out of repr.
+    """
+
+    webhook_url: str
+    table_type: TableType = "people"
+    rate: float = 10.0
+    burst: int = 20
+    concurrency: int = 8
+    redis_url: str | None = None
+    limit_key: str | None = None
+    job_id: str | None = None
+    payload: str = "flat"
+    auth_token: str | None = field(default=None, repr=False)
+    max_attempts: int = 6
+    retry_budget_s: float = 300.0
+    payload_limit_bytes: int = 100_000
+    row_ceiling: int = 50_000
+    allow_private_targets: bool = False
+    dead_letter_path: str | None = None
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range setting."""
+        checks = ((self.rate > 0, "rate must be > 0 requests/s"), (self.burst >= 1, "burst must be >= 1"),
+                  (self.concurrency >= 1, "concurrency must be >= 1"),
+                  (self.max_attempts >= 1, "max attempts must be >= 1"),
+                  (self.retry_budget_s > 0, "retry budget must be > 0 s"),
+                  (self.payload_limit_bytes > 0, "payload limit must be > 0 bytes"))
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+class DeliverySummary(BaseModel):
+    """What happened. ``delivered`` counts rows the target acknowledged with
+    2xx (never attempts); ``failed`` rows are in the dead-letter file;
+    ``http_429`` counts 429 answers; ``attempts`` counts requests sent."""
+
+    job_id: str
+    limit_key: str
+    rows_total: int
+    delivered: int = 0
+    failed: int = 0
+    skipped_already_delivered: int = 0
+    http_429: int = 0
+    attempts: int = 0
+    elapsed_s: float = 0.0
+    cancelled: bool = False
+    dead_letter_path: str | None = None
+    warnings: list[str] = []
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+@dataclass
+class DeliveryProgress:
+    """A progress snapshot; ``current_rate`` in requests/s (the limiter's)."""
+
+    delivered: int
+    failed: int
+    skipped: int
+    http_429: int
+    attempts: int
+    rows_total: int
+    elapsed_s: float
+    current_rate: float
+
+
+def default_job_id(path: str | Path, webhook_url: str, payload: str, table_type: str = "people") -> str:
+    """A job id from the input's bytes, the URL and the payload mode (and the
+    template's bytes): re-running the same command resumes instead of
+    sending twice. 16 hex chars of SHA-256."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(b"\0" + webhook_url.encode() + b"\0" + payload.encode() + b"\0" + table_type.encode())
+    if payload not in ("flat", "seed") and Path(payload).is_file():
+        h.update(Path(payload).read_bytes())
+    return h.hexdigest()[:16]
+
+
+def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a merged CSV as (1-based data row number, {header: text}).
+
+    UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
+    missing/undecodable file, an empty or duplicate header, or a row with
+    more cells than the header; short rows are padded with "".
+    """
+    try:
+        f = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot open: {exc.strerror or exc}") from None
+    with f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise InputError(str(path), "no header row (empty file)")
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:
+                raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
+            n = 0
+            for cells in reader:
+                if not cells:
+                    continue
+                n += 1
+                if len(cells) > len(header):
+                    raise InputError(str(path), f"row {n} has {len(cells)} cells, the header has {len(header)}",
+                                     line=reader.line_num)
+                yield n, dict(zip(header, cells + [""] * (len(header) - len(cells))))
+        except UnicodeDecodeError as exc:
+            raise InputError(str(path), f"not UTF-8 (a merged CSV is UTF-8): {exc.reason}") from None
+        except csv.Error as exc:
+            raise InputError(str(path), f"CSV error: {exc}", line=reader.line_num) from None
+
+
+class _RowDead(Exception):
+    """A row ends undelivered: ``status`` (int or word), ``reason``, ``response``."""
+
+    def __init__(self, status: int | str, reason: str, response: str = ""):
+        self.status, self.reason, self.response = status, reason, response
+        super().__init__(reason)
+
+
+@dataclass(slots=True)
+class _Row:
+    number: int
+    record: dict[str, str]
+    body: bytes = b""
+    headers: dict[str, str] = field(default_factory=dict)
+    attempts: int = 0
+    deadline: float = 0.0
+
+
+@dataclass(slots=True)
+class _Worker:
+    idle: bool = True  # not awaiting a POST: safe to cancel when stopping
+    task: asyncio.Task | None = None
+    recorded: asyncio.Future | None = None  # ledger write holding this worker's last delivered row
+
+
+class _Engine:
+    """One run of ``deliver_rows``; see the module docstring."""
+
+    def __init__(self, config: DeliveryConfig, rows: list[tuple[int, dict[str, str]]], job_id: str,
+                 limit_key: str, limiter: RateLimiter, ledger: Ledger, client: httpx.AsyncClient,
+                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None):
+        self.config, self.rows, self.limiter, self.ledger, self.client = config, rows, limiter, ledger, client
+        self.progress, self.cancel = progress, cancel
+        self.summary = DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=len(rows))
+        self.build = make_body_builder(config.payload, config.table_type, job_id)
+        columns = list(rows[0][1]) if rows else []
+        self.dead = DeadLetterWriter(config.dead_letter_path, columns) if config.dead_letter_path else None
+        self.unflushed: list[int] = []  # delivered, not yet in the ledger
+        self.batch_recorded: asyncio.Future = asyncio.get_running_loop().create_future()
+        self.has_unflushed = asyncio.Event()
+        self.workers_done = False
+        self.stopping = False
+        self.workers: list[_Worker] = []
+        self.started = time.monotonic()
+
+    # -- one row -------------------------------------------------------------
+
+    async def _attempt(self, row: _Row, worker: _Worker) -> httpx.Response:
+        """Send once, re-sending after each 429 once the limiter allows.
+        Returns a final response (not 429/5xx/408); raises TransientFailure
+        for a retryable outcome, _RowDead when throttled past the budget."""
+        while True:
+            if worker.recorded is not None:  # at most one unrecorded row per worker
+                await worker.recorded
+                worker.recorded = None
+            await self.limiter.acquire()
+            if self.stopping:
+                raise asyncio.CancelledError
+            row.attempts += 1
+            self.summary.attempts += 1
+            worker.idle = False
+            try:
+                resp = await self.client.post(self.config.webhook_url, content=row.body, headers=row.headers)
+            except httpx.HTTPError as exc:
+                if is_transient_error(exc):
+                    raise TransientFailure(None, f"{type(exc).__name__}: {exc or 'no detail'}") from None
+                raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
+            finally:
+                worker.idle = True
+            status = resp.status_code
+            if status == 429:
+                self.summary.http_429 += 1
+                await self.limiter.throttled(parse_retry_after(resp.headers.get("retry-after")))
+                if time.monotonic() > row.deadline:
+                    raise _RowDead(429, f"still answered 429 after the retry budget of {self.config.retry_budget_s:g} s",
+                                   response_excerpt(resp.content))
+                continue
+            if is_retryable_status(status):
+                raise TransientFailure(status, f"HTTP {status}", response_excerpt(resp.content),
+                                       parse_retry_after(resp.headers.get("retry-after")))
+            return resp
+
+    async def _deliver(self, number: int, record: dict[str, str], worker: _Worker, retrying) -> None:
+        row = _Row(number, record)
+        try:
+            try:
+                row.body = self.build(number, record)
+            except PayloadError as exc:
+                raise _RowDead("not-sent", str(exc)) from None
+            too_big = oversize_reason(row.body, self.config.payload_limit_bytes)
+            if too_big:
+                raise _RowDead("not-sent", too_big)
+            row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
+            row.deadline = time.monotonic() + self.config.retry_budget_s
+            try:
+                async for attempt in retrying:
+                    with attempt:
+                        resp = await self._attempt(row, worker)
+            except TransientFailure as exc:
+                word = exc.status or ("timeout" if "Timeout" in exc.reason else "connection-error")
+                raise _RowDead(word, f"gave up after {row.attempts} attempts: {exc.reason}", exc.response) from None
+            if 200 <= resp.status_code < 300:
+                self.summary.delivered += 1
+                self.unflushed.append(number)
+                worker.recorded = self.batch_recorded
+                self.has_unflushed.set()
+                await self.limiter.succeeded()
+                return
+            reason = f"HTTP {resp.status_code} {resp.reason_phrase}".rstrip()
+            if resp.is_redirect:
+                reason += f": redirect to {resp.headers.get('location', '?')!r} not followed"
+            raise _RowDead(resp.status_code, reason + " (not retried)", response_excerpt(resp.content))
+        except _RowDead as dead:
+            self.summary.failed += 1
+            log.info("row %d dead-lettered: %s %s", number, dead.status, dead.reason)
+            if self.dead is not None:
+                self.dead.write(number, record, status=dead.status, reason=dead.reason,
+                                response=dead.response, attempts=row.attempts)
+
+    async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker) -> None:
+        retrying = make_retrying(self.config.max_attempts, self.config.retry_budget_s)
+        try:
+            for number, record in rows:
+                if self.stopping:
+                    return
+                await self._deliver(number, record, worker, retrying)
+        except asyncio.CancelledError:
+            if not self.stopping:
+                raise  # cancelled by our caller, not by a cancel request
+
+    # -- the run -------------------------------------------------------------
+
+    async def _flush(self) -> None:
+        """Write every acknowledged row not yet in the ledger (one batch)."""
+        batch, self.unflushed = self.unflushed, []
+        done, self.batch_recorded = self.batch_recorded, asyncio.get_running_loop().create_future()
+        try:
+            await self.ledger.record(batch)
+        except BaseException as exc:
+            self.unflushed = batch + self.unflushed
+            done.set_exception(exc if isinstance(exc, Exception) else DeliveryError("ledger write cancelled"))
+            done.exception()  # retrieved here: the recorder task reports the error
+            raise
+        done.set_result(None)
+
+    async def _record(self) -> None:
+        """Write batches until the workers are done and nothing is left."""
+        while True:
+            await self.has_unflushed.wait()
+            self.has_unflushed.clear()
+            if self.unflushed:
+                await self._flush()
+            if self.workers_done and not self.unflushed:
+                return
+
+    def _report(self) -> None:
+        if self.progress is not None:
+            s = self.summary
+            self.progress(DeliveryProgress(s.delivered, s.failed, s.skipped_already_delivered, s.http_429,
+                                           s.attempts, s.rows_total, round(time.monotonic() - self.started, 3),
+                                           self.limiter.current_rate))
+
+    def _stop_taking_rows(self) -> None:
+        self.stopping = True
+        for w in self.workers:
+            if w.idle and w.task is not None:
+                w.task.cancel()
+
+    async def _tick(self) -> None:
+        last_report = time.monotonic()
+        while True:
+            await asyncio.sleep(CANCEL_POLL_S)
+            now = time.monotonic()
+            if self.cancel is not None and self.cancel.is_set() and not self.stopping:
+                self.summary.cancelled = True
+                self._stop_taking_rows()
+            if now - last_report >= PROGRESS_EVERY_S:
+                last_report = now
+                self._report()
+
+    async def run(self, pending: list[tuple[int, dict[str, str]]]) -> DeliverySummary:
+        shared = iter(pending)
+        self.workers = [_Worker() for _ in range(min(self.config.concurrency, max(1, len(pending))))]
+        for w in self.workers:
+            w.task = asyncio.create_task(self._work(shared, w))
+        ticker, recorder = asyncio.create_task(self._tick()), asyncio.create_task(self._record())
+        tasks = {w.task for w in self.workers}
+        try:
+            while tasks:
+                done, _ = await asyncio.wait(tasks | {ticker, recorder}, return_when=asyncio.FIRST_COMPLETED)
+                for t in done:
+                    if not t.cancelled() and t.exception() is not None:
+                        raise t.exception()
+                tasks -= done
+            # The recorder is told to finish, not cancelled: redis-py may
+            # swallow a cancellation in the middle of a command.
+            self.workers_done = True
+            self.has_unflushed.set()
+            await recorder
+        finally:
+            for t in (*tasks, ticker, recorder):
+                t.cancel()
+            if tasks or not recorder.done():  # an error: do not wait long on a dead Redis
+                await asyncio.wait({*tasks, ticker, recorder}, timeout=SHUTDOWN_WAIT_S)
+        self._report()
+        return self.summary
+
+
+def _redis_guard(exc: BaseException, summary: DeliverySummary, unflushed: int) -> RedisUnavailableError:
+    """A RedisUnavailableError saying what was delivered and what resume does."""
+    return RedisUnavailableError(
+        f"{exc}; delivery stopped after {summary.delivered} rows were delivered"
+        f" ({unflushed} of them not recorded in the ledger: a resume with --job-id {summary.job_id}"
+        f" sends those again with the same Idempotency-Key)")
+
+
+async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: DeliveryConfig, *,
+                       progress: Callable[[DeliveryProgress], None] | None = None,
+                       cancel: threading.Event | None = None) -> DeliverySummary:
+    """POST one body per row to ``config.webhook_url``; see the module docstring.
+
+    ``rows``: (row_number, record) pairs, row_number the 1-based data row of
+    the merged CSV (stable across chunks), record {header: text}. Rows the
+    job's ledger already holds are skipped. ``progress`` is called about once
+    a second; setting ``cancel`` stops taking rows within ~0.1 s, lets
+    requests in flight finish and returns with ``cancelled=True``.
+
+    Raises UnsafeTargetError (URL refused), ConfigError (bad setting or
+    template), RedisUnavailableError (Redis asked for and not answering, at
+    start or mid-run), DeliveryError (ledger write failed). Rows that end in
+    the dead-letter file do not raise: check ``summary.failed``.
+    """
+    config.validate()
+    check_target(config.webhook_url, config.allow_private_targets)
+    settings = get_settings()
+    job_id = config.job_id or uuid.uuid4().hex[:16]
+    limit_key = config.limit_key or default_limit_key(config.webhook_url)
+    rows = list(rows)
+    limiter = make_limiter(limit_key, config.rate, config.burst, config.redis_url)
+    ledger = open_ledger(job_id, redis_url=config.redis_url, data_dir=settings.data_dir, ttl_s=settings.chunk_ttl_s)
+    headers = {"Content-Type": "application/json"}
+    if config.auth_token:
+        headers["x-clay-webhook-auth"] = config.auth_token
+    n = config.concurrency
+    client = httpx.AsyncClient(
+        headers=headers, follow_redirects=False,
+        limits=httpx.Limits(max_connections=n, max_keepalive_connections=n, keepalive_expiry=30.0),
+        timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
+                              write=settings.read_timeout_s, pool=settings.read_timeout_s),
+    )
+    engine = None
+    try:
+        engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel)
+        done = await ledger.delivered()
+        pending = [r for r in rows if r[0] not in done]
+        engine.summary.skipped_already_delivered = len(rows) - len(pending)
+        if len(rows) > config.row_ceiling:
+            message = (f"{len(rows):,} rows exceed the target's row ceiling of {config.row_ceiling:,}"
+                       " (a full Clay table silently stops accepting rows)")
+            engine.summary.warnings.append(message)
+            log.warning(message)
+        if pending and isinstance(engine.build, TemplatePayload):
+            try:  # a template broken for every row fails before anything is sent
+                engine.build(*pending[0])
+            except PayloadError as exc:
+                raise ConfigError(f"payload template {config.payload}: {exc}") from None
+        summary = await engine.run(pending)
+    except RedisUnavailableError as exc:
+        raise _redis_guard(exc, engine.summary, len(engine.unflushed)) if engine else exc from None
+    except sqlite3.Error as exc:
+        raise DeliveryError(f"ledger write failed ({exc}); {engine.summary.delivered} rows were delivered") from None
+    finally:
+        if engine is not None:
+            engine.summary.elapsed_s = round(time.monotonic() - engine.started, 3)
+            if engine.dead is not None:
+                engine.dead.close()
+        await client.aclose()
+        await limiter.aclose()
+        await ledger.aclose()
+    if engine.dead is not None and engine.dead.count:
+        summary.dead_letter_path = str(engine.dead.path)
+    return summary
+
+
+def deliver_csv(path: str | Path, config: DeliveryConfig, *,
+                progress: Callable[[DeliveryProgress], None] | None = None,
+                cancel: threading.Event | None = None) -> DeliverySummary:
+    """Synchronous ``deliver_rows`` over ``read_merged_csv(path)``."""
+    rows = list(read_merged_csv(path))
+    return asyncio.run(deliver_rows(rows, config, progress=progress, cancel=cancel))

@@ -1,0 +1,242 @@
+"""Acceptance of `csv-merger deliver` (issue 3): real processes, a real
+redis-server, a real sink on 127.0.0.1. The shared-pacing test takes ~40 s
+by design: it is the product's core promise (800 rows at 20/s)."""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import redis
+
+from conftest import REPO, find_free_port, wait_for_port
+
+CLI = str(REPO / ".venv" / "bin" / "csv-merger") if (REPO / ".venv" / "bin" / "csv-merger").exists() \
+    else shutil.which("csv-merger")
+
+
+def write_rows(path: Path, count: int, *, start: int = 1, prefix: str = "p") -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["First Name", "Last Name", "Work Email", "Company Name", "Notes"])
+        for i in range(start, start + count):
+            w.writerow([f"First{i}", f"Last{i}", f"{prefix}{i}@example.com", f"Company {i}", f'note "{i}"'])
+    return path
+
+
+def env(tmp_path: Path, **extra: str) -> dict[str, str]:
+    e = {k: v for k, v in os.environ.items() if k not in ("REDIS_URL", "CLAY_WEBHOOK_AUTH")}
+    e.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), **extra)
+    return e
+
+
+def deliver_args(in_csv: Path, url: str, *extra) -> list[str]:
+    return [CLI, "deliver", str(in_csv), "--webhook-url", url, "--allow-private-targets", *map(str, extra)]
+
+
+def run(args: list[str], tmp_path: Path, timeout: float = 60, **extra_env) -> subprocess.CompletedProcess:
+    return subprocess.run(args, capture_output=True, text=True, timeout=timeout, env=env(tmp_path, **extra_env))
+
+
+def read_csv(path: Path) -> list[dict[str, str]]:
+    with open(path, newline="", encoding="utf-8") as f:
+        return list(csv.DictReader(f))
+
+
+def test_shared_pacing_four_processes_one_redis(tmp_path, sink_factory, redis_url):
+    """1. Four processes, one limit key, sink strict at 20/s burst 20: all
+    800 rows delivered, <= 0.5% 429s, wall time within +10% of 40 s."""
+    sink = sink_factory(rate=20, burst=20)
+    files = [write_rows(tmp_path / f"q{q}.csv", 200, start=q * 200 + 1) for q in range(4)]
+    start = time.monotonic()
+    procs = [subprocess.Popen(deliver_args(f, sink.url, "--rate", 20, "--burst", 20, "--redis-url", redis_url,
+                                           "--limit-key", "shared-pacing", "--summary", f.with_suffix(".json")),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+             for f in files]
+    outs = [p.communicate(timeout=120) for p in procs]
+    wall = time.monotonic() - start
+    assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
+    stats = sink.stats()
+    assert stats["accepted"] == 800 and stats["distinct_keys"] == 800
+    assert stats["rejected_429"] <= 4, stats  # 0.5% of 800
+    assert wall <= 44.0, f"wall {wall:.1f} s for 800 rows at 20/s"
+    summaries = [json.loads(f.with_suffix(".json").read_text()) for f in files]
+    assert sum(s["delivered"] for s in summaries) == 800
+    assert sum(s["http_429"] for s in summaries) == stats["rejected_429"]
+
+
+def test_no_death_spiral_when_configured_above_the_target(tmp_path, sink_factory):
+    """2. Sink at 10/s, deliver told 40/s: every row delivered and, after the
+    first 10 s, accepted >= 90% of 10/s."""
+    sink = sink_factory(rate=10, burst=10)
+    rows = write_rows(tmp_path / "rows.csv", 230)
+    proc = run(deliver_args(rows, sink.url, "--rate", 40, "--burst", 40), tmp_path, timeout=90)
+    assert proc.returncode == 0, proc.stderr
+    times = sorted(r["t"] for r in sink.records())
+    assert len(times) == 230 and sink.stats()["distinct_keys"] == 230
+    settled = [t for t in times if t >= times[0] + 10]
+    rate = (len(settled) - 1) / (settled[-1] - settled[0])
+    assert rate >= 9.0, f"accepted {rate:.2f}/s after the first 10 s"
+
+
+def test_retry_after_pauses_every_process(tmp_path, sink_factory, redis_url):
+    """3. After 40 accepted requests the sink answers 429 Retry-After: 3 for
+    3 s: no request from either process arrives in those 3 s, except ones
+    already on the wire when the first 429 was sent."""
+    sink = sink_factory(throttle_at=40, throttle_for=3)
+    files = [write_rows(tmp_path / f"r{q}.csv", 50, start=q * 50 + 1) for q in range(2)]
+    procs = [subprocess.Popen(deliver_args(f, sink.url, "--rate", 20, "--burst", 5, "--redis-url", redis_url,
+                                           "--limit-key", "retry-after"),
+                              stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+             for f in files]
+    outs = [p.communicate(timeout=60) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], outs
+    stats = sink.stats()
+    assert stats["accepted"] == 100 and stats["distinct_keys"] == 100
+    assert stats["throttle_started_at"] is not None
+    on_the_wire = 0.15  # sent before the first 429 reached its sender (20/s pacing: at most ~3)
+    late = [t for t in stats["throttle_arrival_offsets"] if on_the_wire < t < 3.0]
+    assert late == [], stats["throttle_arrival_offsets"]
+    assert stats["received_during_throttle"] <= 3
+
+
+def test_flaky_target_and_one_rejected_row(tmp_path, sink_factory):
+    """4. Every 10th request 503 -> retried and delivered; a 400 for one row
+    -> that row alone in the dead-letter CSV with status and reason; exit 3."""
+    sink = sink_factory(fail_every=10, reject_field="Work Email=p57@example.com")
+    rows = write_rows(tmp_path / "rows.csv", 120)
+    dead, summary = tmp_path / "dead.csv", tmp_path / "summary.json"
+    proc = run(deliver_args(rows, sink.url, "--rate", 200, "--burst", 20, "--dead-letter", dead,
+                            "--summary", summary), tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert "1 rows not delivered" in proc.stderr and "Traceback" not in proc.stderr
+    (row,) = read_csv(dead)
+    assert row["_row_number"] == "57" and row["Work Email"] == "p57@example.com"
+    assert row["_status"] == "400" and "HTTP 400" in row["_reason"] and "not retried" in row["_reason"]
+    assert "rejected" in row["_response"] and row["_attempts"] == "1"
+    assert row["Notes"] == 'note "57"'  # original columns kept as they were
+    s = json.loads(summary.read_text())
+    stats = sink.stats()
+    assert s["delivered"] == 119 == stats["accepted"] == stats["distinct_keys"]
+    assert s["failed"] == 1 and s["dead_letter_path"] == str(dead)
+    assert stats["failed_injected"] >= 11
+    assert s["attempts"] == stats["received"]
+
+
+@pytest.mark.parametrize("status", [202, 204])
+def test_202_and_204_count_as_delivered_without_retry(tmp_path, sink_factory, status):
+    """5. Any 2xx is success: one request per row, nothing retried."""
+    sink = sink_factory(status=status)
+    rows = write_rows(tmp_path / "rows.csv", 30)
+    summary = tmp_path / "s.json"
+    proc = run(deliver_args(rows, sink.url, "--rate", 100, "--summary", summary), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(summary.read_text())
+    assert (s["delivered"], s["attempts"], s["failed"]) == (30, 30, 0)
+    assert sink.stats()["received"] == 30
+    assert "delivered 30/30 rows" in proc.stdout
+
+
+def test_resume_after_sigkill_with_the_same_job_id(tmp_path, sink_factory):
+    """6. SIGKILL mid-run, run again with the same job id: every row
+    delivered; duplicates <= concurrency, carrying identical keys."""
+    sink = sink_factory(latency_ms=20)
+    rows = write_rows(tmp_path / "rows.csv", 400)
+    args = deliver_args(rows, sink.url, "--rate", 100, "--burst", 10, "--concurrency", 8, "--job-id", "resume-1")
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env=env(tmp_path))
+    deadline = time.monotonic() + 30
+    while sink.stats()["accepted"] < 150 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait(timeout=10)
+    first = sink.stats()["accepted"]
+    assert 150 <= first < 400
+    summary = tmp_path / "s.json"
+    again = run([*args, "--summary", summary], tmp_path)
+    assert again.returncode == 0, again.stderr
+    s = json.loads(summary.read_text())
+    assert s["skipped_already_delivered"] >= first - 8
+    keys = [r["key"] for r in sink.records()]
+    assert set(keys) == {f"resume-1-{n}" for n in range(1, 401)}
+    assert len(keys) - len(set(keys)) <= 8  # same key each time: the target can de-duplicate
+    bodies = {}
+    for r in sink.records():
+        assert bodies.setdefault(r["key"], r["body"]) == r["body"]
+
+
+def _redis_with_aof(redis_dir: Path, port: int | None = None) -> tuple[subprocess.Popen, str]:
+    """A redis-server writing every change to an append-only file in
+    ``redis_dir``; started again on the same port it reloads that file."""
+    port = port or find_free_port()
+    proc = subprocess.Popen([shutil.which("redis-server"), "--port", str(port), "--bind", "127.0.0.1", "--save", "",
+                             "--appendonly", "yes", "--appendfsync", "always", "--dir", str(redis_dir)],
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    wait_for_port(port)
+    return proc, f"redis://127.0.0.1:{port}/0"
+
+
+def test_redis_dying_mid_run_is_a_clear_error_and_the_ledger_stays_true(tmp_path, sink_factory):
+    """7. Redis stops mid-run: exit 4 with one line, no traceback, and every
+    row the ledger holds was acknowledged by the target."""
+    redis_dir = tmp_path / "redis"
+    redis_dir.mkdir()
+    server, url = _redis_with_aof(redis_dir)
+    try:
+        sink = sink_factory()
+        rows = write_rows(tmp_path / "rows.csv", 600)
+        proc = subprocess.Popen(deliver_args(rows, sink.url, "--rate", 40, "--redis-url", url, "--job-id", "r7"),
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+        deadline = time.monotonic() + 30
+        while sink.stats()["accepted"] < 60 and time.monotonic() < deadline:
+            time.sleep(0.05)
+        server.send_signal(signal.SIGKILL)  # a crash, not a clean shutdown
+        server.wait(timeout=10)
+        out, err = proc.communicate(timeout=60)
+    finally:
+        if server.poll() is None:
+            server.kill()
+    assert proc.returncode == 4, err
+    last = err.strip().splitlines()[-1]
+    assert last.startswith("csv-merger: error: ") and "Redis" in last and "delivery stopped after" in last
+    assert "Traceback" not in err
+    accepted = {r["key"] for r in sink.records()}
+    assert 60 <= len(accepted) < 600
+    server, _ = _redis_with_aof(redis_dir, port=int(url.rsplit(":", 1)[1].split("/")[0]))
+    time.sleep(0.3)  # AOF loaded
+    try:
+        recorded = {f"r7-{int(n)}" for n in redis.Redis.from_url(url).smembers("csv-merger:ledger:r7")}
+    finally:
+        server.kill()
+        server.wait()
+    assert recorded, "the ledger was written before Redis died"
+    assert recorded <= accepted
+
+
+def test_sigterm_cancels_within_two_seconds_and_counts_stay_exact(tmp_path, sink_factory):
+    """Cancel: stop taking rows, let requests in flight finish, report
+    cancelled=True with delivered == what the target accepted; exit 130."""
+    sink = sink_factory(latency_ms=100)
+    rows = write_rows(tmp_path / "rows.csv", 400)
+    summary = tmp_path / "s.json"
+    proc = subprocess.Popen(deliver_args(rows, sink.url, "--rate", 20, "--summary", summary),
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+    deadline = time.monotonic() + 30
+    while sink.stats()["accepted"] < 20 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    asked = time.monotonic()
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=30)
+    assert time.monotonic() - asked < 2.0
+    assert proc.returncode == 130, err
+    s = json.loads(summary.read_text())
+    assert s["cancelled"] is True and s["failed"] == 0
+    assert s["delivered"] == sink.stats()["accepted"] < 400
+    assert "[cancelled]" in out
