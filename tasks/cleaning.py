@@ -218,17 +218,23 @@ def split_full_name(full: str) -> tuple[str, str]:
     """``(first, last)`` from a full name, case kept.
 
     Honorific prefixes (Mr., Dr., ...) and suffixes (Jr., PhD, ...) stay in
-    Full Name only; the first remaining word is the first name and the rest
-    the last name (``"Mary Ann Smith"`` -> ``("Mary", "Ann Smith")``).
+    Full Name only. ``"Last, First"`` (one comma) gives ``("First", "Last")``;
+    otherwise the first word is the first name and the rest the last name
+    (``"Mary Ann Smith"`` -> ``("Mary", "Ann Smith")``).
     """
-    words = full.split()
-    while len(words) > 1 and words[0].lower().strip(".,") in NAME_PREFIXES:
-        words = words[1:]
+    words = [w for w in full.split() if w.strip(".,")]  # punctuation alone is no name
     while len(words) > 1 and words[-1].lower().strip(".,") in NAME_SUFFIXES:
-        words = words[:-1]
+        words.pop()
+    while len(words) > 1 and words[0].lower().strip(".,") in NAME_PREFIXES:
+        words.pop(0)
+    text = " ".join(words).strip(", ")
+    last, comma, first = text.partition(",")
+    if comma and "," not in first and first.strip() and last.strip():
+        return first.strip(), last.strip()
+    words = text.split()
     if not words:
         return "", ""
-    return words[0].rstrip(","), " ".join(words[1:]).rstrip(",")
+    return words[0].rstrip(","), " ".join(words[1:])
 
 
 def build_full_name(first: str, last: str) -> str:

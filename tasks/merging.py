@@ -36,6 +36,9 @@ PROGRESS_EVERY = 100_000
 PARALLEL_MIN_BYTES = 16 * 2**20
 """Total input size from which files are cleaned in worker processes."""
 
+WIDE_SLOT = 20
+"""More distinct values than this in one record's field gets a report warning."""
+
 MAX_WORKERS = 4
 """Most worker processes used to clean files (also bounded by CPUs and files)."""
 
@@ -292,6 +295,9 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     report.formulas_neutralised += writer.neutralised
     report.columns = writer.header
     report.warnings = [f"{f.path}: skipped ({f.error})" for f in report.files if f.skipped]
+    report.warnings += [f"{name!r}: one record holds {count} distinct values (many rows matched one key; "
+                        f"is --type right?)" for name, count in zip(layout.names, layout.max_values)
+                        if count > WIDE_SLOT]
     report.elapsed_s = round(time.monotonic() - started, 3)
     say(f"wrote {writer.rows:,} records ({report.duplicates_merged:,} duplicates merged) to {out}")
     return report

@@ -332,3 +332,12 @@ def test_empty_and_header_only_files_are_reported_and_the_job_goes_on(tmp_path):
     assert files["empty.csv"].rows == 0 and files["empty.csv"].warnings
     assert files["header.csv"].rows == 0 and files["header.csv"].warnings
     assert report.rows_out == 1
+
+
+def test_a_people_list_merged_as_companies_is_flagged(corpus_dir, tmp_path):
+    # relaticle_people-10000 holds 10,000 people: as companies they collapse by the domain of their
+    # (work) address, or by company name for free-mail addresses: 435 distinct keys (counted with a
+    # separate script over the file), and a record keeps every person's address.
+    report = merge_files([corpus_dir / "relaticle_people-10000.csv"], tmp_path / "out.csv", table_type="company")
+    assert (report.rows_in, report.rows_out) == (10000, 435)
+    assert any("is --type right?" in w for w in report.warnings)
