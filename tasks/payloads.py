@@ -164,11 +164,11 @@ class TemplatePayload:
         try:
             text = self.template.render(row=row, row_number=row_number, job_id=self.job_id)
         except (TemplateError, TypeError, ValueError) as exc:
-            raise PayloadError(row_number, f"template {self.path}: {type(exc).__name__}: {exc}") from None
+            raise PayloadError(row_number, f"template error: {type(exc).__name__}: {exc}") from None
         try:
             value = json.loads(text)
         except json.JSONDecodeError as exc:
-            raise PayloadError(row_number, f"template {self.path} did not render JSON: {exc}") from None
+            raise PayloadError(row_number, f"template did not render JSON: {exc}") from None
         return orjson.dumps(value)
 
 

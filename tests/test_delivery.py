@@ -240,3 +240,133 @@ def test_sigterm_cancels_within_two_seconds_and_counts_stay_exact(tmp_path, sink
     assert s["cancelled"] is True and s["failed"] == 0
     assert s["delivered"] == sink.stats()["accepted"] < 400
     assert "[cancelled]" in out
+
+
+def _one_line_error(proc: subprocess.CompletedProcess) -> str:
+    lines = proc.stderr.strip().splitlines()
+    assert "Traceback" not in proc.stderr
+    assert lines[-1].startswith("csv-merger: error: "), proc.stderr
+    return lines[-1]
+
+
+def test_cli_errors_are_one_line_with_their_exit_codes(tmp_path, free_port):
+    rows = write_rows(tmp_path / "rows.csv", 3)
+    unsafe = run([CLI, "deliver", str(rows), "--webhook-url", f"http://127.0.0.1:{free_port}/x"], tmp_path)
+    assert unsafe.returncode == 2 and "loopback" in _one_line_error(unsafe)
+    scheme = run(deliver_args(rows, "file:///etc/passwd"), tmp_path)
+    assert scheme.returncode == 2 and "scheme" in _one_line_error(scheme)
+    dead_redis = f"redis://127.0.0.1:{free_port}/0"
+    flag = run(deliver_args(rows, f"http://127.0.0.1:{free_port}/x", "--redis-url", dead_redis), tmp_path)
+    assert flag.returncode == 4 and "Redis" in _one_line_error(flag)
+    from_env = run(deliver_args(rows, f"http://127.0.0.1:{free_port}/x"), tmp_path, REDIS_URL=dead_redis)
+    assert from_env.returncode == 4 and "Redis" in _one_line_error(from_env)
+    missing = run(deliver_args(tmp_path / "nope.csv", f"http://127.0.0.1:{free_port}/x"), tmp_path)
+    assert missing.returncode == 1 and "nope.csv" in _one_line_error(missing)
+    bad_rate = run(deliver_args(rows, f"http://127.0.0.1:{free_port}/x", "--rate", "-1"), tmp_path)
+    assert bad_rate.returncode == 2 and "rate" in _one_line_error(bad_rate)
+
+
+def test_default_job_id_makes_a_rerun_skip_delivered_rows(tmp_path, sink_factory):
+    sink = sink_factory()
+    rows = write_rows(tmp_path / "rows.csv", 25)
+    first = run(deliver_args(rows, sink.url, "--rate", 100), tmp_path)
+    second = run(deliver_args(rows, sink.url, "--rate", 100, "--summary", tmp_path / "s.json"), tmp_path)
+    assert first.returncode == second.returncode == 0, second.stderr
+    job_line = first.stderr.splitlines()[0]
+    assert job_line.startswith("csv-merger: job id ") and job_line == second.stderr.splitlines()[0]
+    s = json.loads((tmp_path / "s.json").read_text())
+    assert (s["skipped_already_delivered"], s["delivered"], s["attempts"]) == (25, 0, 0)
+    assert sink.stats()["received"] == 25
+
+
+def test_auth_token_from_env_is_sent_and_never_printed(tmp_path, sink_factory):
+    sink = sink_factory(auth_token="s3cret-token")
+    rows = write_rows(tmp_path / "rows.csv", 10)
+    ok = run(deliver_args(rows, sink.url, "--rate", 100), tmp_path, CLAY_WEBHOOK_AUTH="s3cret-token")
+    assert ok.returncode == 0, ok.stderr
+    assert all(r["auth"] for r in sink.records()) and len(sink.records()) == 10
+    wrong = run(deliver_args(rows, sink.url, "--rate", 100, "--job-id", "other", "--auth-token", "nope-token",
+                             "--dead-letter", tmp_path / "dead.csv"), tmp_path)
+    assert wrong.returncode == 3
+    assert {r["_status"] for r in read_csv(tmp_path / "dead.csv")} == {"401"}
+    for proc in (ok, wrong):
+        assert "s3cret" not in proc.stdout + proc.stderr and "nope-token" not in proc.stdout + proc.stderr
+
+
+def test_rows_never_sent_are_dead_lettered_with_the_reason(tmp_path, sink_factory):
+    """Over the payload limit, or a template that cannot render the row: not
+    sent, dead-lettered; every other row delivered. Row ceiling: a warning."""
+    sink = sink_factory()
+    rows = tmp_path / "rows.csv"
+    rows.write_text("Work Email,Notes\na@x.com,fine\nb@x.com,\"says \"\"hi\"\"\"\nc@x.com," + "x" * 600
+                    + "\nd@x.com,fine too\n" + "".join(f"e{i}@x.com,ok\n" for i in range(4)))
+    template = tmp_path / "t.j2"
+    template.write_text('{"email": {{ row["Work Email"] | tojson }}, "notes": "{{ row["Notes"] }}"}')
+    dead = tmp_path / "dead.csv"
+    proc = run(deliver_args(rows, sink.url, "--rate", 100, "--payload", template, "--dead-letter", dead), tmp_path,
+               CSV_MERGER_PAYLOAD_LIMIT_BYTES="300", CSV_MERGER_ROW_CEILING="5")
+    assert proc.returncode == 3, proc.stderr
+    assert "8 rows exceed the target's row ceiling of 5" in proc.stderr
+    by_row = {r["_row_number"]: r for r in read_csv(dead)}
+    assert set(by_row) == {"2", "3"}
+    assert by_row["2"]["_status"] == "not-sent" and by_row["2"]["_reason"].startswith("row 2: template did not render JSON")
+    assert by_row["3"]["_status"] == "not-sent" and "above the payload limit of 300 bytes" in by_row["3"]["_reason"]
+    assert by_row["2"]["Notes"] == 'says "hi"' and by_row["3"]["_attempts"] == "0"
+    assert sorted(r["body"]["email"] for r in sink.records()) == ["a@x.com", "d@x.com", *(f"e{i}@x.com" for i in range(4))]
+
+
+def test_a_template_broken_for_the_first_row_stops_before_sending(tmp_path, sink_factory):
+    sink = sink_factory()
+    rows = write_rows(tmp_path / "rows.csv", 3)
+    template = tmp_path / "t.j2"
+    template.write_text('{"x": {{ row["No Such Column"] | tojson }}}')
+    proc = run(deliver_args(rows, sink.url, "--payload", template), tmp_path)
+    assert proc.returncode == 2 and "row 1" in _one_line_error(proc) and "No Such Column" in proc.stderr
+    assert sink.stats()["received"] == 0
+
+
+def test_retries_exhausted_go_to_the_dead_letter_file(tmp_path, sink_factory):
+    sink = sink_factory(fail_rate=1.0, fail_status=503)
+    rows = write_rows(tmp_path / "rows.csv", 3)
+    dead = tmp_path / "dead.csv"
+    proc = run(deliver_args(rows, sink.url, "--rate", 100, "--max-attempts", 2, "--dead-letter", dead), tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    dl = read_csv(dead)
+    assert [r["_row_number"] for r in sorted(dl, key=lambda r: int(r["_row_number"]))] == ["1", "2", "3"]
+    assert all(r["_status"] == "503" and r["_attempts"] == "2" and "gave up after 2 attempts" in r["_reason"]
+               for r in dl)
+    assert sink.stats()["received"] == 6
+
+
+def test_redirects_are_not_followed(tmp_path):
+    """A target answering 307 to the metadata address: the row is dead-lettered
+    with the Location, and no request goes anywhere else."""
+    import http.server
+    import threading
+
+    hits = []
+
+    class Redirect(http.server.BaseHTTPRequestHandler):
+        def do_POST(self):
+            hits.append(self.path)
+            self.rfile.read(int(self.headers["Content-Length"]))
+            self.send_response(307)
+            self.send_header("Location", "http://169.254.169.254/latest/meta-data/")
+            self.send_header("Content-Length", "0")
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Redirect)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        rows = write_rows(tmp_path / "rows.csv", 2)
+        dead = tmp_path / "dead.csv"
+        proc = run(deliver_args(rows, f"http://127.0.0.1:{server.server_port}/hook", "--dead-letter", dead), tmp_path)
+    finally:
+        server.shutdown()
+    assert proc.returncode == 3, proc.stderr
+    assert hits == ["/hook", "/hook"]
+    for row in read_csv(dead):
+        assert row["_status"] == "307" and "169.254.169.254" in row["_reason"] and "not followed" in row["_reason"]
