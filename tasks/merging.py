@@ -155,14 +155,16 @@ def _clean_rows(source, builder: RecordBuilder, matcher: KeyMatcher | None,
     rows: list[str] = []
     keys: list[list[str]] = []
     count = empty = 0
+    build = builder.build
+    keys_of = matcher.keys_of if matcher is not None else None
     for raw in source.rows():
         count += 1
-        packed = builder.build(raw.cells, raw.surplus)
+        packed = build(raw.cells, raw.surplus)
         if not packed:
             empty += 1
-        elif matcher is not None:
+        elif keys_of is not None:
             rows.append(packed)
-            keys.append(matcher.keys_of(builder.values, builder.domain_derived))
+            keys.append(keys_of(builder.values, builder.domain_derived))
         if progress is not None and count % PROGRESS_EVERY == 0:
             progress(f"{label}: {count:,} rows")
     builder.finish()

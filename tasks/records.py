@@ -232,8 +232,10 @@ class RecordBuilder:
         self._control_chars = 0
         self.domain_derived = False
         self.values: list[str] = []
-        self._cleaners = ((TEXT, str.strip), (PHONE, _clean_phone), (DOMAIN, clean_domain),
-                          (LINKEDIN, clean_linkedin))
+        self._cleaners = tuple((kind, clean, self._plan[kind]) for kind, clean in (
+            (TEXT, str.strip), (PHONE, _clean_phone), (DOMAIN, clean_domain), (LINKEDIN, clean_linkedin))
+            if self._plan[kind])
+        self._email_cells = [index for index, _ in self._plan[EMAIL]]
 
     def build(self, cells: list[str], surplus: list[str]) -> str:
         """The packed record of one row: always ``width`` slots, or ``""``
@@ -244,15 +246,15 @@ class RecordBuilder:
         layout = self.layout
         # one loop per kind; the order of columns within a slot stays the file's
         add = self._add
-        for kind, clean in self._cleaners:
-            for index, pos in self._plan[kind]:
+        for kind, clean, plan in self._cleaners:
+            for index, pos in plan:
                 value = clean(cells[index])
                 if value:
                     if values[pos]:
                         multi += add(values, pos, value, kind)
                     else:
                         values[pos] = value
-        for index, _ in self._plan[EMAIL]:
+        for index in self._email_cells:
             cell = cells[index]
             if not cell or cell.isspace():
                 continue
@@ -271,7 +273,13 @@ class RecordBuilder:
                 multi += self._add(values, layout.extra_fields, extra, TEXT)
                 layout.note_count(layout.extra_fields, 1)
         if self._names is not None:
-            self._fill_names(values)
+            first_pos, last_pos, full_pos = self._names
+            if values[full_pos]:
+                if not values[first_pos] and not values[last_pos]:
+                    values[first_pos], values[last_pos] = split_full_name(values[full_pos].split(VALUE_SEP)[0])
+            elif values[first_pos] or values[last_pos]:
+                values[full_pos] = build_full_name(values[first_pos].split(VALUE_SEP)[0],
+                                                   values[last_pos].split(VALUE_SEP)[0])
         self.domain_derived = False
         if not values[self._domain] and values[self._work]:
             for address in values[self._work].split(VALUE_SEP):
@@ -327,14 +335,6 @@ class RecordBuilder:
             added += self._add(values, self.layout.invalid_email, token, TEXT)
             self.layout.note_count(self.layout.invalid_email, 1)
         return added
-
-    def _fill_names(self, values: list[str]) -> None:
-        first_pos, last_pos, full_pos = self._names
-        first, last, full = values[first_pos], values[last_pos], values[full_pos]
-        if full and not first and not last:
-            values[first_pos], values[last_pos] = split_full_name(full.split(VALUE_SEP)[0])
-        elif not full and (first or last):
-            values[full_pos] = build_full_name(first.split(VALUE_SEP)[0], last.split(VALUE_SEP)[0])
 
     def finish(self) -> None:
         """Add the control-character warning once the file has been read."""
