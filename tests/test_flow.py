@@ -1,0 +1,251 @@
+"""The merge-and-deliver flow on Prefect's real engine, against a real sink (and real Redis).
+
+The bundled examples hold 111 rows of 80 distinct people (examples/README.md).
+"""
+
+from __future__ import annotations
+
+import csv
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from flows.merge_and_deliver import merge_and_deliver, summary_of
+from flows.summary import PipelineIncomplete
+from tasks.artifacts import artifact_key
+from tasks.delivery import read_merged_csv
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
+
+pytestmark = pytest.mark.usefixtures("prefect_harness")
+
+
+def _artifact(kind: str, job_id: str):
+    """The latest artifact of that kind for the job (None if there is none)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+    from prefect.client.schemas.sorting import ArtifactSort
+
+    with get_client(sync_client=True) as client:
+        found = client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[artifact_key(kind, job_id)])),
+                                      sort=ArtifactSort.CREATED_DESC, limit=1)
+    return found[0] if found else None
+
+
+def _payload(row: dict[str, str]) -> str:
+    """The flat payload of a merged row (empty cells omitted), canonically serialised."""
+    return json.dumps({k: v for k, v in row.items() if v}, sort_keys=True)
+
+
+def _run(sink, tmp_path, **kw):
+    opts = dict(webhook_url=sink.url, chunk_size=25, rate_limit=200.0, burst=50, output_dir=str(tmp_path),
+                allow_private_targets=True)
+    return merge_and_deliver(EXAMPLES, **{**opts, **kw})
+
+
+def test_examples_end_to_end_every_row_once_with_artifacts(sink_factory, tmp_path):
+    sink = sink_factory(rate=400, burst=100)
+    summary = _run(sink, tmp_path)
+
+    merged = [row for _, row in read_merged_csv(summary.merged_csv)]
+    assert (summary.report.rows_in, summary.report.rows_out, len(merged)) == (111, 80, 80)
+    assert summary.state == "Completed" and summary.chunks == 4 and summary.dead_letter_path is None
+    d = summary.delivery
+    assert (d.delivered, d.failed, d.skipped_already_delivered, d.rows_total) == (80, 0, 0, 80)
+    stats = sink.stats()
+    assert (stats["accepted"], stats["distinct_keys"], stats["duplicate_keys"]) == (80, 80, 0)
+    bodies = [r["body"] for r in sink.records()]
+    assert sorted(json.dumps(b, sort_keys=True) for b in bodies) == sorted(_payload(r) for r in merged)
+    zips = {b["Work Email"]: b.get("Company Postal Code") for b in bodies if "Work Email" in b}
+    assert zips["maria.lopez@acme.io"] == "02134"  # leading zero kept end to end
+    assert any(b.get("startedRole") == "May 2021" for b in bodies)
+
+    table = _artifact("merge-report", summary.job_id)
+    rows = json.loads(table.data)
+    assert sorted((Path(r["file"]).name, r["rows"]) for r in rows) == [
+        ("apollo_export.csv", 41), ("hubspot_contacts.csv", 35), ("salesnav_scrape.csv", 35)]
+    assert {r["encoding"] for r in rows if r["file"].endswith("hubspot_contacts.csv")} == {"cp1252"}
+    assert _artifact("delivery-progress", summary.job_id).data == 100.0
+    markdown = _artifact("job-summary", summary.job_id).data
+    assert "| 80 | 0 | 0 | 0 |" in markdown and "Completed" in markdown
+
+
+def test_progress_artifact_is_monotonic_and_100_only_when_finished():
+    from prefect import flow
+
+    from tasks.artifacts import DeliveryProgress
+
+    key = f"progress-{time.monotonic_ns()}"
+
+    def shown() -> float:
+        time.sleep(0.3)  # a few pushes of the 0.05 s pump
+        return _artifact("delivery-progress", key).data
+
+    @flow
+    def feed() -> list[float]:
+        progress = DeliveryProgress(key, rows_total=10, interval_s=0.05)
+        progress.set_chunk(0, 5)
+        seen = [shown()]
+        progress.set_chunk(0, 3)  # a late, lower report never moves it back
+        seen.append(shown())
+        progress.set_chunk(1, 5)  # every row handled, but the run is not over
+        seen.append(shown())
+        seen += [progress.finish(complete=False), shown()]
+        done = DeliveryProgress(key + "-done", rows_total=4, interval_s=0.05)
+        done.set_chunk(0, 4)
+        return seen + [done.finish(complete=True)]
+
+    assert feed() == [50.0, 50.0, 99.9, 99.9, 99.9, 100.0]
+
+
+def test_without_webhook_it_only_merges(tmp_path):
+    summary = merge_and_deliver(EXAMPLES, output_dir=str(tmp_path))
+    assert summary.delivery is None and summary.state == "Completed"
+    assert Path(summary.merged_csv) == tmp_path / "merged.csv"
+    assert sum(1 for _ in read_merged_csv(summary.merged_csv)) == 80
+    assert json.loads((tmp_path / "merge-report.json").read_text())["rows_out"] == 80
+
+
+def test_running_the_same_job_again_resumes_through_redis(sink_factory, tmp_path, redis_url):
+    sink = sink_factory(rate=400, burst=100)
+    first = _run(sink, tmp_path / "1", redis_url=redis_url)
+    again = _run(sink, tmp_path / "2", redis_url=redis_url)
+    assert again.job_id == first.job_id  # derived from the merged rows + URL, not random
+    assert (again.delivery.delivered, again.delivery.skipped_already_delivered) == (0, 80)
+    assert sink.stats()["accepted"] == 80
+
+
+def test_resume_after_a_run_that_failed_midway(sink_factory, tmp_path, redis_url):
+    picky = sink_factory(rate=400, burst=100, reject_field="Company Name=DataForge", reject_status=400)
+    state = _run(picky, tmp_path / "1", redis_url=redis_url, job_id="job-resume", return_state=True)
+    assert state.is_failed()
+    with pytest.raises(PipelineIncomplete):
+        state.result()
+    first = summary_of(state)
+    dataforge = [r for _, r in read_merged_csv(first.merged_csv) if r["Company Name"] == "DataForge"]
+    assert first.state == "Failed" and len(dataforge) == 8
+    assert (first.delivery.delivered, first.delivery.failed) == (72, 8)
+    with open(first.dead_letter_path, newline="", encoding="utf-8") as fh:
+        dead = list(csv.DictReader(fh))
+    assert sorted(r["Work Email"] for r in dead) == sorted(r["Work Email"] for r in dataforge)
+
+    healthy = sink_factory(rate=400, burst=100)
+    second = _run(healthy, tmp_path / "2", redis_url=redis_url, job_id="job-resume")
+    assert second.state == "Completed"
+    assert (second.delivery.delivered, second.delivery.skipped_already_delivered) == (8, 72)
+    assert {r["body"]["Company Name"] for r in healthy.records()} == {"DataForge"}
+    keys = [r["key"] for r in picky.records()] + [r["key"] for r in healthy.records()]
+    assert len(keys) == len(set(keys)) == 80  # every row once over both runs
+
+
+def _flow_run_id(name: str, timeout: float = 30.0):
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
+
+    deadline = time.monotonic() + timeout
+    with get_client(sync_client=True) as client:
+        while time.monotonic() < deadline:
+            runs = client.read_flow_runs(flow_run_filter=FlowRunFilter(name=FlowRunFilterName(any_=[name])))
+            if runs:
+                return runs[0].id
+            time.sleep(0.2)
+    raise AssertionError(f"flow run {name} not found")
+
+
+def _wait_accepted(sink, n: int, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while sink.stats()["accepted"] < n:
+        assert time.monotonic() < deadline, f"sink got fewer than {n} rows in {timeout}s"
+        time.sleep(0.1)
+
+
+def test_cancel_mid_run_stops_requests_and_ends_cancelled(sink_factory, tmp_path):
+    from prefect.client.orchestration import get_client
+    from prefect.states import Cancelling
+
+    sink = sink_factory(rate=10, burst=10)
+    name = f"cancel-{os.getpid()}-{time.monotonic_ns()}"
+    states = []
+    runner = threading.Thread(target=lambda: states.append(merge_and_deliver.with_options(flow_run_name=name)(
+        EXAMPLES, webhook_url=sink.url, chunk_size=20, rate_limit=10.0, burst=10, output_dir=str(tmp_path),
+        allow_private_targets=True, return_state=True)))
+    runner.start()
+    _wait_accepted(sink, 15)
+    with get_client(sync_client=True) as client:  # what Cancel in the UI / `prefect flow-run cancel` does
+        client.set_flow_run_state(_flow_run_id(name), Cancelling())
+    cancelled_at = time.time()
+    runner.join(timeout=60)
+    assert not runner.is_alive()
+
+    (state,) = states
+    assert state.is_cancelled()
+    summary = summary_of(state)
+    accepted = sink.stats()["accepted"]
+    assert summary.state == "Cancelled" and summary.delivery.cancelled
+    assert summary.delivery.delivered == accepted and 15 <= accepted < 80  # counts as of the cancel, exact
+    assert max(r["t"] for r in sink.records()) <= cancelled_at + 2.0  # no new request 2 s after the cancel
+    assert _artifact("delivery-progress", summary.job_id).data < 100.0
+
+
+def _cli(args, tmp_path, **popen):
+    env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PREFECT_API_URL", None)  # the CLI's own ephemeral API, as a user gets it
+    return subprocess.Popen([sys.executable, "-m", "csv_merger", "run", *args], cwd=tmp_path, env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def test_cli_run_exit_3_with_dead_letters_and_clean_output(sink_factory, tmp_path):
+    sink = sink_factory(rate=400, burst=100, reject_field="Company Name=IBM")
+    proc = _cli([*EXAMPLES, "--webhook-url", sink.url, "--allow-private-targets", "--rate", "200",
+                 "-o", str(tmp_path / "out.csv")], tmp_path)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 3, err
+    assert "Traceback" not in out + err and "temporary server" not in err
+    assert "80 rows merged from 111; 72 delivered, 8 failed" in out
+    assert "csv-merger: error: 8 of 80 rows dead-lettered" in err
+    assert sum(1 for _ in read_merged_csv(tmp_path / "out.csv")) == 80
+
+
+def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
+    (tmp_path / "photo.csv").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(200))
+    proc = _cli([str(tmp_path / "photo.csv"), *EXAMPLES], tmp_path)
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 1
+    assert err.strip().splitlines() == [f"csv-merger: error: {tmp_path / 'photo.csv'}: looks like a PNG image, "
+                                        "not CSV: upload the CSV file itself"]
+    assert out == "" and not list((tmp_path / "data").rglob("merged.csv"))  # nothing merged, nothing sent
+
+
+def test_cli_ctrl_c_cancels_gracefully(sink_factory, tmp_path):
+    sink = sink_factory(rate=10, burst=10)
+    proc = _cli([*EXAMPLES, "--webhook-url", sink.url, "--allow-private-targets", "--rate", "10", "--burst", "10"],
+                tmp_path)
+    _wait_accepted(sink, 10, timeout=120)
+    proc.send_signal(signal.SIGINT)
+    interrupted_at = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err
+    accepted = sink.stats()["accepted"]
+    assert f"{accepted} delivered" in out and "[Cancelled]" in out
+    assert max(r["t"] for r in sink.records()) <= interrupted_at + 2.0
+
+
+def test_demo_quick_start_delivers_the_examples_to_its_own_sink(tmp_path):
+    env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+    env.pop("PREFECT_API_URL", None)
+    done = subprocess.run([sys.executable, "-m", "csv_merger", "demo", "--output-dir", str(tmp_path / "demo")],
+                          cwd=tmp_path, env=env, capture_output=True, text=True, timeout=180)
+    assert done.returncode == 0, done.stderr
+    assert "80 rows merged from 111; 80 delivered, 0 failed" in done.stdout
+    assert "received 80 rows (80 distinct idempotency keys, 0 x 429)" in done.stdout
+    assert f"merged CSV:   {tmp_path / 'demo' / 'merged.csv'}" in done.stdout and "Traceback" not in done.stderr
+    assert len((tmp_path / "demo" / "sink-received.jsonl").read_text().splitlines()) == 80
