@@ -370,3 +370,43 @@ def test_redirects_are_not_followed(tmp_path):
     assert hits == ["/hook", "/hook"]
     for row in read_csv(dead):
         assert row["_status"] == "307" and "169.254.169.254" in row["_reason"] and "not followed" in row["_reason"]
+
+
+def test_auth_token_from_a_prefect_secret_block(prefect_harness):
+    from prefect.blocks.system import Secret
+
+    from csv_merger.cli.deliver import _auth_token
+    from csv_merger.errors import ConfigError
+
+    Secret(value="block-token").save("clay-auth-test", overwrite=True)
+    assert _auth_token(None, "clay-auth-test") == "block-token"
+    assert _auth_token("flag-token", "clay-auth-test") == "flag-token"  # the flag wins
+    with pytest.raises(ConfigError, match="'no-such-block'"):
+        _auth_token(None, "no-such-block")
+
+
+def test_merged_csv_problems_are_input_errors_naming_the_file(tmp_path):
+    from csv_merger.errors import InputError
+    from tasks.delivery import read_merged_csv
+
+    dupes = tmp_path / "dupes.csv"
+    dupes.write_text("Work Email,Notes,Notes\na@x.com,1,2\n")
+    with pytest.raises(InputError, match=r"dupes.csv: duplicate column names \['Notes'\]"):
+        list(read_merged_csv(dupes))
+    long_row = tmp_path / "long.csv"
+    long_row.write_text("Work Email,Notes\na@x.com,1\nb@x.com,2,3\n")
+    with pytest.raises(InputError, match=r"long.csv, line 3: row 2 has 3 cells, the header has 2"):
+        list(read_merged_csv(long_row))
+    short = tmp_path / "short.csv"
+    short.write_text("Work Email,Notes\r\na@x.com\r\n\r\n\"b@x.com\",\"two\r\nlines\"\r\n")
+    assert list(read_merged_csv(short)) == [(1, {"Work Email": "a@x.com", "Notes": ""}),
+                                            (2, {"Work Email": "b@x.com", "Notes": "two\r\nlines"})]
+
+
+def test_header_only_csv_delivers_nothing_and_succeeds(tmp_path, sink_factory):
+    sink = sink_factory()
+    rows = tmp_path / "empty.csv"
+    rows.write_text("Work Email,Notes\n")
+    proc = run(deliver_args(rows, sink.url), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    assert "delivered 0/0 rows" in proc.stdout and sink.stats()["received"] == 0
