@@ -8,8 +8,9 @@
    once across all workers: the old system's worker count);
 2. registers the blocks: a prefect-redis ``RedisDatabase`` from ``REDIS_URL``
    and a ``Secret`` from ``CLAY_WEBHOOK_AUTH`` (each only when set);
-3. applies the deployments declared in ``prefect.yaml`` to that pool, with
-   the block names in the runs' environment.
+3. applies the deployments declared in ``prefect.yaml`` to that pool; their
+   runs start in this repository's folder (``/app`` in the Docker image),
+   with the block names in their environment.
 
 Idempotent: run it again after changing a setting.
 """
@@ -92,7 +93,7 @@ def apply_deployments(work_pool: str, env: dict[str, str], spec: Path = SPEC) ->
         deployment = flow.to_deployment(
             name=d["name"], description=" ".join(d.get("description", "").split()), tags=d.get("tags"),
             parameters=d.get("parameters"), schedules=schedules, concurrency_limit=d.get("concurrency_limit"),
-            work_pool_name=work_pool, job_variables={"env": env} if env else None)
+            work_pool_name=work_pool, job_variables={"working_dir": str(REPO), "env": env})
         deployment.apply()
         names.append(f"{flow.name}/{d['name']}")
     return names
