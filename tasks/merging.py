@@ -3,8 +3,10 @@ a compact record, de-duplicate across files, write one CSV and a report.
 
 Memory stays small: rows stream from ``tasks.reading``; each cleaned record
 is one packed string (``tasks.records``); only groups of two or more rows
-are unpacked and merged. The output is written to a temporary file beside
-``out_path`` and renamed at the end, so a failed merge leaves no OUT.csv.
+are unpacked and merged. Large inputs are cleaned in forked worker
+processes, one file each (``_clean_all``); matching and writing stay here.
+The output is written to a temporary file beside ``out_path`` and renamed
+at the end, so a failed merge leaves no OUT.csv.
 """
 
 from __future__ import annotations
