@@ -128,8 +128,14 @@ class _GcraState:
         self.streak = 0
         self.last_ok = 0.0
 
+    def expire(self, p: LimitPolicy, now: float) -> None:
+        """Forget a state unused for ``idle_ttl_s`` (as the Redis key expires)."""
+        if now > max(self.tat, self.paused_until) + p.idle_ttl_s:
+            self.tat, self.rate, self.paused_until, self.streak, self.last_ok = 0.0, None, 0.0, 0, 0.0
+
     def reserve(self, p: LimitPolicy, now: float) -> tuple[float, float]:
         """Take the next slot; return (seconds to wait, current rate)."""
+        self.expire(p, now)
         rate = min(self.rate or p.rate, p.rate)
         interval = 1.0 / rate
         slot = max(now, self.paused_until, self.tat - (p.effective_burst - 1) * interval)
@@ -139,6 +145,7 @@ class _GcraState:
 
     def throttle(self, p: LimitPolicy, now: float, retry_after_s: float | None) -> tuple[float, float]:
         """Record a 429; return (seconds paused from now, lowered rate)."""
+        self.expire(p, now)
         rate = min(self.rate or p.rate, p.rate)
         fresh = now >= self.paused_until  # first 429 of this episode
         if fresh:
@@ -157,6 +164,7 @@ class _GcraState:
 
     def succeed(self, p: LimitPolicy, now: float) -> float:
         """Record a 2xx; return the (possibly raised) rate."""
+        self.expire(p, now)
         rate = min(self.rate or p.rate, p.rate)
         if now >= self.paused_until and rate < p.rate:
             rate = min(p.rate, rate + p.increase * p.rate * min(1.0, max(0.0, now - self.last_ok)))

@@ -66,6 +66,19 @@ def test_policy_keeps_a_safety_margin_of_the_burst():
         make_limiter("k", 10, 0)
 
 
+def test_gcra_arithmetic_with_explicit_times():
+    """The in-process core, clock given: slots, pause, rate cut, idle expiry."""
+    from tasks.ratelimit import _GcraState
+
+    policy, state = LimitPolicy(rate=10, burst=4), _GcraState()  # effective burst 2
+    waits = [state.reserve(policy, 100.0)[0] for _ in range(4)]
+    assert waits == pytest.approx([0, 0, 0.1, 0.2])
+    assert state.throttle(policy, 100.05, 1.0) == pytest.approx((1.0, 5.0))
+    # after the pause: paced at 5/s with no burst
+    assert [state.reserve(policy, 100.1)[0] for _ in range(2)] == pytest.approx([0.95, 1.15])
+    assert state.reserve(policy, 101.65 + policy.idle_ttl_s + 1) == (0, 10)  # unused: forgotten
+
+
 def test_one_limiter_paces_at_the_rate_after_its_burst(limiter_factory):
     check_pacing(asyncio.run(grant_times(limiter_factory(20, 10), 90)), 20, 10)
 
@@ -100,6 +113,7 @@ def test_aimd_cuts_once_per_episode_and_climbs_back(limiter_factory):
     async def run():
         limiter = limiter_factory(20, 10)
         await limiter.acquire()
+        pause_end = time.monotonic() + 0.3
         await limiter.throttled(0.3)
         assert limiter.current_rate == pytest.approx(10)
         await limiter.throttled(0.3)  # in-flight 429 of the same episode: no second cut
@@ -107,13 +121,15 @@ def test_aimd_cuts_once_per_episode_and_climbs_back(limiter_factory):
         await limiter.succeeded()  # during the pause: no climb
         assert limiter.current_rate == pytest.approx(10)
         await asyncio.sleep(0.3)
-        for _ in range(10):  # one second of successes after the pause: +5 % of 20/s
+        for _ in range(10):  # about a second of successes after the pause: +5 % of 20/s per second
             await asyncio.sleep(0.1)
             await limiter.succeeded()
-        assert 10.9 <= limiter.current_rate <= 11.15
+        climbed = time.monotonic() - pause_end
+        assert limiter.current_rate == pytest.approx(10 + 1.0 * climbed, abs=0.1)
+        before_gap = limiter.current_rate
         await asyncio.sleep(2.0)
         await limiter.succeeded()  # an idle gap counts as at most one second
-        assert 11.9 <= limiter.current_rate <= 12.1
+        assert limiter.current_rate == pytest.approx(before_gap + 1.0)
         for _ in range(40):  # repeated episodes: floor at 5 % of the rate
             await limiter.throttled(0)
         assert limiter.current_rate == pytest.approx(1.0)
