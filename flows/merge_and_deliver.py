@@ -58,6 +58,37 @@ def _deliver_in_process(refs, config: DeliveryConfig, redis_url, out_dir: Path, 
     return futures.result()
 
 
+def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, rows_total: int, fan_out: bool,
+             auth_token_block: str | None) -> DeliverySummary:
+    """Deliver every chunk (in this run's task threads, or fanned out), with the progress artifact and
+    cancellation watch; returns the job's summary with one dead-letter file for the job."""
+    warnings = []
+    if rows_total > config.row_ceiling:  # chunks are smaller than the ceiling: the job is what counts
+        warnings.append(f"{rows_total:,} rows exceed the target's row ceiling of {config.row_ceiling:,} "
+                        "(a full Clay table silently stops accepting rows)")
+        get_run_logger().warning(warnings[0])
+    progress = DeliveryProgress(config.job_id, rows_total)
+    started = time.monotonic()
+    finished = cancelled = False
+    try:
+        with watch_cancellation(run_id) as cancel:
+            if fan_out:
+                parts = deliver_fanned_out(refs, config, redis_url, out_dir, cancel, progress, auth_token_block)
+            else:
+                parts = _deliver_in_process(refs, config, redis_url, out_dir, cancel, progress)
+            cancelled = cancel.is_set() or any(p.cancelled for p in parts)
+            finished = True
+    finally:  # 100 % only when every row was handled and the run was not cancelled
+        progress.finish(complete=finished and not cancelled)
+    dead = concat_csv([p.dead_letter_path for p in parts], out_dir / "dead-letter.csv")
+    shutil.rmtree(out_dir / "dead-letter", ignore_errors=True)
+    delivery = combine_deliveries(parts, job_id=config.job_id, limit_key=config.limit_key, rows_total=rows_total,
+                                  elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
+    delivery.cancelled = cancelled
+    delivery.warnings = warnings + delivery.warnings
+    return delivery
+
+
 @flow(name="merge-and-deliver", task_runner=ThreadPoolTaskRunner(max_workers=get_settings().chunk_concurrency),
       validate_parameters=True)
 def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_type: TableType = "people",
@@ -103,33 +134,11 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
     refs = chunk(merged, job, chunk_size, redis)
-    ceiling = []
-    if report.rows_out > config.row_ceiling:  # chunks are smaller than the ceiling: the job is what counts
-        ceiling = [f"{report.rows_out:,} rows exceed the target's row ceiling of {config.row_ceiling:,} "
-                   "(a full Clay table silently stops accepting rows)"]
-        get_run_logger().warning(ceiling[0])
-    progress = DeliveryProgress(job, report.rows_out)
-    started = time.monotonic()
-    finished = cancelled = False
-    try:
-        with watch_cancellation(run_id) as cancel:
-            if fan_out:
-                parts = deliver_fanned_out(refs, config, redis, out_dir, cancel, progress, auth_token_block)
-            else:
-                parts = _deliver_in_process(refs, config, redis, out_dir, cancel, progress)
-            cancelled = cancel.is_set() or any(p.cancelled for p in parts)
-            finished = True
-    finally:  # 100 % only when every row was handled and the run was not cancelled
-        progress.finish(complete=finished and not cancelled)
-
-    dead = concat_csv([p.dead_letter_path for p in parts], out_dir / "dead-letter.csv")
-    shutil.rmtree(out_dir / "dead-letter", ignore_errors=True)
-    delivery = combine_deliveries(parts, job_id=job, limit_key=config.limit_key, rows_total=report.rows_out,
-                                  elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
-    delivery.cancelled = cancelled
-    delivery.warnings = ceiling + delivery.warnings
-    state = "Cancelled" if cancelled else "Failed" if delivery.failed else "Completed"
-    summary = summary.model_copy(update=dict(delivery=delivery, dead_letter_path=dead, state=state, chunks=len(refs)))
+    delivery = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
+                        auth_token_block=auth_token_block)
+    state = "Cancelled" if delivery.cancelled else "Failed" if delivery.failed else "Completed"
+    summary = summary.model_copy(update=dict(delivery=delivery, dead_letter_path=delivery.dead_letter_path,
+                                             state=state, chunks=len(refs)))
     (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
     return _finish(summary)
 
