@@ -358,10 +358,11 @@ function renderJobDetail(job) {
       stat("Delivered", fmtInt(c.delivered)),
       stat("Failed", fmtInt(c.failed), c.failed ? "bad" : ""),
       stat("Remaining", fmtInt(job.remaining)),
-      stat("Current rate", `${c.current_rate ? c.current_rate.toFixed(1) : "–"}/s`),
+      stat("Current rate", c.current_rate ? `${c.current_rate.toFixed(1)}/s` : "–"),
       // The flow reports 429s with its summary, so the count is shown once the job ended.
       stat("429s", job.ended_at ? fmtInt(c.http_429) : "–", c.http_429 ? "bad" : ""),
-      stat("ETA", fmtDuration(job.eta_s))) : null,
+      job.ended_at && job.started_at ? stat("Took", fmtDuration(job.ended_at - job.started_at))
+        : stat("ETA", fmtDuration(job.eta_s))) : null,
     actions].filter(Boolean));
   box.dataset.job = job.id;
   box.dataset.status = job.status;
