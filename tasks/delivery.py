@@ -249,7 +249,7 @@ class _Engine:
     def __init__(self, config: DeliveryConfig, rows: list[tuple[int, dict[str, str]]], job_id: str,
                  limit_key: str, limiter: RateLimiter, ledger: Ledger, client: httpx.AsyncClient,
                  progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None):
-        self.config, self.rows, self.limiter, self.ledger, self.client = config, rows, limiter, ledger, client
+        self.config, self.limiter, self.ledger, self.client = config, limiter, ledger, client
         self.progress, self.cancel = progress, cancel
         self.summary = DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=len(rows))
         self.build = make_body_builder(config.payload, config.table_type, job_id)

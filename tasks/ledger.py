@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from pathlib import Path
 from typing import Protocol
 
-from csv_merger.errors import RedisUnavailableError
+from csv_merger.errors import ConfigError, RedisUnavailableError
 
 LEDGER_PREFIX = "csv-merger:ledger:"
 
@@ -82,18 +82,22 @@ class RedisLedger:
 
 
 class SqliteLedger:
-    """Ledger in a local SQLite file (``<data_dir>/ledger.sqlite3``)."""
+    """Ledger in a local SQLite file (``<data_dir>/ledger.sqlite3``).
+    Raises ConfigError naming the file when it cannot be created or opened."""
 
     def __init__(self, job_id: str, path: str | Path):
         self.job_id, self.path = job_id, Path(path)
-        self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
-        self.db.execute("PRAGMA journal_mode=WAL")
-        self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
-        self.db.execute(
-            "CREATE TABLE IF NOT EXISTS delivered (job_id TEXT NOT NULL, row_number INTEGER NOT NULL,"
-            " PRIMARY KEY (job_id, row_number)) WITHOUT ROWID"
-        )
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(self.path, timeout=30, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")  # WAL + NORMAL: durable across a process crash
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS delivered (job_id TEXT NOT NULL, row_number INTEGER NOT NULL,"
+                " PRIMARY KEY (job_id, row_number)) WITHOUT ROWID"
+            )
+        except (OSError, sqlite3.Error) as exc:
+            raise ConfigError(f"{self.path}: cannot open the delivery ledger ({exc}); check data_dir") from None
 
     async def delivered(self) -> set[int]:
         cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ?", (self.job_id,))

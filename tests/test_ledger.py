@@ -57,3 +57,12 @@ async def test_unreachable_redis_is_a_clear_error(free_port):
     with pytest.raises(RedisUnavailableError):
         await ledger.delivered()
     await ledger.aclose()
+
+
+def test_unusable_sqlite_location_is_a_config_error(tmp_path):
+    from csv_merger.errors import ConfigError
+
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.raises(ConfigError, match="not-a-dir.*cannot open the delivery ledger"):
+        open_ledger("job", redis_url=None, data_dir=blocker)
