@@ -251,9 +251,11 @@ async def test_mapping_override_must_name_a_canonical_field(make_client):
                                              "mapping": {"Title": "Company Phone"}})  # a company field
     assert r.status_code == 422 and r.json()["field"] == "mapping.Title"
     r = await client.post(f"/api/uploads/{upload['id']}/preview",
-                          json={"table_type": "people", "mapping": {"Title": "ignore", "Email": "Personal Email"}})
+                          json={"table_type": "people",
+                                "mapping": {"Title": "ignore", "Email": "Personal Email", "First Name": "keep"}})
     columns = {c["header"]: (c["field"], c["how"]) for c in r.json()["columns"]}
     assert columns["Title"] == (None, "ignored") and columns["Email"] == ("Personal Email", "override")
+    assert columns["First Name"] == (None, "override")
 
 
 @pytest.mark.parametrize("url", ["http://127.0.0.1:9/hook", "http://169.254.169.254/latest/meta-data",

@@ -103,14 +103,13 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     tb_card = page.locator("article.file-card[data-file='roundcube_tb_plain.csv']")
     expect(tb_card.locator("select[data-header='Primary Email']")).to_have_value("Work Email")
 
-    # "Keep as is" on a column that maps automatically is refused, and the choice reverts.
-    card.locator("select[data-header='Email']").select_option("keep")
-    expect(card.locator(".file-notice")).to_contain_text("'Email' maps to 'Work Email' automatically")
-    expect(card.locator("select[data-header='Email']")).to_have_value("Work Email")
-    # Change one mapping: drop "Sex" from the merge.
+    # Change two mappings: keep "Phone" under its own name, drop "Sex".
+    phone = card.locator("tr", has=page.locator("select[data-header='Phone']"))
+    phone.locator("select").select_option("keep")
+    expect(phone.locator(".how")).to_have_text("override")
+    expect(phone.locator("select")).to_have_value("keep")
     card.locator("select[data-header='Sex']").select_option("ignore")
     expect(card.locator("tr", has=page.locator("select[data-header='Sex']")).locator(".how")).to_have_text("ignored")
-    expect(card.locator(".file-notice")).to_have_count(0)
     _shot(page, "web-mapping.png")
 
     page.fill("#webhook-url", sink.url)
@@ -139,6 +138,8 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     assert len(merged) == 1001
     assert "Sex" not in merged[0]  # the ignored column is gone, the rest kept
     assert "Date of birth" in merged[0]
+    people_rows = [row for row in merged if row["Source"] == "datablist_people-1000.csv"]
+    assert len(people_rows) == 1000 and all(row["Phone"] for row in people_rows)  # kept as is
     source_emails = {row["Email"] for row in csv.DictReader(people.open(encoding="utf-8"))}
     assert source_emails <= {row["Work Email"] for row in merged}
     assert sink.stats()["accepted"] == 1001

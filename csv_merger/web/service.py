@@ -23,11 +23,11 @@ from csv_merger.errors import ConfigError, CsvMergerError, InputError, UnsafeTar
 from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
 from csv_merger.web.jobs import Job, JobStatus, JobStore
-from csv_merger.web.preview import KEEP, column_mappings, mapper_overrides, preview_file
+from csv_merger.web.preview import preview_file
 from csv_merger.web.runners import DEPLOYMENT, FlowRequest, make_runner, prefect_api_url_setting
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
 from csv_merger.web.window import next_window_start
-from tasks.headers import IGNORE
+from tasks.headers import IGNORE, KEEP
 from tasks.safety import check_target
 from tasks.schema import TableType, fields_for
 
@@ -128,7 +128,7 @@ class WebService:
             reason = exc.reason.replace(str(upload.path), upload.name)
             where = f", line {exc.line}" if exc.line else ""
             raise ApiError(422, f"{upload.name}{where}: {reason}", file=upload.name) from None
-        except (ValueError, ConfigError) as exc:
+        except ConfigError as exc:
             raise ApiError(422, f"{upload.name}: {exc}", file=upload.name, field="mapping") from None
 
     # Jobs --------------------------------------------------------------------
@@ -138,10 +138,6 @@ class WebService:
         settings = self.settings
         uploads = [self._upload(upload_id) for upload_id in request.uploads]
         mapping = self.check_mapping(request.mapping, request.table_type)
-        if KEEP in mapping.values():
-            for upload in uploads:
-                with self._named_errors(upload):
-                    column_mappings(upload.path, request.table_type, mapping)
         webhook_url = self._checked_webhook(request) if request.mode == "deliver" else None
         scheduled_for = self._window_start() if request.schedule == "off_hours" else None
         job = self.jobs.add(
@@ -159,7 +155,7 @@ class WebService:
             webhook_url=webhook_url,
             table_type=request.table_type,
             rate_limit=job.rate, burst=job.burst, chunk_size=job.chunk_size,
-            mapping=mapper_overrides(mapping),
+            mapping=mapping or None,
             redis_url=settings.redis_url,
             allow_private_targets=self.allow_private_targets,
             data_dir=str(settings.data_dir),
