@@ -410,3 +410,16 @@ def test_header_only_csv_delivers_nothing_and_succeeds(tmp_path, sink_factory):
     proc = run(deliver_args(rows, sink.url), tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert "delivered 0/0 rows" in proc.stdout and sink.stats()["received"] == 0
+
+
+def test_429_does_not_spend_attempts(tmp_path, sink_factory):
+    """With --max-attempts 1, rows answered 429 (Retry-After) are still
+    delivered once the pause is over: a 429 never loses a row."""
+    sink = sink_factory(throttle_at=0, throttle_for=2)
+    rows = write_rows(tmp_path / "rows.csv", 10)
+    summary = tmp_path / "s.json"
+    proc = run(deliver_args(rows, sink.url, "--rate", 50, "--max-attempts", 1, "--summary", summary), tmp_path)
+    assert proc.returncode == 0, proc.stderr
+    s = json.loads(summary.read_text())
+    assert s["delivered"] == 10 and s["http_429"] >= 1 and s["attempts"] == 10 + s["http_429"]
+    assert sink.stats()["distinct_keys"] == 10
