@@ -288,7 +288,8 @@ async def test_token_required_beyond_loopback(make_client):
     assert r.status_code == 401
     assert (await client.get("/api/config", headers={"Authorization": "Bearer wrong"})).status_code == 401
     assert (await client.get("/api/config", headers={"Authorization": "Bearer s3cret-token"})).status_code == 200
-    assert (await client.get("/")).status_code == 200  # the page shell, which then asks for the token
+    shell = await client.get("/")  # the page shell, which then asks for the token
+    assert shell.status_code == 200 and "default-src 'self'" in shell.headers["content-security-policy"]
     r = await client.post("/api/session", json={"token": "s3cret-token"})
     assert r.status_code == 200 and "httponly" in r.headers["set-cookie"].lower()
     assert (await client.get("/api/jobs")).status_code == 200  # the cookie now carries it

@@ -75,8 +75,11 @@ def _open(page, url: str) -> None:
     """Load the page and wait until it has its configuration (the form shows only then)."""
     from playwright.sync_api import expect
 
+    violations = []
+    page.on("console", lambda msg: violations.append(msg.text) if "Content Security Policy" in msg.text else None)
     page.goto(url)
     expect(page.locator("#app")).to_be_visible()
+    page.violations = violations
 
 
 def _shot(page, name: str) -> Path:
@@ -143,6 +146,7 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     source_emails = {row["Email"] for row in csv.DictReader(people.open(encoding="utf-8"))}
     assert source_emails <= {row["Work Email"] for row in merged}
     assert sink.stats()["accepted"] == 1001
+    assert page.violations == []  # the page works under its Content-Security-Policy
 
 
 def test_binary_file_shows_its_error(web_server, page, tmp_path):
