@@ -421,6 +421,7 @@ async def test_with_a_prefect_api_jobs_are_deployment_runs(make_client, sink_fac
                                              "auth_token": "tok-456"})
     job = r.json()
     assert r.status_code == 201 and job["runner"] == "prefect" and job["status"] == "Pending"
+    assert job["flow_run_url"].endswith(f"/runs/flow-run/{job['flow_run_id']}")  # the Prefect UI link
     async with get_client() as prefect:
         flow_run = await prefect.read_flow_run(job["flow_run_id"])
     assert flow_run.parameters["auth_token_block"] == f"csv-merger-web-auth-{job['id']}"
