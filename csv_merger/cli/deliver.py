@@ -7,6 +7,7 @@ Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
 
 from __future__ import annotations
 
+import os
 import signal
 import sys
 import threading
@@ -104,8 +105,15 @@ def deliver(
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
     cancel = threading.Event()
+
+    def on_signal(signum, _frame) -> None:
+        if cancel.is_set():  # asked twice: stop now (the ledger keeps what was recorded)
+            signal.signal(signum, signal.SIG_DFL)
+            os.kill(os.getpid(), signum)
+        cancel.set()
+
     for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: cancel.set())
+        signal.signal(sig, on_signal)
     import logging
 
     logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
