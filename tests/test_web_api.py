@@ -290,6 +290,8 @@ async def test_token_required_beyond_loopback(make_client):
     assert (await client.get("/api/config", headers={"Authorization": "Bearer s3cret-token"})).status_code == 200
     shell = await client.get("/")  # the page shell, which then asks for the token
     assert shell.status_code == 200 and "default-src 'self'" in shell.headers["content-security-policy"]
+    assert (await client.post("/api/session", content=b"{not json")).status_code == 422
+    assert (await client.post("/api/session", json={"token": "nope"})).status_code == 401
     r = await client.post("/api/session", json={"token": "s3cret-token"})
     assert r.status_code == 200 and "httponly" in r.headers["set-cookie"].lower()
     assert (await client.get("/api/jobs")).status_code == 200  # the cookie now carries it

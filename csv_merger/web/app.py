@@ -26,6 +26,7 @@ from fastapi import APIRouter, Depends, FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, JSONResponse
 from fastapi.staticfiles import StaticFiles
+from pydantic import BaseModel, SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
@@ -49,6 +50,12 @@ SECURITY_HEADERS = {
     "X-Content-Type-Options": "nosniff",
     "Referrer-Policy": "no-referrer",
 }
+
+
+class SessionRequest(BaseModel):
+    """Body of ``POST /api/session``."""
+
+    token: SecretStr = SecretStr("")
 
 
 def create_app(
@@ -110,10 +117,9 @@ def create_app(
             raise ApiError(401, "missing or wrong API token (send 'Authorization: Bearer <token>')")
 
     @app.post("/api/session")
-    async def session(request: Request) -> JSONResponse:
+    async def session(request: Request, body: SessionRequest) -> JSONResponse:
         """Check a token and keep it in an HttpOnly cookie for the page."""
-        body = await request.json() if await request.body() else {}
-        given = str(body.get("token", "")) if isinstance(body, dict) else ""
+        given = body.token.get_secret_value()
         if token and not auth.token_matches(token, given):
             raise ApiError(401, "wrong API token", field="token")
         response = JSONResponse({"auth_required": bool(token)})
