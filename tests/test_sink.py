@@ -38,15 +38,15 @@ def test_unlimited_sink_accepts_and_records_everything(sink_factory):
 
 
 def test_token_bucket_answers_429_with_retry_after_above_the_burst(sink_factory):
-    sink = sink_factory(rate=4, burst=3)
+    sink = sink_factory(rate=0.5, burst=3)  # a token every 2 s: request timing does not matter
     answers = [post(sink, {"n": i}) for i in range(5)]
     assert [r.status_code for r in answers] == [200, 200, 200, 429, 429]
-    assert answers[3].headers["Retry-After"] == "1"  # 0.25 s to the next token, rounded up
-    time.sleep(0.3)  # one token back at 4/s
+    assert answers[3].headers["Retry-After"] == "2"  # about 2 s to the next token, rounded up
+    time.sleep(2.0)  # one token back
     assert [post(sink, {"n": i}).status_code for i in range(2)] == [200, 429]
     stats = sink.stats()
     assert (stats["accepted"], stats["rejected_429"]) == (4, 3)
-    assert stats["max_in_window"] == 4
+    assert stats["max_in_window"] == 3
 
 
 @pytest.mark.parametrize("status", [202, 204])
@@ -77,17 +77,17 @@ def test_reject_field_matches_one_row_at_any_depth(sink_factory):
 
 
 def test_throttle_window_answers_429_and_counts_arrivals(sink_factory):
-    sink = sink_factory(throttle_at=2, throttle_for=1)
+    sink = sink_factory(throttle_at=2, throttle_for=2)
     assert [post(sink, {"n": i}).status_code for i in range(2)] == [200, 200]
     first = post(sink, {"n": 2})
-    assert first.status_code == 429 and first.headers["Retry-After"] == "1"
+    assert first.status_code == 429 and first.headers["Retry-After"] == "2"
     time.sleep(0.2)
     assert post(sink, {"n": 3}).status_code == 429
-    time.sleep(0.9)
+    time.sleep(2.0)
     assert post(sink, {"n": 4}).status_code == 200  # window over, once only
     stats = sink.stats()
     assert stats["received_during_throttle"] == 1
-    assert 0.2 <= stats["throttle_arrival_offsets"][0] < 0.6
+    assert 0.2 <= stats["throttle_arrival_offsets"][0] < 1.5
     assert (stats["accepted"], stats["rejected_429"]) == (3, 2)
 
 
