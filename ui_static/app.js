@@ -241,7 +241,10 @@ function renderFile(entry) {
     el("span", { class: "fact" }, el("b", {}, "Columns "), fmtInt(u.columns.length)),
     el("span", { class: "fact" }, el("b", {}, "Mapped "), `${u.columns.filter((c) => c.field).length} of ${u.columns.length}`),
     el("span", { class: "fact" }, el("b", {}, "Size "), fmtBytes(u.size)),
-    u.bad_rows ? el("span", { class: "fact badge-warn" }, el("b", {}, "Bad rows "), fmtInt(u.bad_rows)) : null);
+    u.bad_rows ? el("span", {
+      class: "fact badge-warn",
+      title: u.bad_row_examples.map((b) => `line ${b.line}: ${b.reason}`).join("\n"),
+    }, el("b", {}, "Bad rows "), fmtInt(u.bad_rows)) : null);
   const notice = entry.notice ? el("p", { class: "file-notice", role: "alert", text: entry.notice }) : null;
   const warnings = u.warnings.length
     ? el("ul", { class: "warnings", "aria-label": `Warnings for ${entry.name}` }, u.warnings.map((w) => el("li", { text: w })))
