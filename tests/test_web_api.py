@@ -22,6 +22,7 @@ from csv_merger.web.auth import is_loopback, required_token
 from csv_merger.web.jobs import JobCounts, JobStatus, JobStore
 from csv_merger.web.uploads import UploadStore, sanitise_filename
 from csv_merger.web.window import in_window, next_window_start
+from tasks.schema import fields_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -195,6 +196,17 @@ async def test_upload_shows_encoding_delimiter_rows_and_mapping(make_client, cor
     mapping = {c["header"]: c["field"] for c in preview["columns"]}
     assert mapping["Email"] == "Work Email" and mapping["Sex"] is None
     assert "path" not in r.text and str(corpus_dir) not in r.text
+
+
+async def test_company_preview_uses_company_fields(make_client, corpus_dir):
+    client = await make_client()
+    data = (corpus_dir / "datablist_organizations-100.csv").read_bytes()
+    r = await client.post("/api/uploads", files=_files(("orgs.csv", data)), data={"table_type": "company"})
+    (preview,) = r.json()["files"]
+    fields = {c["field"] for c in preview["columns"]} - {None}
+    assert {"Company Name", "Company Domain"} <= fields and fields <= set(fields_for("company"))
+    r = await client.post(f"/api/uploads/{preview['id']}/preview", json={"table_type": "people"})
+    assert {c["field"] for c in r.json()["columns"]} - {None} <= set(fields_for("people"))
 
 
 async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
