@@ -393,6 +393,10 @@ def default_limit_key(webhook_url: str) -> str:
     different workspaces, which ``--limit-key WORKSPACE`` fixes.
     """
     parts = urlsplit(webhook_url)
+    try:
+        port = parts.port
+    except ValueError:
+        raise ConfigError(f"webhook URL {webhook_url!r} has an invalid port") from None
     if not parts.hostname:
         raise ConfigError(f"webhook URL {webhook_url!r} has no host")
-    return parts.hostname.lower() + (f":{parts.port}" if parts.port else "")
+    return parts.hostname.lower() + (f":{port}" if port else "")

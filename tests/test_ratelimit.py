@@ -176,6 +176,8 @@ def test_default_limit_key_is_the_host():
     assert default_limit_key("http://API.Example.com:8080/x") == "api.example.com:8080"
     with pytest.raises(ConfigError, match="no host"):
         default_limit_key("not a url")
+    with pytest.raises(ConfigError, match="invalid port"):
+        default_limit_key("https://api.clay.com:99999/x")
 
 
 def test_unreachable_redis_is_a_one_line_error():
