@@ -9,6 +9,7 @@ Screenshots go to ``test-output/screenshots/`` (git-ignored) for review.
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import os
@@ -30,13 +31,13 @@ PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x00\x10\x00\x00\x00\x10\x08\
 pytestmark = pytest.mark.timeout(120)
 
 
-@pytest.fixture
-def web_server(tmp_path):
+@contextlib.contextmanager
+def _serve(tmp_path: Path, **extra_env: str):
     """``csv-merger web --allow-private-targets`` on a free port, own data folder and Prefect home."""
     port = find_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}
     env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"),
-               DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false")
+               DO_NOT_TRACK="1", PREFECT_SERVER_ANALYTICS_ENABLED="false", **extra_env)
     binary = REPO / ".venv" / "bin" / "csv-merger"
     command = [str(binary) if binary.exists() else shutil.which("csv-merger"), "web", "--port", str(port),
                "--allow-private-targets"]
@@ -53,6 +54,12 @@ def web_server(tmp_path):
         except subprocess.TimeoutExpired:
             os.killpg(proc.pid, signal.SIGKILL)
         log.close()
+
+
+@pytest.fixture
+def web_server(tmp_path):
+    with _serve(tmp_path) as url:
+        yield url
 
 
 @pytest.fixture
@@ -161,3 +168,20 @@ def test_binary_file_shows_its_error(web_server, page, tmp_path):
     expect(error).to_contain_text("PNG image, not CSV")
     expect(page.locator("#start-btn")).to_be_disabled()
     _shot(page, "web-binary-error.png")
+
+
+def test_page_asks_for_the_api_token(tmp_path, page):
+    from playwright.sync_api import expect
+
+    with _serve(tmp_path, CSV_MERGER_API_TOKEN="page-token-1") as url:
+        page.goto(url)
+        expect(page.locator("#token-panel")).to_be_visible()
+        expect(page.locator("#app")).to_be_hidden()
+        page.fill("#token-input", "wrong")
+        page.click("#token-form button")
+        expect(page.locator("#token-error")).to_contain_text("wrong API token")
+        page.fill("#token-input", "page-token-1")
+        page.click("#token-form button")
+        expect(page.locator("#app")).to_be_visible()
+        expect(page.locator("#health-badge")).to_have_text("All services up")
+        assert "page-token-1" not in page.content()

@@ -9,6 +9,7 @@ const state = {
   overrides: {},      // header -> canonical field | "ignore" | "keep" (applies to every file)
   selectedJob: null,
   pollTimer: null,
+  timersStarted: false,
 };
 
 const $ = (sel) => document.querySelector(sel);
@@ -94,8 +95,11 @@ async function boot() {
   $("#runner-badge").textContent = cfg.runner === "prefect" ? "Runs on Prefect API" : "Embedded runs";
   refreshHealth();
   refreshJobs();
-  setInterval(refreshJobs, 3000);
-  setInterval(refreshHealth, 15000);
+  if (!state.timersStarted) {  // boot() runs again after the token was entered
+    state.timersStarted = true;
+    setInterval(refreshJobs, 3000);
+    setInterval(refreshHealth, 15000);
+  }
 }
 
 function showTokenPanel() {
