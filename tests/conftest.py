@@ -164,3 +164,15 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def data_dir(tmp_path, monkeypatch):
+    """A fresh ``CSV_MERGER_DATA_DIR`` (ledgers, chunks, runs) for one test, so that a
+    job id seen in an earlier test (same sink port, same rows) is not resumed here."""
+    from csv_merger.settings import get_settings
+
+    monkeypatch.setenv("CSV_MERGER_DATA_DIR", str(tmp_path / "data"))
+    get_settings.cache_clear()
+    yield tmp_path / "data"
+    get_settings.cache_clear()

@@ -94,6 +94,7 @@ def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink
                            text=True, timeout=120)
     assert setup.returncode == 0, setup.stderr
     assert "concurrency limit 2" in setup.stdout and "deliver-chunk/deliver-chunk" in setup.stdout
+    assert "blocks: csv-merger-redis" in setup.stdout
 
     workers = [subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", env["WORK_POOL"],
                                  "--type", "process", "--name", f"w{n}"], env=env, cwd=tmp_path,

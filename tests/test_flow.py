@@ -25,7 +25,7 @@ from tasks.delivery import read_merged_csv
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "data_dir")
 
 
 def _artifact(kind: str, job_id: str):
@@ -249,3 +249,26 @@ def test_demo_quick_start_delivers_the_examples_to_its_own_sink(tmp_path):
     assert "received 80 rows (80 distinct idempotency keys, 0 x 429)" in done.stdout
     assert f"merged CSV:   {tmp_path / 'demo' / 'merged.csv'}" in done.stdout and "Traceback" not in done.stderr
     assert len((tmp_path / "demo" / "sink-received.jsonl").read_text().splitlines()) == 80
+
+
+def test_redis_and_token_come_from_prefect_blocks(redis_url, monkeypatch):
+    from prefect.blocks.system import Secret
+    from prefect_redis import RedisDatabase
+
+    from csv_merger.settings import get_settings
+    from tasks.stages import resolve_auth_token, resolve_redis_url
+
+    suffix = time.monotonic_ns()
+    RedisDatabase.from_connection_string(redis_url).save(f"redis-{suffix}", overwrite=True)
+    Secret(value="s3cret-token").save(f"auth-{suffix}", overwrite=True)
+    for name in ("REDIS_URL", "CSV_MERGER_REDIS_URL", "CLAY_WEBHOOK_AUTH", "CSV_MERGER_AUTH_BLOCK"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("CSV_MERGER_REDIS_BLOCK", f"redis-{suffix}")
+    get_settings.cache_clear()
+    try:
+        assert resolve_redis_url(None) == redis_url
+        assert resolve_redis_url("redis://elsewhere:6379/1") == "redis://elsewhere:6379/1"  # explicit wins
+        assert resolve_auth_token(f"auth-{suffix}") == "s3cret-token"
+        assert resolve_auth_token(None) is None
+    finally:
+        get_settings.cache_clear()

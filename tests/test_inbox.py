@@ -11,7 +11,7 @@ from flows.nightly_inbox import nightly_inbox
 
 REPO = Path(__file__).resolve().parent.parent
 
-pytestmark = pytest.mark.usefixtures("prefect_harness")
+pytestmark = pytest.mark.usefixtures("prefect_harness", "data_dir")
 
 NEW_PEOPLE = "Email,First Name,Last Name,Company\nines.rivera@newco.io,Ines,Rivera,NewCo\nbo.lind@newco.io,Bo,Lind,NewCo\n"
 
