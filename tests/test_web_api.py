@@ -148,14 +148,11 @@ PEOPLE_CSV = "First Name,Last Name,Email,Title\nAda,Lovelace,ada@analytical.exam
 
 
 @pytest.fixture
-def web_settings(tmp_path, monkeypatch):
-    """Settings for an in-process app; the flow (same process) reads the same data folder."""
-    monkeypatch.setenv("CSV_MERGER_DATA_DIR", str(tmp_path / "data"))
+def web_settings(data_dir):
+    """Settings for an in-process app; the flow (same process) reads the same fresh data folder."""
     from csv_merger.settings import get_settings
 
-    get_settings.cache_clear()
-    yield get_settings()
-    get_settings.cache_clear()
+    return get_settings()
 
 
 @pytest.fixture
@@ -472,17 +469,11 @@ async def test_job_outputs_expire_and_downloads_then_answer_410(make_client):
     assert (await client.get(f"/api/jobs/{job.id}")).json()["expired"] is True
 
 
-def test_cli_refuses_a_public_bind_without_token(capsys, monkeypatch, tmp_path):
+def test_cli_refuses_a_public_bind_without_token(capsys, monkeypatch, data_dir):
     from csv_merger.cli import main
-    from csv_merger.settings import get_settings
 
     monkeypatch.delenv("CSV_MERGER_API_TOKEN", raising=False)
-    monkeypatch.setenv("CSV_MERGER_DATA_DIR", str(tmp_path))
-    get_settings.cache_clear()
-    try:
-        assert main(["web", "--host", "0.0.0.0", "--port", "9"]) == 2
-    finally:
-        get_settings.cache_clear()
+    assert main(["web", "--host", "0.0.0.0", "--port", "9"]) == 2
     err = capsys.readouterr().err
     assert err.strip() == ("csv-merger: error: refusing to serve on 0.0.0.0: set CSV_MERGER_API_TOKEN "
                            "(the API needs a token beyond loopback)")
