@@ -262,8 +262,9 @@ def test_cli_errors_are_one_line_with_their_exit_codes(tmp_path, free_port):
     assert from_env.returncode == 4 and "Redis" in _one_line_error(from_env)
     missing = run(deliver_args(tmp_path / "nope.csv", f"http://127.0.0.1:{free_port}/x"), tmp_path)
     assert missing.returncode == 1 and "nope.csv" in _one_line_error(missing)
-    bad_rate = run(deliver_args(rows, f"http://127.0.0.1:{free_port}/x", "--rate", "-1"), tmp_path)
-    assert bad_rate.returncode == 2 and "rate" in _one_line_error(bad_rate)
+    for option, value in (("--rate", "-1"), ("--rate", "0"), ("--concurrency", "0"), ("--max-attempts", "0")):
+        bad = run(deliver_args(rows, f"http://127.0.0.1:{free_port}/x", option, value), tmp_path)
+        assert bad.returncode == 2 and option[2:].replace("-", " ") in _one_line_error(bad), (option, value)
 
 
 def test_default_job_id_makes_a_rerun_skip_delivered_rows(tmp_path, sink_factory):

@@ -42,6 +42,11 @@ def _auth_token(flag: str | None, block: str | None) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
+def _or(value, default):
+    """The option's value when given (even 0, which validation refuses), else the setting."""
+    return default if value is None else value
+
+
 class _ProgressLine:
     """A stderr line every few seconds: delivered/failed, rate, ETA."""
 
@@ -95,10 +100,10 @@ def deliver(
     job_id = job_id or default_job_id(in_csv, webhook_url, payload, table_type)
     dead_path = dead_letter or Path(s.data_dir) / f"dead-letter-{job_id}.csv"
     config = DeliveryConfig(
-        webhook_url=webhook_url, table_type=table_type, rate=rate or s.rate_limit, burst=burst or s.burst,
-        concurrency=concurrency or s.concurrency, redis_url=redis_url or s.redis_url, limit_key=limit_key,
+        webhook_url=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit), burst=_or(burst, s.burst),
+        concurrency=_or(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
-        max_attempts=max_attempts or s.max_attempts, retry_budget_s=s.retry_budget_s,
+        max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path),
     )
