@@ -11,7 +11,7 @@ Prints, side by side in one run:
    (burst 50, 429 above it) with the flow's limiter at 50/s: wall time of
    the delivery against rows / 50 (target <= 1.05 x + 10 s).
 
-Usage: ``.venv/bin/python bench/e2e.py [--rows 20000] [--strict-rows 1500]``.
+Usage: ``.venv/bin/python bench/e2e.py [--rows 20000] [--strict-rows 1500] [--chunk-size 500]``.
 Each part uses a fresh job id, so nothing is skipped as already delivered.
 """
 
@@ -105,6 +105,7 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--rows", type=int, default=20_000)
     ap.add_argument("--strict-rows", type=int, default=1_500)
+    ap.add_argument("--chunk-size", type=int, default=500)
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     os.environ["CSV_MERGER_DATA_DIR"] = str(tmp / "data")
@@ -120,7 +121,8 @@ def main() -> None:
 
     sink = Sink()
     try:
-        flow_s, fs = flow_run([str(big)], sink.base + "/flow", tmp / "flow", UNLIMITED_RATE, UNLIMITED_BURST, 500)
+        flow_s, fs = flow_run([str(big)], sink.base + "/flow", tmp / "flow", UNLIMITED_RATE, UNLIMITED_BURST,
+                              args.chunk_size)
         eng_s, merge_s, report, es = engines_run([str(big)], sink.base + "/engine", tmp / "engine",
                                                  UNLIMITED_RATE, UNLIMITED_BURST)
         stats = sink.stats()
@@ -129,7 +131,8 @@ def main() -> None:
     d = fs.delivery
     print(f"1. {args.rows:,} rows, unlimited sink (accepted {stats['accepted']:,}, duplicates {stats['duplicate_keys']})")
     print(f"   {'':34}{'wall s':>8}{'rows/s':>9}{'delivered':>11}")
-    print(f"   {'flow (merge, 40 chunk tasks, 500)':34}{flow_s:8.1f}{d.delivered / flow_s:9.0f}{d.delivered:11,}")
+    label = f"flow ({fs.chunks} chunk tasks of {args.chunk_size})"
+    print(f"   {label:34}{flow_s:8.1f}{d.delivered / flow_s:9.0f}{d.delivered:11,}")
     print(f"   {'engines alone (merge + deliver)':34}{eng_s:8.1f}{es.delivered / eng_s:9.0f}{es.delivered:11,}")
     print(f"   of which merge {merge_s:.1f} s ({report.rows_out:,} rows); flow delivery phase {d.elapsed_s:.1f} s "
           f"vs engine {es.elapsed_s:.1f} s")
@@ -137,7 +140,8 @@ def main() -> None:
 
     sink = Sink("--rate", str(STRICT_RATE), "--burst", str(STRICT_RATE))
     try:
-        strict_s, ss = flow_run([str(small)], sink.base + "/strict", tmp / "strict", STRICT_RATE, STRICT_RATE, 500)
+        strict_s, ss = flow_run([str(small)], sink.base + "/strict", tmp / "strict", STRICT_RATE, STRICT_RATE,
+                                args.chunk_size)
         stats = sink.stats()
     finally:
         sink.stop()
