@@ -122,7 +122,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                               "one rate limit, one ledger and the chunks")
 
     merged = str(out_dir / "merged.csv")
-    report = merge(files, merged, table_type, mapping, allow_private_targets)
+    # A delivered file is the webhook's source: values stay exact (no "'" prefix).
+    # Merge-only output is for spreadsheets: neutralised against formula injection.
+    report = merge(files, merged, table_type, mapping, allow_private_targets,
+                   neutralise_formulas=not webhook_url)
     (out_dir / "merge-report.json").write_text(report.to_json(), encoding="utf-8")
     job = job_id or "job-" + default_job_id(merged, webhook_url or "", payload, table_type)
     publish_merge_report(report, job)

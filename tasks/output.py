@@ -18,12 +18,31 @@ values are neutralised when records are built, the header and Source here.
 from __future__ import annotations
 
 import csv
-from collections.abc import Callable, Iterable
+import io
+from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TextIO
 
 from tasks.cleaning import neutralise_formula
 from tasks.records import SLOT_SEP, SOURCE, VALUE_SEP, Layout
+
+
+def iter_neutralised_csv(path: str, chunk_rows: int = 1000) -> Iterator[str]:
+    """Stream the UTF-8 CSV at ``path`` back as text with every cell through
+    ``neutralise_formula`` (idempotent), e.g. for a human download of a merged
+    file written with ``neutralise_formulas=False``. Yields text blocks of
+    about ``chunk_rows`` rows; memory stays bounded.
+    """
+    buffer = io.StringIO()
+    writer = csv.writer(buffer)
+    with open(path, encoding="utf-8", newline="") as stream:
+        for number, row in enumerate(csv.reader(stream), 1):
+            writer.writerow([neutralise_formula(cell) for cell in row])
+            if number % chunk_rows == 0:
+                yield buffer.getvalue()
+                buffer.seek(0)
+                buffer.truncate()
+    yield buffer.getvalue()
 
 
 class OutputPlan:

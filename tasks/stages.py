@@ -105,10 +105,15 @@ def chunk_store(redis_url: str | None) -> ChunkStore:
 
 @task(name="merge", tags=TAGS, cache_policy=NO_CACHE)
 def merge(files: list[str], out_path: str, table_type: str = "people", mapping: dict[str, str] | None = None,
-          allow_private_targets: bool = False) -> MergeReport:
-    """Fetch ``files`` (paths, globs, URLs) and merge them into ``out_path``; returns the merge report."""
+          allow_private_targets: bool = False, neutralise_formulas: bool = True) -> MergeReport:
+    """Fetch ``files`` (paths, globs, URLs) and merge them into ``out_path``; returns the merge report.
+
+    ``neutralise_formulas=False`` keeps every value exactly as read: use it when
+    the file is the source of a delivery, so the webhook gets the real values.
+    """
     paths = resolve_inputs(files, Path(out_path).parent / "downloads", allow_private=allow_private_targets)
-    return merge_files(paths, out_path, table_type=table_type, mapping=mapping, progress=get_run_logger().info)
+    return merge_files(paths, out_path, table_type=table_type, mapping=mapping,
+                       neutralise_formulas=neutralise_formulas, progress=get_run_logger().info)
 
 
 @task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)

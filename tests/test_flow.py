@@ -114,6 +114,20 @@ def test_without_webhook_it_only_merges(tmp_path):
     assert json.loads((tmp_path / "merge-report.json").read_text())["rows_out"] == 80
 
 
+def test_delivered_values_stay_exact_while_merge_only_output_is_neutralised(sink_factory, tmp_path):
+    leads = tmp_path / "leads.csv"
+    leads.write_text("Email,Twitter,Notes\nada@analytical.example,@ada,=HYPERLINK(\"x\")\n", encoding="utf-8")
+    sink = sink_factory(rate=400, burst=100)
+    delivered = merge_and_deliver([str(leads)], webhook_url=sink.url, output_dir=str(tmp_path / "d"),
+                                  allow_private_targets=True)
+    assert delivered.delivery.delivered == 1
+    body = sink.records()[0]["body"]
+    assert (body["Twitter"], body["Notes"]) == ("@ada", '=HYPERLINK("x")')
+    merged_only = merge_and_deliver([str(leads)], output_dir=str(tmp_path / "m"))
+    [(_, row)] = read_merged_csv(merged_only.merged_csv)
+    assert (row["Twitter"], row["Notes"]) == ("'@ada", '\'=HYPERLINK("x")')
+
+
 def test_running_the_same_job_again_resumes_through_redis(sink_factory, tmp_path, redis_url):
     sink = sink_factory(rate=400, burst=100)
     first = _run(sink, tmp_path / "1", redis_url=redis_url)

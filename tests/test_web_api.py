@@ -455,11 +455,13 @@ async def test_job_outputs_expire_and_downloads_then_answer_410(make_client):
                            rate=10, burst=20, chunk_size=500)
     merged = service.jobs_root / job.id / "out" / "merged.csv"
     merged.parent.mkdir(parents=True)
-    merged.write_text(PEOPLE_CSV, encoding="utf-8")
+    merged.write_text(PEOPLE_CSV + 'Eve,=cmd(),@eve,+1 555 0100\n', encoding="utf-8")
     service.jobs.update(job.id, merged_csv=str(merged))
     service.jobs.set_status(job.id, JobStatus.COMPLETED)
     r = await client.get(f"/api/jobs/{job.id}/merged.csv")
-    assert r.status_code == 200 and r.text == PEOPLE_CSV
+    # a download is for spreadsheets: formula-like cells neutralised, phones left alone
+    assert r.status_code == 200
+    assert r.text == PEOPLE_CSV.replace("\n", "\r\n") + "Eve,'=cmd(),'@eve,+1 555 0100\r\n"
     service.expire(now=time.time() + 30)
     assert merged.exists()
     service.expire(now=time.time() + 61)

@@ -6,7 +6,7 @@ from datetime import datetime, timezone
 from typing import Literal
 
 from fastapi import APIRouter, Request
-from fastapi.responses import FileResponse
+from fastapi.responses import StreamingResponse
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from csv_merger.web.errors import ApiError
 from csv_merger.web.service import IGNORE, KEEP, JobRequest, WebService, mappable_fields
 from csv_merger.web.window import next_window_start
+from tasks.output import iter_neutralised_csv
 from tasks.schema import TableType
 
 MAX_FILES_PER_UPLOAD = 20
@@ -95,8 +96,10 @@ def build_api(service: WebService) -> APIRouter:
         return job.view()
 
     @router.get("/jobs/{job_id}/{kind}.csv")
-    async def download(job_id: str, kind: Literal["merged", "dead-letter"]) -> FileResponse:
+    async def download(job_id: str, kind: Literal["merged", "dead-letter"]) -> StreamingResponse:
         path = service.output(job_id, "merged" if kind == "merged" else "dead_letter")
-        return FileResponse(path, media_type="text/csv; charset=utf-8", filename=f"{job_id}-{kind}.csv")
+        # Delivered files keep exact values; a download is opened in spreadsheets.
+        return StreamingResponse(iter_neutralised_csv(str(path)), media_type="text/csv; charset=utf-8",
+                                 headers={"Content-Disposition": f'attachment; filename="{job_id}-{kind}.csv"'})
 
     return router
