@@ -8,6 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import io
+import os
+import signal
+import subprocess
+import sys
 import time
 from datetime import datetime, timezone
 from pathlib import Path
@@ -523,3 +527,32 @@ def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
         assert ended.rows_out == 1 and Path(ended.merged_csv).read_text(encoding="utf-8").count("\n") == 2
     finally:
         runner.close()
+
+
+def test_stopping_the_server_stops_its_prefect_api(tmp_path):
+    """SIGTERM to ``csv-merger web`` must not leave Prefect's ephemeral API
+    process behind (uvicorn re-raises the signal, which skips atexit)."""
+    import psutil
+
+    from tests.conftest import find_free_port, wait_for_port
+
+    port = find_free_port()
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}
+    env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"))
+    proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "web", "--port", str(port)], env=env,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        wait_for_port(port, timeout=30)
+        deadline, api = time.monotonic() + 60, []
+        while not api and time.monotonic() < deadline:  # the warm-up starts the API in the background
+            api = [p for p in psutil.Process(proc.pid).children(recursive=True)
+                   if "prefect.server.api.server" in " ".join(p.cmdline())]
+            time.sleep(0.2)
+        assert api, "the embedded server never started Prefect's API"
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=30)
+        gone, alive = psutil.wait_procs(api, timeout=15)
+        assert not alive, f"Prefect API still running after the server stopped: {[p.pid for p in alive]}"
+    finally:
+        if proc.poll() is None:
+            proc.kill()

@@ -297,12 +297,23 @@ class EmbeddedRunner:
         _set_flow_run_cancel(flow_run_id, cancelled)
 
     def close(self) -> None:
+        """Cancel unfinished jobs, then stop Prefect's ephemeral API.
+
+        uvicorn re-raises SIGTERM/SIGINT once it has shut down, so the process
+        dies by the signal and Prefect's own atexit stop never runs: without
+        this the API's server process would outlive ``csv-merger web``.
+        """
         for job in self.store.list():
             if not job.status.terminal:
                 self.store.request_cancel(job.id)
                 self.cancel(job.id)
         for thread in self._threads.values():
             thread.join(timeout=5)
+        if self._api_ready is not None:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            self._api_ready.wait(timeout=API_START_TIMEOUT_S)  # a start under way ends first
+            SubprocessASGIServer().stop()  # the ephemeral API's singleton; no-op if never started
 
 
 def _warm_up(ready: threading.Event) -> None:
