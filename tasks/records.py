@@ -175,6 +175,13 @@ def _clean_phone(cell: str) -> str:
     return "" if value.lower() in NULL_TOKENS else value
 
 
+LOCATION_FIELDS = ("Person Location", "Company Location")
+LOCATION_JOIN = ", "
+"""Several columns of one row mapping to a location field (City, State,
+Country) form one location, joined in column order; distinct locations of
+merged records still become numbered values ("Person Location 2")."""
+
+
 class RecordBuilder:
     """Turns one file's rows into packed records (see module docstring).
 
@@ -186,7 +193,8 @@ class RecordBuilder:
     Email"; invalid tokens go to "Invalid Email". Phones, domains and
     LinkedIn URLs drop null-like tokens; domains and LinkedIn URLs are
     cleaned. Names: a Full Name alone is split into First/Last, First/Last
-    alone build Full Name. A missing Company Domain is taken from the first
+    alone build Full Name. Location parts of one row (``LOCATION_FIELDS``)
+    are joined into one value. A missing Company Domain is taken from the first
     non-personal e-mail address. Other text is only trimmed. With
     ``neutralise_formulas`` every value goes through
     ``tasks.cleaning.neutralise_formula`` last (counted in ``neutralised``).
@@ -228,6 +236,7 @@ class RecordBuilder:
         self._work = layout.slot("Work Email") if self._people else layout.slot("Company Email")
         self._personal = layout.slot("Personal Email") if self._people else self._work
         self._domain = layout.slot("Company Domain")
+        self._joined = {layout.slot(f) for f in LOCATION_FIELDS if f in layout.fields}
         self._names = (f.index("First Name"), f.index("Last Name"), f.index("Full Name")) if self._people else None
         self._control_chars = 0
         self.domain_derived = False
@@ -246,14 +255,17 @@ class RecordBuilder:
         layout = self.layout
         # one loop per kind; the order of columns within a slot stays the file's
         add = self._add
+        joined = self._joined
         for kind, clean, plan in self._cleaners:
             for index, pos in plan:
                 value = clean(cells[index])
                 if value:
-                    if values[pos]:
-                        multi += add(values, pos, value, kind)
-                    else:
+                    if not values[pos]:
                         values[pos] = value
+                    elif pos in joined:  # City, State, Country of one row: one location
+                        values[pos] += LOCATION_JOIN + value
+                    else:
+                        multi += add(values, pos, value, kind)
         for index in self._email_cells:
             cell = cells[index]
             if not cell or cell.isspace():

@@ -353,3 +353,18 @@ def test_a_people_list_merged_as_companies_is_flagged(corpus_dir, tmp_path):
     report = merge_files([corpus_dir / "relaticle_people-10000.csv"], tmp_path / "out.csv", table_type="company")
     assert (report.rows_in, report.rows_out) == (10000, 435)
     assert any("is --type right?" in w for w in report.warnings)
+
+
+def test_location_parts_of_one_row_form_one_location(tmp_path):
+    apollo = write(tmp_path / "apollo.csv", "Email,City,State,Country,Company,Company City,Company Country\n"
+                                            "ada@acme.com,Portland,OR,USA,Acme,Boston,USA\n"
+                                            "bob@acme.com,,,Chile,Acme,,\n")
+    other = write(tmp_path / "crm.csv", "Email,Location\nada@acme.com,\"London, UK\"\n")
+    out = tmp_path / "out.csv"
+    merge_files([apollo, other], out)
+    header, rows = read_out(out)
+    ada, bob = rows
+    assert (ada["Person Location"], ada["Company Location"]) == ("Portland, OR, USA", "Boston, USA")
+    assert ada["Person Location 2"] == "London, UK"  # another record's location: kept as a further value
+    assert (bob["Person Location"], bob["Person Location 2"]) == ("Chile", "")
+    assert "Company Location 2" not in header
