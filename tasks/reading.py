@@ -91,6 +91,11 @@ CONTROL_SHARE = 0.05
 block above which a file is rejected as binary; text has next to none."""
 
 MIXED_FALLBACK = "csv_merger.cp1252_fallback"
+
+MAX_CELL_CHARS = 64 << 20
+"""Largest cell read (csv's default, 128 KiB, refuses real notes fields);
+a cell this big is almost surely a quote never closed."""
+csv.field_size_limit(MAX_CELL_CHARS)
 """Codec error handler: reads each byte that is not valid UTF-8 as cp1252."""
 
 _CP1252_OR_LATIN1 = [bytes([b]).decode("cp1252", errors="ignore") or chr(b) for b in range(256)]

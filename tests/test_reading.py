@@ -576,3 +576,12 @@ def test_any_bytes_give_rows_or_an_input_error(tmp_path_factory, data):
     assert all(len(row.cells) == len(source.header) and "\0" not in "".join(row.cells) for row in rows)
     assert [row.line for row in rows] == sorted({row.line for row in rows})
     assert all(row.line > source.header_line for row in rows)
+
+
+def test_a_cell_larger_than_csv_default_limit_is_read_whole(tmp_path):
+    notes = "long note " * 30_000  # 300,000 characters: csv's default limit is 131,072
+    path = tmp_path / "notes.csv"
+    path.write_text(f'Email,Notes\na@b.com,"{notes}"\n', encoding="utf-8")
+    source = open_csv(path)
+    [row] = list(source.rows())
+    assert row.cells == ["a@b.com", notes] and source.bad_rows == []
