@@ -9,8 +9,13 @@ Rules (README, "merge"):
   only when a record has both and the domain came from the input, not from
   the record's own e-mail address (else two people named Robert Hall at
   company.com with different addresses would merge: relaticle_people_3453
-  has 196 such pairs). Two people at one company with neither e-mail
-  nor LinkedIn and different names stay two records.
+  has 196 such pairs). The weak key never links two records that both have
+  a strong key: it links a record without one to the weak key's first-seen
+  record, and at most one record with a strong key joins that group through
+  it (so two Robert Halls with different addresses at one company stay two,
+  even via a third Robert Hall without an address). Two people at one
+  company with neither e-mail nor LinkedIn and different names stay two
+  records.
 - Companies are the same when the Company Domain (a real host name) or the
   canonical Company LinkedIn key matches; the Company Name (case/whitespace-
   insensitive) is a key only for a record that has neither, so it links only
@@ -25,12 +30,15 @@ from __future__ import annotations
 from tasks.cleaning import is_domain, linkedin_key, text_key
 from tasks.records import SLOT_SEP, VALUE_SEP, Layout
 
+WEAK = "n"  # prefix of the people weak key (Full Name + Company Domain)
+
 
 class KeyMatcher:
     """Computes the match keys of a packed record (``tasks.records``).
 
     ``keys(packed) -> list[str]``; keys carry a one-letter prefix per kind so
-    that an e-mail can never equal a domain.
+    that an e-mail can never equal a domain. A person's weak key (prefix
+    ``WEAK``) comes last; every other person key is strong.
     """
 
     def __init__(self, layout: Layout):
@@ -75,7 +83,7 @@ class KeyMatcher:
             if name and domain and not domain_derived:
                 for d in domain.split(VALUE_SEP) if VALUE_SEP in domain else (domain,):
                     if is_domain(d):
-                        keys.append("n" + text_key(name.split(VALUE_SEP)[0]) + "\x00" + d)
+                        keys.append(WEAK + text_key(name.split(VALUE_SEP)[0]) + "\x00" + d)
                         break
         else:
             if domain:
@@ -89,8 +97,10 @@ class UnionFind:
     """Groups row numbers (0, 1, 2, ... in reading order) that share a key.
 
     ``add(keys) -> row number``; ``find(row) -> root`` (the group's smallest,
-    i.e. first-seen, row). Memory: one int per row plus one dict entry per
-    distinct key.
+    i.e. first-seen, row). A weak key (prefix ``WEAK``) links a row without
+    other keys to the key's first-seen row, and links at most one row with
+    other (strong) keys to it, so it never joins two rows with strong keys.
+    Memory: one int per row plus one dict entry per distinct key.
     """
 
     def __init__(self) -> None:
@@ -106,6 +116,19 @@ class UnionFind:
         self.parent.append(row)
         owner = self._owner
         for key in keys:
+            if key[0] == WEAK:
+                # owner: first-seen row; stored as ~row once a row with strong keys used the key
+                strong = len(keys) > 1
+                other = owner.get(key)
+                if other is None:
+                    owner[key] = ~row if strong else row
+                elif other >= 0:
+                    self.union(row, other)
+                    if strong:
+                        owner[key] = ~other
+                elif not strong:
+                    self.union(row, ~other)
+                continue
             other = owner.setdefault(key, row)
             if other != row:
                 self.union(row, other)

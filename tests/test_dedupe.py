@@ -102,3 +102,37 @@ def test_union_find_roots_are_smallest_rows():
         uf.add(keys)
     assert {uf.find(r) for r in range(5)} == {0}
     assert uf.groups() == {0: [0, 1, 2, 3, 4]}
+
+
+def test_weak_key_never_links_two_records_with_strong_keys():
+    # Lesson: same name + input domain merged two people with different addresses.
+    members, _, _ = group([["Robert Hall", "rob1@acme.com", "", "acme.com", "", ""],
+                           ["Robert  hall", "rob2@acme.com", "", "acme.com", "", ""]])
+    assert members == [[0], [1]]
+
+
+def test_weak_key_links_a_record_without_strong_key():
+    members, _, _ = group([["Robert Hall", "rob1@acme.com", "", "acme.com", "", ""],
+                           ["robert hall", "", "", "www.acme.com", "", ""]])
+    assert members == [[0, 1]]
+    members, _, _ = group([["Robert Hall", "", "", "acme.com", "", ""],       # no strong key first
+                           ["Robert Hall", "rob1@acme.com", "", "acme.com", "", ""]])
+    assert members == [[0, 1]]
+    members, _, _ = group([["Robert Hall", "", "", "acme.com", "", ""],
+                           ["Robert Hall", "", "", "https://acme.com", "", ""]])
+    assert members == [[0, 1]]
+
+
+def test_weak_key_record_without_strong_key_joins_first_seen_only():
+    # A (email1), B (none), C (email2), all Robert Hall @ acme.com: B joins A, C stays apart
+    for order, expected in (("ABC", [[0, 1], [2]]), ("BAC", [[0, 1], [2]]), ("ACB", [[0, 2], [1]])):
+        rows = {"A": ["Robert Hall", "rob1@acme.com", "", "acme.com", "", ""],
+                "B": ["Robert Hall", "", "", "acme.com", "", ""],
+                "C": ["Robert Hall", "rob2@acme.com", "", "acme.com", "", ""]}
+        members, _, _ = group([rows[c] for c in order])
+        assert members == expected, order
+    # a LinkedIn key is strong too
+    members, _, _ = group([["Robert Hall", "", "linkedin.com/in/rob1", "acme.com", "", ""],
+                           ["Robert Hall", "", "", "acme.com", "", ""],
+                           ["Robert Hall", "", "linkedin.com/in/rob2", "acme.com", "", ""]])
+    assert members == [[0, 1], [2]]
