@@ -121,6 +121,25 @@ def seed_payload(record: Mapping[str, str], row_number: int, table_type: TableTy
     return out
 
 
+_REASON_CHARS = 200
+"""Template error messages are cut to this many characters (one short line)."""
+
+
+def _short(exc: object) -> str:
+    text = " ".join(str(exc).split())
+    return text if len(text) <= _REASON_CHARS else text[:_REASON_CHARS - 1] + "\u2026"
+
+
+def _describe(exc: BaseException) -> str:
+    """``"TypeName: message"``, on one line, truncated."""
+    return _short(type(exc).__name__ + (f": {exc}" if str(exc) else ""))
+
+
+def _refuse_constant(name: str):
+    """``parse_constant`` for json.loads: NaN/Infinity are not JSON."""
+    raise ValueError(f"{name} is not valid JSON")
+
+
 def _tojson(value) -> str:
     """Quote a value as JSON; an undefined value raises UndefinedError."""
     from jinja2 import Undefined
@@ -150,26 +169,34 @@ class TemplatePayload:
             source = Path(path).read_text(encoding="utf-8")
         except (OSError, UnicodeDecodeError) as exc:
             raise ConfigError(f"{path}: cannot read payload template ({exc})") from None
-        env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False)
+        # optimized=False: no constant folding at load time, so an expression
+        # such as ``10 ** 10000`` fails when (and only for the rows where) it
+        # is rendered, not while the template is compiled.
+        env = ImmutableSandboxedEnvironment(undefined=StrictUndefined, autoescape=False, optimized=False)
         env.filters["tojson"] = _tojson
         try:
             self.template = env.from_string(source)
         except TemplateError as exc:
-            raise ConfigError(f"{path}: payload template error: {exc}") from None
+            raise ConfigError(f"{path}: payload template error: {_short(exc)}") from None
+        except Exception as exc:  # compiler errors outside jinja2's own (recursion, value limits)
+            raise ConfigError(f"{path}: payload template error: {_describe(exc)}") from None
 
     def __call__(self, row_number: int, record: Mapping[str, str]) -> bytes:
-        from jinja2 import TemplateError
-
         row = {_clean(k): _clean(v) for k, v in record.items()}
         try:
             text = self.template.render(row=row, row_number=row_number, job_id=self.job_id)
-        except (TemplateError, TypeError, ValueError) as exc:
-            raise PayloadError(row_number, f"template error: {type(exc).__name__}: {exc}") from None
+        except Exception as exc:  # any runtime error (1 // 0, recursion, sandbox range limit)
+            raise PayloadError(row_number, f"template error: {_describe(exc)}") from None
         try:
-            value = json.loads(text)
+            value = json.loads(text, parse_constant=_refuse_constant)
         except json.JSONDecodeError as exc:
-            raise PayloadError(row_number, f"template did not render JSON: {exc}") from None
-        return orjson.dumps(value)
+            raise PayloadError(row_number, f"template did not render JSON: {_short(exc)}") from None
+        except Exception as exc:  # NaN/Infinity, nesting too deep, ...
+            raise PayloadError(row_number, f"template did not render JSON: {_describe(exc)}") from None
+        try:
+            return orjson.dumps(value)
+        except Exception as exc:  # e.g. an integer above 64 bits
+            raise PayloadError(row_number, f"template output cannot be sent as JSON: {_describe(exc)}") from None
 
 
 def make_body_builder(payload: str, table_type: TableType, job_id: str = "") -> BuildBody:

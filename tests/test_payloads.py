@@ -120,3 +120,71 @@ def test_size_check_against_the_limit():
 def test_idempotency_key_is_stable_per_job_and_row():
     assert idempotency_key("job1", 5) == idempotency_key("job1", 5)
     assert len({idempotency_key("job1", 5), idempotency_key("job1", 6), idempotency_key("job2", 5)}) == 3
+
+
+# Runtime failures of a template: every one is a PayloadError naming the row
+# (never a crash), with a short one-line reason naming the error.
+BROKEN_TEMPLATES = {
+    "zero-division": ('{"x": {{ 1 // 0 }}}', "ZeroDivisionError"),
+    "sandbox-range": ("{% for x in range(100000000) %}{% endfor %}{}", "OverflowError"),
+    "recursion": ("{% macro f(n) %}{{ f(n) }}{% endmacro %}{{ f(1) }}", "RecursionError"),
+    "int-above-64-bits": ('{"x": 99999999999999999999999}', "64-bit"),
+    "huge-constant": ("{{ 10 ** 10000 }}", "ValueError"),
+    "nan": ('{"x": NaN}', "NaN is not valid JSON"),
+    "infinity": ("-Infinity", "-Infinity is not valid JSON"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_TEMPLATES))
+def test_template_runtime_failures_are_payload_errors_naming_the_row(tmp_path, name):
+    source, error = BROKEN_TEMPLATES[name]
+    tpl = tmp_path / "t.j2"
+    tpl.write_text(source)
+    with pytest.raises(PayloadError, match=r"^row 7: ") as info:
+        TemplatePayload(tpl)(7, {"a": "b"})
+    assert info.value.row_number == 7 and error in info.value.reason
+    assert "\n" not in info.value.reason and len(info.value.reason) <= 260
+
+
+@pytest.mark.parametrize("name", sorted(BROKEN_TEMPLATES))
+def test_a_template_failing_only_on_a_later_row_fails_only_that_row(tmp_path, name):
+    source, error = BROKEN_TEMPLATES[name]
+    tpl = tmp_path / "t.j2"
+    tpl.write_text("{% if row_number == 3 %}" + source + '{% else %}{"n": {{ row_number }}}{% endif %}')
+    build = make_body_builder(str(tpl), "people")  # loads: nothing is folded at compile time
+    assert json.loads(build(1, {})) == {"n": 1} and json.loads(build(4, {})) == {"n": 4}
+    with pytest.raises(PayloadError, match=r"^row 3: ") as info:
+        build(3, {})
+    assert error in info.value.reason
+
+
+def test_template_failing_while_compiled_is_a_config_error_naming_the_file(tmp_path):
+    tpl = tmp_path / "deep.j2"
+    tpl.write_text("{{ " + "(" * 5000 + "1" + ")" * 5000 + " }}")  # RecursionError in the parser
+    with pytest.raises(ConfigError, match=r"deep\.j2: payload template error: RecursionError") as info:
+        make_body_builder(str(tpl), "people")
+    assert "\n" not in str(info.value) and len(str(info.value)) < len(str(tpl)) + 260
+
+
+def test_deliver_dead_letters_only_the_row_a_template_cannot_render(tmp_path, sink_factory):
+    """End to end: a template failing on row 3 only dead-letters row 3 (exit
+    3, no traceback); failing on row 1, a one-line config error (exit 2)."""
+    from test_delivery import _one_line_error, deliver_args, read_csv, run, write_rows
+
+    sink = sink_factory()
+    rows = write_rows(tmp_path / "rows.csv", 5)
+    template, dead = tmp_path / "t.j2", tmp_path / "dead.csv"
+    template.write_text('{% if row_number == 3 %}{"x": {{ 1 // 0 }}}{% else %}'
+                        '{"email": {{ row["Work Email"] | tojson }}}{% endif %}')
+    proc = run(deliver_args(rows, sink.url, "--rate", 100, "--payload", template, "--dead-letter", dead), tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert "Traceback" not in proc.stderr
+    (row,) = read_csv(dead)
+    assert row["_row_number"] == "3" and row["_status"] == "not-sent"
+    assert row["_reason"].startswith("row 3: template error: ZeroDivisionError")
+    assert sorted(r["body"]["email"] for r in sink.records()) == [f"p{i}@example.com" for i in (1, 2, 4, 5)]
+
+    template.write_text('{"x": {{ 1 // 0 }}}')
+    first = run(deliver_args(rows, sink.url, "--payload", template, "--job-id", "other"), tmp_path)
+    assert first.returncode == 2 and "row 1" in _one_line_error(first) and "ZeroDivisionError" in first.stderr
+    assert sink.stats()["received"] == 4
