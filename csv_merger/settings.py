@@ -12,8 +12,10 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import AliasChoices, Field, SecretStr
+from pydantic import AliasChoices, Field, SecretStr, ValidationError
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from csv_merger.errors import ConfigError
 
 
 def _env(name: str) -> AliasChoices:
@@ -81,5 +83,20 @@ class Settings(BaseSettings):
 
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """The process-wide settings, read once from the environment."""
-    return Settings()
+    """The process-wide settings, read once from the environment.
+
+    Raises ConfigError naming the variable and the reason when a value is invalid.
+    """
+    try:
+        return Settings()
+    except ValidationError as exc:
+        problems = "; ".join(
+            f"{_variable(error['loc'])}: {error['msg']}" for error in exc.errors(include_url=False))
+        raise ConfigError(f"invalid setting: {problems}") from None
+
+
+def _variable(loc: tuple) -> str:
+    """The environment variable behind a validation error location: pydantic
+    reports an alias (``PORT``) as it is, a prefixed field by its field name."""
+    name = str(loc[0]) if loc else "?"
+    return f"CSV_MERGER_{name.upper()}" if name in Settings.model_fields else name

@@ -319,7 +319,7 @@ class RedisRateLimiter:
 
         try:
             return await script(keys=[self._redis_key], args=args)
-        except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+        except (rexc.RedisError, OSError) as exc:  # also a wrong db or a non-Redis server
             raise RedisUnavailableError(
                 f"Redis at {self._where} stopped answering ({exc.__class__.__name__}); rate limit state is unreachable"
             ) from None
@@ -375,7 +375,7 @@ def make_limiter(key: str, rate: float, burst: int, redis_url: str | None = None
         raise ConfigError(f"invalid Redis URL {_redacted(redis_url)!r}: {exc}") from None
     try:
         client.ping()
-    except (rexc.ConnectionError, rexc.TimeoutError, OSError) as exc:
+    except (rexc.RedisError, OSError) as exc:  # also a wrong db number or a non-Redis server
         raise RedisUnavailableError(f"Redis at {_redacted(redis_url)} does not answer: {exc}") from None
     finally:
         client.close()

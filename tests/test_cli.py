@@ -26,3 +26,13 @@ def test_redis_fixture_is_a_real_server(redis_url):
     assert client.ping() is True
     client.set("k", "v")
     assert client.get("k") == b"v"
+
+
+def test_an_invalid_setting_is_one_line_naming_the_variable(tmp_path):
+    env = {**__import__("os").environ, "CSV_MERGER_RATE_LIMIT": "fast", "PORT": "abc"}
+    proc = subprocess.run([sys.executable, "-m", "csv_merger", "deliver", str(tmp_path / "in.csv"),
+                           "--webhook-url", "https://example.com/hook"], capture_output=True, text=True, env=env)
+    assert proc.returncode == 2
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith("csv-merger: error: invalid setting:")
+    assert "CSV_MERGER_RATE_LIMIT: Input should be a valid number" in line and "PORT: " in line

@@ -306,3 +306,9 @@ async def child(mode: str, redis_url: str, key: str, n: int, rate: float, burst:
 if __name__ == "__main__":
     mode, redis_url, key, n, rate, burst, *rest = sys.argv[1:]
     print(json.dumps(asyncio.run(child(mode, redis_url, key, int(n), float(rate), int(burst), *rest))))
+
+
+def test_a_redis_that_refuses_the_database_is_unavailable(redis_server):
+    # A wrong db number answers with an error, not a connection failure: still one clear error.
+    with pytest.raises(RedisUnavailableError, match="DB index is out of range"):
+        make_limiter("k", 10, 20, redis_server.url.rsplit("/", 1)[0] + "/99")
