@@ -238,6 +238,8 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     if out.is_dir():
         raise ConfigError(f"{out}: the output path is a directory")
     paths, failures = expand_inputs(inputs, exclude=out.resolve())
+    if any(path.resolve() == out.resolve() for path in paths):
+        raise ConfigError(f"{out}: the output is also an input; writing it would destroy that input")
     if failures and not skip_bad_files:
         raise InputError(failures[0].path, failures[0].error)
     labels = source_labels(paths)

@@ -36,3 +36,21 @@ def test_an_invalid_setting_is_one_line_naming_the_variable(tmp_path):
     [line] = proc.stderr.strip().splitlines()
     assert line.startswith("csv-merger: error: invalid setting:")
     assert "CSV_MERGER_RATE_LIMIT: Input should be a valid number" in line and "PORT: " in line
+
+
+def test_bad_output_paths_are_refused_before_any_work(tmp_path):
+    merged = tmp_path / "in.csv"
+    merged.write_text("Work Email\nada@analytical.example\n", encoding="utf-8")
+    cases = [
+        ["deliver", str(merged), "--webhook-url", "http://127.0.0.1:9/", "--allow-private-targets",
+         "--summary", str(tmp_path)],
+        ["deliver", str(merged), "--webhook-url", "http://127.0.0.1:9/", "--allow-private-targets",
+         "--dead-letter", str(tmp_path / "missing" / "dl.csv")],
+        ["merge", str(merged), "-o", str(tmp_path / "out.csv"), "--report", str(tmp_path)],
+    ]
+    for args in cases:
+        proc = subprocess.run([sys.executable, "-m", "csv_merger", *args], capture_output=True, text=True)
+        assert proc.returncode == 2, proc.stderr
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("csv-merger: error: --") and ("is a directory" in line or "does not exist" in line)
+    assert not (tmp_path / "out.csv").exists()  # refused before merging

@@ -368,3 +368,12 @@ def test_location_parts_of_one_row_form_one_location(tmp_path):
     assert ada["Person Location 2"] == "London, UK"  # another record's location: kept as a further value
     assert (bob["Person Location"], bob["Person Location 2"]) == ("Chile", "")
     assert "Company Location 2" not in header
+
+
+def test_merging_a_file_onto_itself_is_refused_and_the_input_kept(tmp_path):
+    from csv_merger.errors import ConfigError
+
+    src = write(tmp_path / "same.csv", "Email\nada@analytical.example\n")
+    with pytest.raises(ConfigError, match="also an input"):
+        merge_files([src], src)
+    assert src.read_text(encoding="utf-8") == "Email\nada@analytical.example\n"

@@ -17,7 +17,7 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import app
+from csv_merger.cli.app import app, check_output_paths
 from csv_merger.errors import ConfigError, DeliveryIncomplete
 
 PROGRESS_LINE_EVERY_S = 5.0
@@ -92,6 +92,7 @@ def deliver(
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+    check_output_paths(summary=summary_path, dead_letter=dead_letter)
     s = get_settings()
     if not in_csv.is_file():
         from csv_merger.errors import InputError

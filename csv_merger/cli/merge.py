@@ -13,7 +13,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from csv_merger.cli.app import app
+from csv_merger.cli.app import app, check_output_paths
 
 
 @app.command()
@@ -38,8 +38,7 @@ def merge(
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
-    if report is not None and not report.parent.is_dir():
-        raise ConfigError(f"--report {report}: directory {report.parent} does not exist")
+    check_output_paths(report=report)
     overrides = load_mapping_file(mapping) if mapping is not None else None
     progress = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = merge_files(files, output, table_type=table_type, mapping=overrides,  # type: ignore[arg-type]

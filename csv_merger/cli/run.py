@@ -20,7 +20,7 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import app
+from csv_merger.cli.app import app, check_output_paths
 from csv_merger.errors import ConfigError
 
 PROGRESS_EVERY_S = 2.0
@@ -161,6 +161,7 @@ def run(
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+    check_output_paths(summary=summary_path, output=output)
     s = get_settings()
     overrides = None
     if mapping is not None:
