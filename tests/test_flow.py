@@ -286,3 +286,17 @@ def test_redis_and_token_come_from_prefect_blocks(redis_url, monkeypatch):
         assert resolve_auth_token(None) is None
     finally:
         get_settings.cache_clear()
+
+
+def test_python_api_call_is_clean_and_sends_no_telemetry(tmp_path):
+    env = {k: v for k, v in os.environ.items()
+           if k not in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_API_URL")}
+    env.update(PREFECT_HOME=str(tmp_path / "prefect"), CSV_MERGER_DATA_DIR=str(tmp_path / "data"))
+    code = ("from flows.merge_and_deliver import merge_and_deliver\n"
+            f"s = merge_and_deliver({EXAMPLES!r}, output_dir={str(tmp_path / 'out')!r})\n"
+            "print('rows_out', s.report.rows_out)")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, cwd=REPO,
+                          timeout=180)
+    assert proc.returncode == 0, proc.stderr
+    assert "rows_out 80" in proc.stdout
+    assert "telemetry" not in (proc.stdout + proc.stderr).lower() and "Traceback" not in proc.stderr
