@@ -95,3 +95,14 @@ def test_mapping_file_overrides(inputs):
     with open(out, newline="", encoding="utf-8") as f:
         rows = list(csv.DictReader(f))
     assert rows[0]["Job Title"] == "met at fair" and rows[0]["Work Email"] == ""
+
+
+def test_file_warnings_and_ragged_rows_reach_the_terminal(corpus_dir, tmp_path):
+    out = tmp_path / "out.csv"
+    proc = run(str(corpus_dir / "csvkit_no_header_row.csv"), str(corpus_dir / "csvkit_bad.csv"), "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("csv-merger: warning: ")]
+    assert any("csvkit_no_header_row.csv: first row looks like data" in w for w in warnings)
+    assert any("csvkit_bad.csv: 2 ragged rows kept (lines 2, 3" in w for w in warnings)
+    quiet = run(str(corpus_dir / "csvkit_bad.csv"), "-o", str(out), "-q")
+    assert "warning" not in quiet.stderr

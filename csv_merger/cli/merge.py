@@ -16,6 +16,21 @@ import typer
 from csv_merger.cli.app import app, check_output_paths
 
 
+def warning_lines(result) -> list[str]:
+    """One line per file warning, skipped file and file with bad rows, then
+    the merge-wide warnings, from a ``MergeReport``."""
+    lines = []
+    for f in result.files:
+        if f.skipped:
+            lines.append(f"{f.path}: skipped: {f.error}")
+        lines += [f"{f.path}: {w}" for w in f.warnings]
+        if f.bad_rows:
+            first = ", ".join(str(b.line) for b in f.bad_rows[:5])
+            lines.append(f"{f.path}: {len(f.bad_rows)} ragged rows kept (lines {first}"
+                         f"{', ...' if len(f.bad_rows) > 5 else ''}; see the report)")
+    return lines + list(result.warnings)
+
+
 @app.command()
 def merge(
     files: Annotated[list[str], typer.Argument(help="Input CSV files: paths or globs (quote globs for **).")],
@@ -47,6 +62,9 @@ def merge(
     if report is not None:
         report.write_text(result.to_json() + "\n", encoding="utf-8")
     skipped = [f for f in result.files if f.skipped]
+    if not quiet:  # what the report holds, in short: nothing a user should miss stays hidden in JSON
+        for line in warning_lines(result):
+            print(f"csv-merger: warning: {line}", file=sys.stderr)
     print(f"merged {result.rows_in:,} rows from {len(result.files) - len(skipped)} files into "
           f"{result.rows_out:,} records ({result.duplicates_merged:,} duplicates merged"
           f"{f', {len(skipped)} files skipped' if skipped else ''}): {output}")
