@@ -102,7 +102,8 @@ def create_app(
 
     app = FastAPI(title="csv-merger", lifespan=lifespan, docs_url=None, redoc_url=None, openapi_url=None)
     app.state.service = service
-    app.add_middleware(BodyLimitMiddleware, limit_bytes=settings.upload_limit_bytes + MULTIPART_OVERHEAD_BYTES)
+    app.add_middleware(BodyLimitMiddleware, limit_bytes=settings.upload_limit_bytes + MULTIPART_OVERHEAD_BYTES,
+                       file_limit_bytes=settings.upload_limit_bytes)
 
     @app.middleware("http")
     async def security_headers(request: Request, call_next):

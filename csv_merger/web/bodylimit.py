@@ -17,10 +17,15 @@ class _TooLarge(Exception):
 
 
 class BodyLimitMiddleware:
-    """413 with a JSON message for any request body over ``limit_bytes``."""
+    """413 with a JSON message for any request body over ``limit_bytes``.
 
-    def __init__(self, app: ASGIApp, limit_bytes: int, setting: str = "CSV_MERGER_UPLOAD_LIMIT_BYTES"):
+    ``file_limit_bytes`` is the setting the message quotes (the body limit
+    adds room for the multipart framing around one file)."""
+
+    def __init__(self, app: ASGIApp, limit_bytes: int, file_limit_bytes: int,
+                 setting: str = "CSV_MERGER_UPLOAD_LIMIT_BYTES"):
         self.app, self.limit_bytes, self.setting = app, limit_bytes, setting
+        self.file_limit_bytes = file_limit_bytes
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -56,7 +61,8 @@ class BodyLimitMiddleware:
     async def _reject(self, send: Send, size: int | None) -> None:
         got = f" ({size:,} bytes)" if size is not None else ""
         body = json.dumps({
-            "error": f"upload too large{got}: the limit is {self.limit_bytes:,} bytes ({self.setting})",
+            "error": f"upload too large{got}: the limit is {self.file_limit_bytes:,} bytes per file "
+                     f"({self.setting}); send several files in separate requests",
             "field": "files",
         }).encode()
         await send({"type": "http.response.start", "status": 413,
