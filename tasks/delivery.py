@@ -24,6 +24,14 @@ Outcomes per row:
 - A body above ``payload_limit_bytes`` or a row the template cannot render:
   dead-lettered, never sent.
 
+Early stop (a wrong auth token or URL): while no row of this run has been
+delivered, if the first ``REFUSED_STOP_AFTER`` finished rows all ended with
+the same status among ``REFUSAL_STATUSES`` (401, 403, 404, 410), the engine
+stops taking rows as a cancel does (requests in flight finish), leaves the
+rows never sent out of the dead-letter file and the ledger (a re-run with the
+same job id sends them) and raises ``TargetRefusedError`` (a DeliveryError
+carrying the summary). Once any row is delivered the rule is off.
+
 Guarantee: at-least-once. A row is written to the ledger only after its 2xx,
 so the ledger never claims a row the target did not acknowledge. A worker
 does not send its next row before the ledger holds its previous one, so at
@@ -66,6 +74,8 @@ log = logging.getLogger("csv_merger.delivery")
 PROGRESS_EVERY_S = 1.0
 CANCEL_POLL_S = 0.1
 SHUTDOWN_WAIT_S = 5.0
+REFUSED_STOP_AFTER = 10  # first N finished rows all refused the same way (and none delivered): stop
+REFUSAL_STATUSES = frozenset({401, 403, 404, 410})  # the target refuses every row: auth token or URL
 
 
 @dataclass
@@ -124,6 +134,7 @@ class DeliverySummary(BaseModel):
     elapsed_s: float = 0.0
     cancelled: bool = False
     dead_letter_path: str | None = None
+    stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
     warnings: list[str] = []
 
     def to_json(self) -> str:
@@ -219,6 +230,16 @@ class _WorkerPools(httpx.AsyncBaseTransport):
             await pool.aclose()
 
 
+class TargetRefusedError(DeliveryError):
+    """The target refused the first ``REFUSED_STOP_AFTER`` rows with the same
+    401/403/404/410 and nothing was delivered: the run stopped early.
+    ``summary`` holds the exact counts (``stopped_reason`` set)."""
+
+    def __init__(self, message: str, summary: DeliverySummary):
+        self.summary = summary
+        super().__init__(message)
+
+
 class _RowDead(Exception):
     """A row ends undelivered: ``status`` (int or word), ``reason``, ``response``."""
 
@@ -261,6 +282,10 @@ class _Engine:
         self.has_unflushed = asyncio.Event()
         self.workers_done = False
         self.stopping = False
+        self.watch_refusals = True  # early-stop rule armed: nothing delivered, every finished row refused alike
+        self.refusals = 0
+        self.refused_status: int | str | None = None
+        self.refused = False  # the early stop fired
         self.workers: list[_Worker] = []
         self.started = time.monotonic()
 
@@ -321,6 +346,7 @@ class _Engine:
                 word = exc.status or ("timeout" if "Timeout" in exc.reason else "connection-error")
                 raise _RowDead(word, f"gave up after {row.attempts} attempts: {exc.reason}", exc.response) from None
             if 200 <= resp.status_code < 300:
+                self.watch_refusals = False
                 self.summary.delivered += 1
                 self.unflushed.append(number)
                 worker.recorded = self.batch_recorded
@@ -337,6 +363,21 @@ class _Engine:
             if self.dead is not None:
                 self.dead.write(number, record, status=dead.status, reason=dead.reason,
                                 response=dead.response, attempts=row.attempts)
+            if self.watch_refusals:
+                self._watch_refusal(dead.status)
+
+    def _watch_refusal(self, status: int | str) -> None:
+        """Count a dead row toward the early stop; any other outcome disarms it."""
+        if status not in REFUSAL_STATUSES or (self.refusals and status != self.refused_status):
+            self.watch_refusals = False
+            return
+        self.refused_status = status
+        self.refusals += 1
+        if self.refusals >= REFUSED_STOP_AFTER:
+            self.watch_refusals = False
+            if not self.stopping:
+                self.refused = True
+                self._stop_taking_rows()
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
         _worker_index.set(index)
@@ -449,7 +490,8 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
 
     Raises UnsafeTargetError (URL refused), ConfigError (bad setting or
     template), RedisUnavailableError (Redis asked for and not answering, at
-    start or mid-run), DeliveryError (ledger write failed). Rows that end in
+    start or mid-run), DeliveryError (ledger write failed), TargetRefusedError
+    (a DeliveryError: the early stop, every row refused alike; ``.summary``). Rows that end in
     the dead-letter file do not raise: check ``summary.failed``.
     """
     config.validate()
@@ -485,6 +527,13 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
             except PayloadError as exc:
                 raise ConfigError(f"payload template {config.payload}: {exc}") from None
         summary = await engine.run(pending)
+        if engine.refused and summary.delivered == 0:
+            s = summary
+            not_sent = s.rows_total - s.delivered - s.failed - s.skipped_already_delivered
+            s.stopped_reason = (
+                f"stopped after {engine.refusals} rows: the target answered {engine.refused_status} to every one"
+                f" (check the auth token / webhook URL); {s.failed} rows in the dead-letter file, {not_sent} not sent;"
+                f" fix it and run again with --job-id {job_id}")
     except RedisUnavailableError as exc:
         raise _redis_guard(exc, engine.summary, len(engine.unflushed)) if engine else exc from None
     except sqlite3.Error as exc:
@@ -499,6 +548,8 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
         await ledger.aclose()
     if engine.dead is not None and engine.dead.count:
         summary.dead_letter_path = str(engine.dead.path)
+    if summary.stopped_reason:
+        raise TargetRefusedError(summary.stopped_reason, summary)
     return summary
 
 

@@ -288,7 +288,7 @@ def test_auth_token_from_env_is_sent_and_never_printed(tmp_path, sink_factory):
     assert all(r["auth"] for r in sink.records()) and len(sink.records()) == 10
     wrong = run(deliver_args(rows, sink.url, "--rate", 100, "--job-id", "other", "--auth-token", "nope-token",
                              "--dead-letter", tmp_path / "dead.csv"), tmp_path)
-    assert wrong.returncode == 3
+    assert wrong.returncode == 5  # 10 rows, all 401: the early stop (REFUSED_STOP_AFTER)
     assert {r["_status"] for r in read_csv(tmp_path / "dead.csv")} == {"401"}
     for proc in (ok, wrong):
         assert "s3cret" not in proc.stdout + proc.stderr and "nope-token" not in proc.stdout + proc.stderr
@@ -424,3 +424,45 @@ def test_429_does_not_spend_attempts(tmp_path, sink_factory):
     s = json.loads(summary.read_text())
     assert s["delivered"] == 10 and s["http_429"] >= 1 and s["attempts"] == 10 + s["http_429"]
     assert sink.stats()["distinct_keys"] == 10
+
+
+def test_every_row_refused_alike_stops_early_and_a_rerun_sends_the_rest(tmp_path, sink_factory):
+    """A wrong token (401 for every row): stop after REFUSED_STOP_AFTER rows, exit 5 with one line,
+    only the rows sent are dead-lettered; the same job id with the right token delivers every row once."""
+    from tasks.delivery import REFUSED_STOP_AFTER
+
+    sink = sink_factory(auth_token="right-token")
+    rows = write_rows(tmp_path / "rows.csv", 60)
+    dead, summary = tmp_path / "dead.csv", tmp_path / "s.json"
+    common = ("--rate", 100, "--concurrency", 4, "--job-id", "refused-1")
+    wrong = run(deliver_args(rows, sink.url, *common, "--auth-token", "wrong-token", "--dead-letter", dead,
+                             "--summary", summary), tmp_path)
+    assert wrong.returncode == 5, wrong.stderr
+    line = _one_line_error(wrong)
+    assert f"stopped after {REFUSED_STOP_AFTER} rows: the target answered 401 to every one" in line
+    assert "auth token" in line and "--job-id refused-1" in line
+    stats = sink.stats()
+    assert stats["accepted"] == 0 and REFUSED_STOP_AFTER <= stats["received"] <= REFUSED_STOP_AFTER + 4
+    dl = read_csv(dead)
+    assert len(dl) == stats["received"] and {r["_status"] for r in dl} == {"401"}
+    s = json.loads(summary.read_text())
+    assert (s["delivered"], s["failed"], s["attempts"]) == (0, len(dl), stats["received"])
+    assert f"{len(dl)} rows in the dead-letter file, {60 - len(dl)} not sent" in line
+    assert s["stopped_reason"] in line
+    right = run(deliver_args(rows, sink.url, *common, "--auth-token", "right-token",
+                             "--dead-letter", tmp_path / "dead2.csv"), tmp_path)
+    assert right.returncode == 0, right.stderr
+    keys = [r["key"] for r in sink.records()]
+    assert sorted(keys) == sorted(f"refused-1-{n}" for n in range(1, 61))  # every row, once
+
+
+def test_a_404_for_one_row_after_deliveries_does_not_stop_the_job(tmp_path, sink_factory):
+    sink = sink_factory(reject_field="Work Email=p30@example.com", reject_status=404)
+    rows = write_rows(tmp_path / "rows.csv", 40)
+    dead = tmp_path / "dead.csv"
+    proc = run(deliver_args(rows, sink.url, "--rate", 100, "--dead-letter", dead), tmp_path)
+    assert proc.returncode == 3, proc.stderr
+    assert "stopped after" not in proc.stderr
+    (row,) = read_csv(dead)
+    assert row["_row_number"] == "30" and row["_status"] == "404"
+    assert sink.stats()["accepted"] == 39

@@ -1,7 +1,8 @@
 """``csv-merger deliver``: POST every row of a merged CSV to a webhook.
 
 Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
-2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error;
+2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the
+early stop: the target refused the first rows alike, e.g. a wrong token);
 130 cancelled (Ctrl-C / SIGTERM). Every error is one line on stderr.
 """
 
@@ -88,7 +89,7 @@ def deliver(
 ) -> None:
     """POST one JSON body per row at the target's rate; resumable by job id."""
     from csv_merger.settings import get_settings
-    from tasks.delivery import DeliveryConfig, deliver_csv, default_job_id
+    from tasks.delivery import DeliveryConfig, TargetRefusedError, deliver_csv, default_job_id
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
@@ -123,7 +124,11 @@ def deliver(
     import logging
 
     logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    summary = deliver_csv(in_csv, config, progress=_ProgressLine(), cancel=cancel)
+    refused = None
+    try:
+        summary = deliver_csv(in_csv, config, progress=_ProgressLine(), cancel=cancel)
+    except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
+        refused, summary = exc, exc.summary
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
@@ -131,6 +136,8 @@ def deliver(
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
           f" {summary.attempts} requests in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
+    if refused is not None:
+        raise refused
     if summary.failed:
         raise DeliveryIncomplete(f"{summary.failed} rows not delivered: see {summary.dead_letter_path}")
     if summary.cancelled:
