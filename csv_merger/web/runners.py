@@ -216,10 +216,15 @@ class EmbeddedRunner:
         self._wake: dict[str, threading.Event] = {}
         self._flow_runs: dict[str, str] = {}
         self._api_ready: threading.Event | None = None  # set once the Prefect API answered
+        self._owns_api = False  # this runner started Prefect's ephemeral API (and stops it)
 
     def prepare(self) -> None:
         """Start Prefect's (ephemeral) API in the background, once: a job is probably coming."""
         if self._api_ready is None:
+            from prefect.server.api.server import SubprocessASGIServer
+
+            # Only an API this runner starts is this runner's to stop (a test harness shares the singleton).
+            self._owns_api = SubprocessASGIServer().server_process is None
             self._api_ready = threading.Event()
             _thread(_warm_up, self._api_ready, name="prefect-warm-up").start()
 
@@ -309,7 +314,7 @@ class EmbeddedRunner:
                 self.cancel(job.id)
         for thread in self._threads.values():
             thread.join(timeout=5)
-        if self._api_ready is not None:
+        if self._api_ready is not None and self._owns_api:
             from prefect.server.api.server import SubprocessASGIServer
 
             self._api_ready.wait(timeout=API_START_TIMEOUT_S)  # a start under way ends first
