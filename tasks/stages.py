@@ -26,7 +26,7 @@ from prefect.cache_policies import NO_CACHE
 from csv_merger.errors import DeliveryError, RedisUnavailableError
 from csv_merger.settings import get_settings
 from tasks.chunking import ChunkRef, ChunkStore, make_chunk_store, write_chunks
-from tasks.delivery import DeliveryConfig, DeliverySummary, deliver_rows, read_merged_csv
+from tasks.delivery import DeliveryConfig, DeliverySummary, TargetRefusedError, deliver_rows, read_merged_csv
 from tasks.merging import merge_files
 from tasks.ratelimit import default_limit_key
 from tasks.report import MergeReport
@@ -125,9 +125,12 @@ def chunk(merged_csv: str, job_id: str, chunk_size: int, redis_url: str | None =
 
 
 def _retry_transient(task, task_run, state) -> bool:
-    """Retry a chunk only when the target or Redis went away; bad settings fail at once."""
+    """Retry a chunk only when the target or Redis went away; bad settings, and a
+    target that refused every row (wrong token or URL), fail at once."""
     try:
         state.result()
+    except TargetRefusedError:
+        return False
     except (DeliveryError, RedisUnavailableError):
         return True
     except Exception:

@@ -300,3 +300,11 @@ def test_python_api_call_is_clean_and_sends_no_telemetry(tmp_path):
     assert proc.returncode == 0, proc.stderr
     assert "rows_out 80" in proc.stdout
     assert "telemetry" not in (proc.stdout + proc.stderr).lower() and "Traceback" not in proc.stderr
+
+
+def test_a_target_refusing_every_row_fails_the_run_without_chunk_retries(sink_factory, tmp_path):
+    sink = sink_factory(rate=400, burst=100, auth_token="right-token")  # we send none: 401 for every row
+    state = _run(sink, tmp_path, chunk_size=100, return_state=True)
+    assert state.is_failed()
+    received = sink.stats()["received"]
+    assert 10 <= received <= 10 + 8  # stopped after 10 refusals (+ requests in flight), never retried
