@@ -64,6 +64,7 @@ from pathlib import Path
 from charset_normalizer import from_bytes
 
 from csv_merger.errors import InputError
+from tasks.cleaning import EMAIL_RE
 
 DELIMITERS: tuple[str, ...] = (",", ";", "\t", "|")
 """Candidate delimiters. On a perfect tie the one rarest inside text wins
@@ -461,7 +462,6 @@ def _detect_encoding(path: str, head: bytes) -> tuple[str, str, int, list[str]]:
 _SEP_LINE = re.compile(r"sep=(.)[ \t]*(?:\r\n|\r|\n|$)", re.IGNORECASE)
 _CONTROL_RUN = re.compile(r"\s*[\x00-\x1f\x7f]+[\s\x00-\x1f\x7f]*")
 _NUMBER = re.compile(r"[+-]?\d+(?:[.,]\d+)?")
-_EMAIL = re.compile(r"[^@\s]+@[^@\s]+\.[^@\s]+")
 
 
 @dataclass
@@ -600,7 +600,7 @@ def _header_warnings(raw: list[str], header: list[str]) -> list[str]:
     written = [_clean_name(cell) for cell in raw[:len(header)]]
     filled = [name for name in written if name]
     if filled and (all(_NUMBER.fullmatch(name) for name in filled)
-                   or any(_EMAIL.fullmatch(name) for name in filled)):
+                   or any(EMAIL_RE.fullmatch(name.lower()) for name in filled)):
         warnings.append("first row looks like data, not a header: kept as the header, "
                         "so its values are column names, not a record")
     renamed = [header[i] for i, name in enumerate(written) if not name]
