@@ -32,15 +32,12 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
-sys.path.insert(0, str(REPO / "tests"))
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from conftest import RedisServer, Sink  # noqa: E402  (the tests' real-process helpers)
+from csv_merger.testing import RedisServer, Sink  # noqa: E402
+from tasks.deliver.ratelimit import LimitPolicy, make_limiter  # noqa: E402
 
-from tasks.ratelimit import LimitPolicy, make_limiter  # noqa: E402
-
-CSV_MERGER = str(REPO / ".venv" / "bin" / "csv-merger")
 STARTED: list = []  # every process this run started, ended in main() whatever happens
 ROW = "{:>28}  {:>12}  {}"
 
@@ -58,7 +55,7 @@ def write_rows(path: Path, count: int, start: int = 0) -> Path:
 
 def deliver(tmp: Path, csv_path: Path, url: str, *extra: str) -> subprocess.Popen:
     summary = csv_path.with_suffix(".summary.json")
-    args = [CSV_MERGER, "deliver", str(csv_path), "--webhook-url", url, "--allow-private-targets",
+    args = [sys.executable, "-m", "csv_merger", "deliver", str(csv_path), "--webhook-url", url, "--allow-private-targets",
             "--summary", str(summary), "--job-id", f"bench-{csv_path.stem}-{time.time_ns()}", *extra]
     env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp)}
     STARTED.append(subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True))

@@ -21,8 +21,6 @@ import argparse
 import csv
 import os
 import random
-import socket
-import subprocess
 import sys
 import tempfile
 import time
@@ -36,6 +34,8 @@ os.environ.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "90")
 
 REPO = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(REPO))
+
+from csv_merger.testing import Sink  # noqa: E402
 
 UNLIMITED_RATE, UNLIMITED_BURST = 1_000_000.0, 10_000  # the limiter never waits
 STRICT_RATE = 50
@@ -54,30 +54,6 @@ def generate(path: Path, rows: int, seed: int = 1) -> None:
                         f"https://www.linkedin.com/in/person-{i}", "Boston", f"{rnd.randint(0, 99999):05d}"])
 
 
-class Sink:
-    """``csv-merger sink`` in its own process on a free port."""
-
-    def __init__(self, *args: str):
-        with socket.socket() as s:
-            s.bind(("127.0.0.1", 0))
-            port = s.getsockname()[1]
-        self.proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "sink", "--port", str(port), *args],
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True)
-        line = self.proc.stdout.readline()
-        if not line.startswith("sink listening on "):
-            raise SystemExit(f"sink did not start: {line}")
-        self.base = line.split()[-1]
-
-    def stats(self) -> dict:
-        import httpx
-
-        return httpx.get(self.base + "/stats", timeout=5).json()
-
-    def stop(self) -> None:
-        self.proc.terminate()
-        self.proc.wait(timeout=10)
-
-
 def flow_run(files: list[str], url: str, out: Path, rate: float, burst: int, chunk: int):
     from flows.merge_and_deliver import merge_and_deliver
 
@@ -88,8 +64,8 @@ def flow_run(files: list[str], url: str, out: Path, rate: float, burst: int, chu
 
 
 def engines_run(files: list[str], url: str, out: Path, rate: float, burst: int):
-    from tasks.delivery import DeliveryConfig, deliver_csv
-    from tasks.merging import merge_files
+    from tasks.deliver import DeliveryConfig, deliver_csv
+    from tasks.merge import merge_files
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
@@ -119,7 +95,7 @@ def main() -> None:
     merge_and_deliver([str(small)], output_dir=str(tmp / "warmup"))  # starts the ephemeral API once
     print(f"warm-up (ephemeral Prefect API start + one merge-only run): {time.perf_counter() - t0:.1f} s\n")
 
-    sink = Sink()
+    sink = Sink(tmp, record=None)
     try:
         flow_s, fs = flow_run([str(big)], sink.base + "/flow", tmp / "flow", UNLIMITED_RATE, UNLIMITED_BURST,
                               args.chunk_size)
@@ -138,7 +114,7 @@ def main() -> None:
           f"vs engine {es.elapsed_s:.1f} s")
     print(f"   overhead ratio flow / engines = {flow_s / eng_s:.2f} (target <= 1.15)\n")
 
-    sink = Sink("--rate", str(STRICT_RATE), "--burst", str(STRICT_RATE))
+    sink = Sink(tmp, record=None, rate=STRICT_RATE, burst=STRICT_RATE)
     try:
         strict_s, ss = flow_run([str(small)], sink.base + "/strict", tmp / "strict", STRICT_RATE, STRICT_RATE,
                                 args.chunk_size)

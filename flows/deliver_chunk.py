@@ -12,11 +12,11 @@ from prefect import flow
 from prefect.runtime import flow_run
 from prefect.states import Cancelled
 
+from csv_merger.schema import TableType
 from flows.cancellation import watch_cancellation
 from flows.fan_out import ChunkBoard
-from tasks.chunking import ChunkRef
-from tasks.delivery import DeliverySummary
-from tasks.schema import TableType
+from tasks.deliver import ChunkRef
+from tasks.deliver import DeliverySummary
 from tasks.stages import chunk_config, deliver_chunk, delivery_config
 
 

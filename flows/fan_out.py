@@ -24,8 +24,8 @@ from prefect.states import Cancelling
 from csv_merger.errors import DeliveryError
 from csv_merger.settings import get_settings
 from tasks.artifacts import DeliveryProgress
-from tasks.chunking import ChunkRef
-from tasks.delivery import DeliveryConfig, DeliverySummary
+from tasks.deliver import ChunkRef
+from tasks.deliver import DeliveryConfig, DeliverySummary
 
 log = logging.getLogger("csv_merger.pipeline")
 

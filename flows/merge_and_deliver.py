@@ -27,15 +27,15 @@ from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from csv_merger.errors import ConfigError
+from csv_merger.safety import check_target
+from csv_merger.schema import TableType
 from csv_merger.settings import get_settings
 from flows.cancellation import watch_cancellation
 from flows.fan_out import deliver_fanned_out
-from flows.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
-from tasks.delivery import DeliveryConfig, DeliverySummary, default_job_id
-from tasks.safety import check_target
-from tasks.schema import TableType
+from tasks.deliver import DeliveryConfig, DeliverySummary, default_job_id
 from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, resolve_redis_url
+from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
 
 def _finish(summary: PipelineSummary):

@@ -30,8 +30,8 @@ from pydantic import BaseModel
 from csv_merger.errors import InputError
 from csv_merger.settings import get_settings
 from flows.merge_and_deliver import merge_and_deliver, summary_of
-from flows.summary import PipelineSummary
-from tasks.reading import open_csv
+from tasks.merge import open_csv
+from tasks.summary import PipelineSummary
 
 
 class InboxResult(BaseModel):

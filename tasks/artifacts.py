@@ -21,11 +21,16 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from prefect.artifacts import create_markdown_artifact, create_progress_artifact, create_table_artifact, update_progress_artifact
+from prefect.artifacts import (
+    create_markdown_artifact,
+    create_progress_artifact,
+    create_table_artifact,
+    update_progress_artifact,
+)
 
 if TYPE_CHECKING:
-    from flows.summary import PipelineSummary
-    from tasks.merging import MergeReport
+    from tasks.merge import MergeReport
+    from tasks.summary import PipelineSummary
 
 log = logging.getLogger(__name__)
 

@@ -1,7 +1,7 @@
 """The pipeline's Prefect tasks: merge, chunk, deliver one chunk.
 
-Thin wrappers over plain functions (``tasks.sources``, ``tasks.merging``,
-``tasks.chunking``, ``tasks.delivery``); the plain function of each task is
+Thin wrappers over plain functions (``tasks.merge.sources``, ``tasks.merge.engine``,
+``tasks.deliver.chunks``, ``tasks.deliver.engine``); the plain function of each task is
 reachable as ``task.fn``. Retries and tags are declared on the decorators.
 No task caches its result: each one has side effects (files, requests).
 
@@ -25,12 +25,12 @@ from prefect.cache_policies import NO_CACHE
 
 from csv_merger.errors import DeliveryError, RedisUnavailableError
 from csv_merger.settings import get_settings
-from tasks.chunking import ChunkRef, ChunkStore, make_chunk_store, write_chunks
-from tasks.delivery import DeliveryConfig, DeliverySummary, TargetRefusedError, deliver_rows, read_merged_csv
-from tasks.merging import merge_files
-from tasks.ratelimit import default_limit_key
-from tasks.report import MergeReport
-from tasks.sources import resolve_inputs
+from tasks.deliver import ChunkRef, ChunkStore, make_chunk_store, write_chunks
+from tasks.deliver import DeliveryConfig, DeliverySummary, TargetRefusedError, deliver_rows, read_merged_csv
+from tasks.deliver import default_limit_key
+from tasks.merge import merge_files
+from tasks.merge import MergeReport
+from tasks.merge import resolve_inputs
 
 TAGS = ["csv-merger"]
 

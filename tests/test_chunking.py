@@ -9,7 +9,7 @@ import pytest
 import redis
 
 from csv_merger.errors import ConfigError, InputError, RedisUnavailableError
-from tasks.chunking import FileChunkStore, RedisChunkStore, make_chunk_store, write_chunks
+from tasks.deliver.chunks import FileChunkStore, RedisChunkStore, make_chunk_store, write_chunks
 
 
 def _rows(n: int) -> list[tuple[int, dict[str, str]]]:

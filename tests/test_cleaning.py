@@ -1,4 +1,4 @@
-"""Value normalisers and the row -> record builder (tasks.cleaning, tasks.records)."""
+"""Value normalisers and the row -> record builder (tasks.merge.cleaning, tasks.merge.records)."""
 
 from __future__ import annotations
 
@@ -6,11 +6,19 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from tasks.cleaning import (
-    build_full_name, clean_domain, clean_linkedin, is_null, is_personal_email, linkedin_key,
-    neutralise_formula, phone_key, split_emails, split_full_name,
+from tasks.merge.cleaning import (
+    build_full_name,
+    clean_domain,
+    clean_linkedin,
+    is_null,
+    is_personal_email,
+    linkedin_key,
+    neutralise_formula,
+    phone_key,
+    split_emails,
+    split_full_name,
 )
-from tasks.records import VALUE_SEP, Layout, RecordBuilder, unpack
+from tasks.merge.records import VALUE_SEP, Layout, RecordBuilder, unpack
 
 # --- e-mails ---------------------------------------------------------------
 
@@ -258,7 +266,7 @@ def test_empty_row_gives_empty_record():
 @fast
 @given(st.lists(st.text(alphabet=st.sampled_from("=+-@ 0123456789().x/abc'"), max_size=6), min_size=1, max_size=5))
 def test_fast_formula_scan_agrees_with_neutralise_formula(cells):
-    from tasks.cleaning import FORMULA_CELL
+    from tasks.merge.cleaning import FORMULA_CELL
 
     cells = [c.strip() for c in cells]
     risky = any(neutralise_formula(c) != c for c in cells)

@@ -2,7 +2,7 @@
 
 import csv
 
-from tasks.dead_letter import DEAD_LETTER_COLUMNS, DeadLetterWriter, response_excerpt
+from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS, DeadLetterWriter, response_excerpt
 
 
 def test_excerpt_is_the_first_500_bytes_as_text():

@@ -1,9 +1,9 @@
-"""Match keys, union-find and record merging (tasks.dedupe, tasks.records)."""
+"""Match keys, union-find and record merging (tasks.merge.dedupe, tasks.merge.records)."""
 
 from __future__ import annotations
 
-from tasks.dedupe import KeyMatcher, UnionFind
-from tasks.records import Layout, RecordBuilder, merge_records, unpack
+from tasks.merge.dedupe import KeyMatcher, UnionFind
+from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
 
 PEOPLE = [("Name", "Full Name"), ("Email", "Work Email"), ("LinkedIn", "LinkedIn Profile"),
           ("Website", "Company Domain"), ("Phone", "Phone Number"), ("Title", "Job Title")]

@@ -10,14 +10,14 @@ import os
 import shutil
 import signal
 import subprocess
-import sys
 import time
 from pathlib import Path
 
 import pytest
 import redis
+from conftest import REPO
 
-from conftest import REPO, find_free_port, wait_for_port
+from csv_merger.testing import find_free_port, wait_for_port
 
 CLI = str(REPO / ".venv" / "bin" / "csv-merger") if (REPO / ".venv" / "bin" / "csv-merger").exists() \
     else shutil.which("csv-merger")
@@ -388,7 +388,7 @@ def test_auth_token_from_a_prefect_secret_block(prefect_harness):
 
 def test_merged_csv_problems_are_input_errors_naming_the_file(tmp_path):
     from csv_merger.errors import InputError
-    from tasks.delivery import read_merged_csv
+    from tasks.deliver import read_merged_csv
 
     dupes = tmp_path / "dupes.csv"
     dupes.write_text("Work Email,Notes,Notes\na@x.com,1,2\n")
@@ -429,7 +429,7 @@ def test_429_does_not_spend_attempts(tmp_path, sink_factory):
 def test_every_row_refused_alike_stops_early_and_a_rerun_sends_the_rest(tmp_path, sink_factory):
     """A wrong token (401 for every row): stop after REFUSED_STOP_AFTER rows, exit 5 with one line,
     only the rows sent are dead-lettered; the same job id with the right token delivers every row once."""
-    from tasks.delivery import REFUSED_STOP_AFTER
+    from tasks.deliver.engine import REFUSED_STOP_AFTER
 
     sink = sink_factory(auth_token="right-token")
     rows = write_rows(tmp_path / "rows.csv", 60)

@@ -17,7 +17,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from conftest import find_free_port
+from csv_merger.testing import find_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))

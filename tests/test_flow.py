@@ -18,9 +18,9 @@ from pathlib import Path
 import pytest
 
 from flows.merge_and_deliver import merge_and_deliver, summary_of
-from flows.summary import PipelineIncomplete
 from tasks.artifacts import artifact_key
-from tasks.delivery import read_merged_csv
+from tasks.deliver import read_merged_csv
+from tasks.summary import PipelineIncomplete
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))

@@ -1,7 +1,7 @@
-"""Header mapping (tasks/headers.py, tasks/synonyms.yaml).
+"""Header mapping (tasks/merge/headers.py, tasks/merge/synonyms.yaml).
 
 Real export headers of each tool, every corpus file's header (read by
-tasks.reading.open_csv, as the merge reads it) with hand-checked expectations, the traps of the old system, the content rules,
+tasks.merge.reading.open_csv, as the merge reads it) with hand-checked expectations, the traps of the old system, the content rules,
 overrides and mapping files, and hypothesis properties of the normaliser.
 """
 
@@ -17,9 +17,9 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csv_merger.errors import ConfigError
-from tasks.headers import ColumnMapping, load_mapping_file, map_headers, normalise_header, synonym_counts
-from tasks.reading import open_csv
-from tasks.schema import COMPANY_FIELDS, PEOPLE_FIELDS, fields_for
+from csv_merger.schema import COMPANY_FIELDS, PEOPLE_FIELDS, fields_for
+from tasks.merge.headers import ColumnMapping, load_mapping_file, map_headers, normalise_header, synonym_counts
+from tasks.merge import open_csv
 
 
 def fields(headers, table_type="people", **kw):

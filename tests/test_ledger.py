@@ -6,7 +6,7 @@ import pytest
 import redis
 
 from csv_merger.errors import RedisUnavailableError
-from tasks.ledger import LEDGER_PREFIX, RedisLedger, SqliteLedger, open_ledger
+from tasks.deliver.ledger import LEDGER_PREFIX, RedisLedger, SqliteLedger, open_ledger
 
 
 @pytest.fixture(params=["sqlite", "redis"])

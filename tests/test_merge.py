@@ -1,4 +1,4 @@
-"""End-to-end merges (tasks.merging) on real corpus files and on small files
+"""End-to-end merges (tasks.merge.engine) on real corpus files and on small files
 that each reproduce a lesson of BRIEF.md. Counts were checked by hand
 against the files (see the comments)."""
 
@@ -13,8 +13,8 @@ from pathlib import Path
 import pytest
 
 from csv_merger.errors import InputError
-from tasks.merging import inspect_file, merge_files, source_labels
-from tasks.schema import COMPANY_FIELDS, PEOPLE_FIELDS
+from csv_merger.schema import COMPANY_FIELDS, PEOPLE_FIELDS
+from tasks.merge import inspect_file, merge_files, source_labels
 
 
 def read_out(path: Path) -> tuple[list[str], list[dict[str, str]]]:
@@ -285,7 +285,7 @@ def test_inspect_file_reports_without_merging(corpus_dir):
 
 PARALLEL_MERGE = """
 import json, sys
-import tasks.merging as merging
+import tasks.merge.engine as merging
 merging.PARALLEL_MIN_BYTES = 0
 lines = []
 report = merging.merge_files(sys.argv[2:], sys.argv[1], skip_bad_files=True, progress=lines.append)

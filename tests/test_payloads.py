@@ -6,10 +6,9 @@ import json
 import pytest
 
 from csv_merger.errors import ConfigError
-from tasks.payloads import (
+from tasks.deliver.payloads import (
     PayloadError,
     TemplatePayload,
-    flat_payload,
     idempotency_key,
     make_body_builder,
     oversize_reason,

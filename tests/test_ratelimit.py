@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
-from tasks.ratelimit import KEY_PREFIX, LimitPolicy, make_limiter, default_limit_key
+from tasks.deliver.ratelimit import KEY_PREFIX, LimitPolicy, default_limit_key, make_limiter
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -70,9 +70,9 @@ def test_policy_keeps_a_safety_margin_of_the_burst():
 
 def test_gcra_arithmetic_with_explicit_times():
     """The in-process core, clock given: slots, pause, rate cut, idle expiry."""
-    from tasks.ratelimit import _GcraState
+    from tasks.deliver.ratelimit.gcra import GcraState
 
-    policy, state = LimitPolicy(rate=10, burst=4), _GcraState()  # effective burst 2
+    policy, state = LimitPolicy(rate=10, burst=4), GcraState()  # effective burst 2
     waits = [state.reserve(policy, 100.0)[0] for _ in range(4)]
     assert waits == pytest.approx([0, 0, 0.1, 0.2])
     assert state.throttle(policy, 100.05, 1.0) == pytest.approx((1.0, 5.0))
@@ -183,7 +183,7 @@ def test_default_limit_key_is_the_host():
 
 
 def test_unreachable_redis_is_a_one_line_error():
-    from conftest import find_free_port
+    from csv_merger.testing import find_free_port
 
     port = find_free_port()
     with pytest.raises(RedisUnavailableError, match=f"Redis at redis://127.0.0.1:{port}/0 does not answer"):
@@ -191,7 +191,7 @@ def test_unreachable_redis_is_a_one_line_error():
 
 
 def test_redis_killed_mid_run_raises_instead_of_hanging(tmp_path):
-    from conftest import RedisServer
+    from csv_merger.testing import RedisServer
 
     server = RedisServer(tmp_path)
 

@@ -1,4 +1,4 @@
-"""tasks/reading.py: every corpus file read as checked by hand, then one
+"""tasks/merge/reading/: every corpus file read as checked by hand, then one
 generated-bytes test per reading rule, then round-trip property tests.
 
 Corpus expectations were taken from the files themselves (hexdumps, wc -l,
@@ -18,7 +18,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from csv_merger.errors import InputError
-from tasks.reading import BLOCK_BYTES, MIXED_FALLBACK, BadRow, open_csv
+from tasks.merge.reading import BLOCK_BYTES, MIXED_FALLBACK, BadRow, open_csv
 
 DATABLIST_CUSTOMERS = ["Index", "Customer Id", "First Name", "Last Name", "Company", "City", "Country",
                        "Phone 1", "Phone 2", "Email", "Subscription Date", "Website"]

@@ -7,7 +7,7 @@ import httpx
 import pytest
 from tenacity import RetryCallState, Retrying
 
-from tasks.retry import (
+from tasks.deliver.retry import (
     TransientFailure,
     backoff_wait,
     is_retryable_status,

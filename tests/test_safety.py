@@ -3,7 +3,7 @@
 import pytest
 
 from csv_merger.errors import UnsafeTargetError
-from tasks.safety import check_target
+from csv_merger.safety import check_target
 
 
 @pytest.mark.parametrize("url", [

@@ -10,8 +10,9 @@ import time
 
 import httpx
 import pytest
+from conftest import REPO
 
-from conftest import REPO, find_free_port
+from csv_merger.testing import find_free_port
 
 pytestmark = pytest.mark.timeout(60)
 

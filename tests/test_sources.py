@@ -9,7 +9,7 @@ import threading
 import pytest
 
 from csv_merger.errors import ConfigError, InputError, UnsafeTargetError
-from tasks.sources import resolve_inputs
+from tasks.merge import resolve_inputs
 
 
 @pytest.fixture

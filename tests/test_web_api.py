@@ -20,13 +20,13 @@ import httpx
 import pytest
 
 from csv_merger.errors import ConfigError
+from csv_merger.schema import fields_for
 from csv_merger.settings import Settings
 from csv_merger.web import create_app
 from csv_merger.web.auth import is_loopback, required_token
 from csv_merger.web.jobs import JobCounts, JobStatus, JobStore
 from csv_merger.web.uploads import UploadStore, sanitise_filename
 from csv_merger.web.window import in_window, next_window_start
-from tasks.schema import fields_for
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -329,7 +329,7 @@ async def test_health_names_the_part_that_is_down(make_client, redis_url):
     client = await make_client({"redis_url": redis_url})
     r = await client.get("/health")
     assert r.status_code == 200 and r.json()["checks"]["redis"] == "ok"
-    from tests.conftest import find_free_port
+    from csv_merger.testing import find_free_port
 
     dead = f"redis://127.0.0.1:{find_free_port()}/0"
     client = await make_client({"redis_url": dead}, prefect_api_url=f"http://127.0.0.1:{find_free_port()}/api")
@@ -502,7 +502,8 @@ async def test_missing_deployment_is_a_clear_503(make_client):
 
 @pytest.mark.usefixtures("prefect_harness")
 def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
-    from csv_merger.web.runners import EmbeddedRunner, FlowRequest
+    from csv_merger.web.flow_request import FlowRequest
+    from csv_merger.web.runners import EmbeddedRunner
 
     source = tmp_path / "in.csv"
     source.write_text(PEOPLE_CSV, encoding="utf-8")
@@ -535,7 +536,7 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
     process behind (uvicorn re-raises the signal, which skips atexit)."""
     import psutil
 
-    from tests.conftest import find_free_port, wait_for_port
+    from csv_merger.testing import find_free_port, wait_for_port
 
     port = find_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}

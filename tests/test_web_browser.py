@@ -20,7 +20,8 @@ from pathlib import Path
 
 import pytest
 
-from tests.conftest import REPO, find_free_port, wait_for_port
+from csv_merger.testing import find_free_port, wait_for_port
+from tests.conftest import REPO
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",

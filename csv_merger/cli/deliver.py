@@ -89,7 +89,7 @@ def deliver(
 ) -> None:
     """POST one JSON body per row at the target's rate; resumable by job id."""
     from csv_merger.settings import get_settings
-    from tasks.delivery import DeliveryConfig, TargetRefusedError, deliver_csv, default_job_id
+    from tasks.deliver import DeliveryConfig, TargetRefusedError, default_job_id, deliver_csv
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")

@@ -48,8 +48,8 @@ def merge(
 ) -> None:
     """Merge lead-list CSV files into one de-duplicated CSV."""
     from csv_merger.errors import ConfigError
-    from tasks.headers import load_mapping_file
-    from tasks.merging import merge_files
+    from tasks.merge import merge_files
+    from tasks.merge import load_mapping_file
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")

@@ -127,7 +127,7 @@ def print_summary(summary) -> None:
 
 def exit_for(summary) -> None:
     """Exit 3 when rows were dead-lettered, 130 when cancelled, else return (exit 0)."""
-    from flows.summary import PipelineCancelled, PipelineIncomplete
+    from tasks.summary import PipelineCancelled, PipelineIncomplete
 
     if summary.state == "Failed":
         raise PipelineIncomplete(summary)
@@ -165,7 +165,7 @@ def run(
     s = get_settings()
     overrides = None
     if mapping is not None:
-        from tasks.headers import load_mapping_file
+        from tasks.merge import load_mapping_file
 
         overrides = load_mapping_file(mapping)
     summary = run_pipeline(

@@ -11,11 +11,11 @@ from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
+from csv_merger.schema import TableType
 from csv_merger.web.errors import ApiError
 from csv_merger.web.service import IGNORE, KEEP, JobRequest, WebService, mappable_fields
 from csv_merger.web.window import next_window_start
-from tasks.output import iter_neutralised_csv
-from tasks.schema import TableType
+from tasks.merge import iter_neutralised_csv
 
 MAX_FILES_PER_UPLOAD = 20
 

@@ -4,14 +4,14 @@ Combines the merge engine's ``inspect_file`` (encoding, delimiter, rows,
 bad rows, warnings) with the header mapper's per-column detail (how each
 column was matched and why), so duplicate header names stay separate rows.
 Mapping overrides are ``{header: canonical field | "ignore" | "keep"}``, as
-``tasks.headers.map_headers`` takes them.
+``tasks.merge.headers.map_headers`` takes them.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
 
-from tasks.schema import TableType
+from csv_merger.schema import TableType
 
 BAD_ROW_EXAMPLES = 5
 
@@ -24,9 +24,9 @@ def preview_file(path: Path, table_type: TableType, mapping: dict[str, str]) -> 
     ``how`` is "ignored"). Raises InputError for a file that cannot be read
     as CSV (binary, empty, undecodable), ConfigError for a bad override.
     """
-    from tasks.headers import map_headers
-    from tasks.merging import inspect_file
-    from tasks.reading import open_csv
+    from tasks.merge import inspect_file
+    from tasks.merge import map_headers
+    from tasks.merge import open_csv
 
     overrides = mapping or None
     source = open_csv(path)

@@ -21,65 +21,22 @@ The webhook auth token goes into a Prefect Secret block named after the job
 
 from __future__ import annotations
 
-import asyncio
 import contextvars
-import csv
-import json
 import logging
 import threading
 import time
-from dataclasses import dataclass, field
 from datetime import datetime, timezone
-from pathlib import Path
 from typing import Protocol
 
 from csv_merger.errors import ConfigError, CsvMergerError
-from csv_merger.web.jobs import JobCounts, JobStatus, JobStore
+from csv_merger.web.flow_request import FlowRequest
+from csv_merger.web.jobs import JobStatus, JobStore
+from csv_merger.web.progress import POLL_S, ProgressProbe, follow, record_outcome
 
 log = logging.getLogger("csv_merger.web")
 
 DEPLOYMENT = "merge-and-deliver/merge-and-deliver"
-POLL_S = 1.0
 API_START_TIMEOUT_S = 120.0  # Prefect's ephemeral API takes a few seconds to start on a busy machine
-RATE_WINDOW_S = 5.0  # the shown delivery rate is measured over this many seconds
-
-
-@dataclass
-class FlowRequest:
-    """One job's flow parameters plus what the runner needs around them.
-
-    ``rate_limit`` in requests/s, ``burst`` in requests, ``chunk_size`` in
-    rows, ``scheduled_for`` Unix seconds (None = now). ``auth_token`` is kept
-    out of repr and never stored beyond the Secret block.
-    """
-
-    job_id: str
-    files: list[str]
-    output_dir: str
-    webhook_url: str | None
-    table_type: str
-    rate_limit: float
-    burst: int
-    chunk_size: int
-    mapping: dict[str, str] | None
-    redis_url: str | None
-    allow_private_targets: bool
-    data_dir: str
-    auth_token: str | None = field(default=None, repr=False)
-    scheduled_for: float | None = None
-
-    @property
-    def secret_block(self) -> str | None:
-        return f"csv-merger-web-auth-{self.job_id}" if self.auth_token else None
-
-    def parameters(self) -> dict:
-        """Keyword arguments of ``flows.merge_and_deliver.merge_and_deliver``."""
-        return dict(
-            files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
-            rate_limit=self.rate_limit, burst=self.burst, chunk_size=self.chunk_size, mapping=self.mapping,
-            job_id=self.job_id, redis_url=self.redis_url, output_dir=self.output_dir,
-            allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
-        )
 
 
 class Runner(Protocol):
@@ -102,104 +59,6 @@ def make_runner(store: JobStore, prefect_api_url: str | None, deployment: str = 
     """``DeploymentRunner`` (runs of ``deployment``, "flow/deployment") when a Prefect API is
     configured, else ``EmbeddedRunner``."""
     return DeploymentRunner(store, deployment) if prefect_api_url else EmbeddedRunner(store)
-
-
-# ---------------------------------------------------------------- progress
-
-
-class ProgressProbe:
-    """Live counts of one job from the files and ledger its flow run writes."""
-
-    def __init__(self, request: FlowRequest):
-        self.request = request
-        self.out = Path(request.output_dir)
-        self._history: list[tuple[float, int]] = []
-
-    def counts(self) -> JobCounts | None:
-        """Counts so far, or None before the merge finished (nothing to deliver yet)."""
-        report = _read_json(self.out / "merge-report.json")
-        if report is None:
-            return None
-        delivered = self._delivered()
-        failed = sum(_csv_rows(path) for path in (self.out / "dead-letter").glob("*.csv"))
-        now = time.monotonic()
-        self._history = [(t, n) for t, n in self._history if now - t <= RATE_WINDOW_S] + [(now, delivered)]
-        (t0, n0) = self._history[0]
-        rate = (delivered - n0) / (now - t0) if now - t0 >= 1.0 else 0.0
-        return JobCounts(rows_total=report["rows_out"], delivered=delivered, failed=failed, current_rate=rate)
-
-    def _delivered(self) -> int:
-        from tasks.ledger import open_ledger
-
-        async def count() -> int:
-            ledger = open_ledger(self.request.job_id, redis_url=self.request.redis_url,
-                                 data_dir=self.request.data_dir)
-            try:
-                return len(await ledger.delivered())
-            finally:
-                await ledger.aclose()
-
-        try:
-            return asyncio.run(count())
-        except (CsvMergerError, OSError) as exc:  # e.g. Redis briefly away: keep the last count
-            log.warning("job %s: ledger not readable: %s", self.request.job_id, exc)
-            return 0
-
-
-def _csv_rows(path: Path) -> int:
-    """Data rows of a CSV being appended to (its header excluded)."""
-    try:
-        with path.open(encoding="utf-8", newline="") as handle:
-            return max(0, sum(1 for _ in csv.reader(handle)) - 1)
-    except OSError:
-        return 0
-
-
-def record_outcome(store: JobStore, request: FlowRequest, probe: ProgressProbe, status: JobStatus,
-                   error: str | None = None) -> None:
-    """Store a finished run's counts and files, then its final status."""
-    out = Path(request.output_dir)
-    updates: dict = {}
-    if (out / "merged.csv").is_file():
-        updates["merged_csv"] = str(out / "merged.csv")
-    if (report := _read_json(out / "merge-report.json")) is not None:
-        updates.update(rows_in=report["rows_in"], rows_out=report["rows_out"],
-                       duplicates_merged=report["duplicates_merged"])
-    final = _read_json(out / "summary.json")
-    if final and final.get("delivery"):
-        d = final["delivery"]
-        store.progress(request.job_id, JobCounts(
-            rows_total=d["rows_total"], delivered=d["delivered"], failed=d["failed"],
-            skipped=d["skipped_already_delivered"], http_429=d["http_429"]))
-        if final.get("dead_letter_path") and Path(final["dead_letter_path"]).is_file():
-            updates["dead_letter_csv"] = final["dead_letter_path"]
-    elif request.webhook_url and (counts := probe.counts()) is not None:
-        store.progress(request.job_id, counts)  # ended early (crash, cancel): counts as of the end
-    if updates:
-        store.update(request.job_id, **updates)
-    store.set_status(request.job_id, status, error=_scrub(error, request) if error else None)
-
-
-def _read_json(path: Path) -> dict | None:
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-
-
-def _scrub(message: str, request: FlowRequest) -> str:
-    """A message without server paths: input files by their names, the job folder elided."""
-    for path in request.files:
-        message = message.replace(path, Path(path).name)
-    return message.replace(request.output_dir, "<job output>")
-
-
-def _follow(store: JobStore, probe: ProgressProbe, job_id: str, done: threading.Event) -> None:
-    """Copy live counts into the store every second until ``done`` is set."""
-    while not done.wait(POLL_S):
-        counts = probe.counts()
-        if counts is not None:
-            store.progress(job_id, counts)
 
 
 # ---------------------------------------------------------------- embedded
@@ -264,7 +123,7 @@ class EmbeddedRunner:
                 return
             self.store.set_status(job_id, JobStatus.RUNNING)
             done = threading.Event()
-            follower = _thread(_follow, self.store, probe, job_id, done, name=f"follow-{job_id}")
+            follower = _thread(follow, self.store, probe, job_id, done, name=f"follow-{job_id}")
             follower.start()
             try:
                 state = run_flow(merge_and_deliver, flow_run=flow_run, parameters=request.parameters(),
@@ -349,9 +208,8 @@ class DeploymentRunner:
 
     def start(self, request: FlowRequest) -> None:
         from prefect.deployments import run_deployment
-        from prefect.utilities.urls import url_for
-
         from prefect.exceptions import ObjectNotFound
+        from prefect.utilities.urls import url_for
 
         when = datetime.fromtimestamp(request.scheduled_for, timezone.utc) if request.scheduled_for else None
         try:

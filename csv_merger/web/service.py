@@ -20,16 +20,17 @@ from urllib.parse import urlsplit
 from pydantic import BaseModel, Field, SecretStr
 
 from csv_merger.errors import ConfigError, CsvMergerError, InputError, UnsafeTargetError
+from csv_merger.safety import check_target
+from csv_merger.schema import TableType, fields_for
 from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
 from csv_merger.web.jobs import Job, JobStatus, JobStore
 from csv_merger.web.preview import preview_file
-from csv_merger.web.runners import DEPLOYMENT, FlowRequest, make_runner, prefect_api_url_setting
+from csv_merger.web.flow_request import FlowRequest
+from csv_merger.web.runners import DEPLOYMENT, make_runner, prefect_api_url_setting
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
 from csv_merger.web.window import next_window_start
-from tasks.headers import IGNORE, KEEP
-from tasks.safety import check_target
-from tasks.schema import TableType, fields_for
+from tasks.merge import IGNORE, KEEP
 
 
 def mappable_fields(table_type: TableType) -> list[str]:

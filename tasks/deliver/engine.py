@@ -1,7 +1,7 @@
 """Delivery engine: POST one JSON body per merged-CSV row, at the target's rate.
 
 Shape: ``concurrency`` worker coroutines share one ``httpx.AsyncClient``
-and one rate limiter (tasks.ratelimit, shared through Redis when
+and one rate limiter (tasks.deliver.ratelimit, shared through Redis when
 configured). Each worker takes the next row, builds its body once, then for
 every attempt waits ``limiter.acquire()`` and POSTs. A recorder task writes
 acknowledged rows to the ledger in batches (group commit: everything
@@ -16,7 +16,7 @@ Outcomes per row:
   pause. A 429 does not spend one of the row's ``max_attempts`` (the target
   said "slower", not "failed"); only the row's time budget bounds it, and
   a row throttled past its budget goes to the dead-letter file, never lost.
-- 5xx, 408, timeouts, connection errors: retried per tasks.retry
+- 5xx, 408, timeouts, connection errors: retried per tasks.deliver.retry
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
 - Other statuses (4xx, and 3xx: redirects are never followed): dead-lettered
@@ -44,9 +44,6 @@ target that honours the key stores them once.
 from __future__ import annotations
 
 import asyncio
-import contextvars
-import csv
-import hashlib
 import logging
 import sqlite3
 import threading
@@ -57,17 +54,18 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
-from pydantic import BaseModel
 
-from csv_merger.errors import ConfigError, DeliveryError, InputError, RedisUnavailableError
+from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
+from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
-from tasks.dead_letter import DeadLetterWriter, response_excerpt
-from tasks.ledger import Ledger, open_ledger
-from tasks.payloads import PayloadError, TemplatePayload, idempotency_key, make_body_builder, oversize_reason
-from tasks.ratelimit import RateLimiter, default_limit_key, make_limiter
-from tasks.retry import TransientFailure, is_retryable_status, is_transient_error, make_retrying, parse_retry_after
-from tasks.safety import check_target
-from tasks.schema import TableType
+from tasks.deliver.dead_letter import DeadLetterWriter, response_excerpt
+from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
+from tasks.deliver.ledger import Ledger, open_ledger
+from tasks.deliver.merged_csv import read_merged_csv
+from tasks.deliver.payloads import PayloadError, TemplatePayload, idempotency_key, make_body_builder, oversize_reason
+from tasks.deliver.ratelimit import RateLimiter, default_limit_key, make_limiter
+from tasks.deliver.retry import TransientFailure, is_retryable_status, is_transient_error, make_retrying, parse_retry_after
+from tasks.deliver.transport import WorkerPools, worker_index
 
 log = logging.getLogger("csv_merger.delivery")
 
@@ -76,168 +74,6 @@ CANCEL_POLL_S = 0.1
 SHUTDOWN_WAIT_S = 5.0
 REFUSED_STOP_AFTER = 10  # first N finished rows all refused the same way (and none delivered): stop
 REFUSAL_STATUSES = frozenset({401, 403, 404, 410})  # the target refuses every row: auth token or URL
-
-
-@dataclass
-class DeliveryConfig:
-    """One delivery job. Rates in requests/s, sizes in bytes, times in s.
-
-    ``job_id`` None: a random id (no resume); ``deliver_csv`` callers
-    normally pass ``default_job_id(...)``. ``limit_key`` None:
-    ``default_limit_key(webhook_url)`` (the URL's host: Clay's limit is per
-    workspace). ``payload``: "flat", "seed" or a jinja2 template path.
-    ``auth_token`` is sent as ``x-clay-webhook-auth`` and kept out of repr.
-    """
-
-    webhook_url: str
-    table_type: TableType = "people"
-    rate: float = 10.0
-    burst: int = 20
-    concurrency: int = 8
-    redis_url: str | None = None
-    limit_key: str | None = None
-    job_id: str | None = None
-    payload: str = "flat"
-    auth_token: str | None = field(default=None, repr=False)
-    max_attempts: int = 6
-    retry_budget_s: float = 300.0
-    payload_limit_bytes: int = 100_000
-    row_ceiling: int = 50_000
-    allow_private_targets: bool = False
-    dead_letter_path: str | None = None
-
-    def validate(self) -> None:
-        """Raise ConfigError naming the first out-of-range setting."""
-        checks = ((self.rate > 0, "rate must be > 0 requests/s"), (self.burst >= 1, "burst must be >= 1"),
-                  (self.concurrency >= 1, "concurrency must be >= 1"),
-                  (self.max_attempts >= 1, "max attempts must be >= 1"),
-                  (self.retry_budget_s > 0, "retry budget must be > 0 s"),
-                  (self.payload_limit_bytes > 0, "payload limit must be > 0 bytes"))
-        for ok, message in checks:
-            if not ok:
-                raise ConfigError(message)
-
-
-class DeliverySummary(BaseModel):
-    """What happened. ``delivered`` counts rows the target acknowledged with
-    2xx (never attempts); ``failed`` rows are in the dead-letter file;
-    ``http_429`` counts 429 answers; ``attempts`` counts requests sent."""
-
-    job_id: str
-    limit_key: str
-    rows_total: int
-    delivered: int = 0
-    failed: int = 0
-    skipped_already_delivered: int = 0
-    http_429: int = 0
-    attempts: int = 0
-    elapsed_s: float = 0.0
-    cancelled: bool = False
-    dead_letter_path: str | None = None
-    stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
-    warnings: list[str] = []
-
-    def to_json(self) -> str:
-        return self.model_dump_json(indent=2)
-
-
-@dataclass
-class DeliveryProgress:
-    """A progress snapshot; ``current_rate`` in requests/s (the limiter's)."""
-
-    delivered: int
-    failed: int
-    skipped: int
-    http_429: int
-    attempts: int
-    rows_total: int
-    elapsed_s: float
-    current_rate: float
-
-
-def default_job_id(path: str | Path, webhook_url: str, payload: str, table_type: str = "people") -> str:
-    """A job id from the input's bytes, the URL and the payload mode (and the
-    template's bytes): re-running the same command resumes instead of
-    sending twice. 16 hex chars of SHA-256."""
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            h.update(block)
-    h.update(b"\0" + webhook_url.encode() + b"\0" + payload.encode() + b"\0" + table_type.encode())
-    if payload not in ("flat", "seed") and Path(payload).is_file():
-        h.update(Path(payload).read_bytes())
-    return h.hexdigest()[:16]
-
-
-def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
-    """Rows of a merged CSV as (1-based data row number, {header: text}).
-
-    UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
-    missing/undecodable file, an empty or duplicate header, or a row with
-    more cells than the header; short rows are padded with "".
-    """
-    try:
-        f = open(path, encoding="utf-8-sig", newline="")
-    except OSError as exc:
-        raise InputError(str(path), f"cannot open: {exc.strerror or exc}") from None
-    with f:
-        reader = csv.reader(f)
-        try:
-            header = next(reader, None)
-            if not header:
-                raise InputError(str(path), "no header row (empty file)")
-            dupes = sorted({h for h in header if header.count(h) > 1})
-            if dupes:
-                raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
-            n = 0
-            for cells in reader:
-                if not cells:
-                    continue
-                n += 1
-                if len(cells) > len(header):
-                    raise InputError(str(path), f"row {n} has {len(cells)} cells, the header has {len(header)}",
-                                     line=reader.line_num)
-                yield n, dict(zip(header, cells + [""] * (len(header) - len(cells))))
-        except UnicodeDecodeError as exc:
-            raise InputError(str(path), f"not UTF-8 (a merged CSV is UTF-8): {exc.reason}") from None
-        except csv.Error as exc:
-            raise InputError(str(path), f"CSV error: {exc}", line=reader.line_num) from None
-
-
-_worker_index: contextvars.ContextVar[int] = contextvars.ContextVar("worker_index", default=0)
-
-
-class _WorkerPools(httpx.AsyncBaseTransport):
-    """The client's connection pool: one keep-alive connection per worker.
-
-    Each worker has at most one request in flight, so a pool of one per
-    worker is never contended. One shared pool of N connections is slower
-    here: httpcore assigns every request queued in the same instant to the
-    same idle connection and retries all but one (ConnectionNotAvailable),
-    which costs ~30% of throughput when workers wake together.
-    """
-
-    def __init__(self, workers: int):
-        limits = httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=30.0)
-        tls = httpx.create_ssl_context()  # one CA bundle load (~0.1 s each), shared by every pool
-        self.pools = [httpx.AsyncHTTPTransport(verify=tls, limits=limits) for _ in range(workers)]
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        return await self.pools[_worker_index.get()].handle_async_request(request)
-
-    async def aclose(self) -> None:
-        for pool in self.pools:
-            await pool.aclose()
-
-
-class TargetRefusedError(DeliveryError):
-    """The target refused the first ``REFUSED_STOP_AFTER`` rows with the same
-    401/403/404/410 and nothing was delivered: the run stopped early.
-    ``summary`` holds the exact counts (``stopped_reason`` set)."""
-
-    def __init__(self, message: str, summary: DeliverySummary):
-        self.summary = summary
-        super().__init__(message)
 
 
 class _RowDead(Exception):
@@ -380,7 +216,7 @@ class _Engine:
                 self._stop_taking_rows()
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
-        _worker_index.set(index)
+        worker_index.set(index)
         retrying = make_retrying(self.config.max_attempts, self.config.retry_budget_s)
         try:
             for number, record in rows:
@@ -506,7 +342,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     if config.auth_token:
         headers["x-clay-webhook-auth"] = config.auth_token
     client = httpx.AsyncClient(
-        headers=headers, follow_redirects=False, transport=_WorkerPools(config.concurrency),
+        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency),
         timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
                               write=settings.read_timeout_s, pool=settings.read_timeout_s),
     )

@@ -16,8 +16,8 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from csv_merger.errors import CsvMergerError, DeliveryIncomplete
-from tasks.delivery import DeliverySummary
-from tasks.report import MergeReport
+from tasks.deliver import DeliverySummary
+from tasks.merge import MergeReport
 
 
 class PipelineSummary(BaseModel):

@@ -11,7 +11,7 @@ several addresses of "Company Email" are written as ``"Company Email 1".."N"``
 in the field's place (BRIEF.md). A generated name that collides with
 another column gets a ``" (2)"``-style suffix. Every cell is text.
 
-Formula neutralisation (on by default): see ``tasks.cleaning.neutralise_formula``;
+Formula neutralisation (on by default): see ``tasks.merge.cleaning.neutralise_formula``;
 values are neutralised when records are built, the header and Source here.
 """
 
@@ -23,8 +23,8 @@ from collections.abc import Callable, Iterable, Iterator
 from operator import itemgetter
 from typing import TextIO
 
-from tasks.cleaning import neutralise_formula
-from tasks.records import SLOT_SEP, SOURCE, VALUE_SEP, Layout
+from tasks.merge.cleaning import neutralise_formula
+from tasks.merge.records import SLOT_SEP, SOURCE, VALUE_SEP, Layout
 
 
 def iter_neutralised_csv(path: str, chunk_rows: int = 1000) -> Iterator[str]:
@@ -141,7 +141,7 @@ class CsvOutput:
         self.rows += 1
 
     def packed_writer(self, slot_ids: list[int], source: str) -> Callable[[str], None]:
-        """A writer for packed records (tasks.records) of one file, each with
+        """A writer for packed records (tasks.merge.records) of one file, each with
         exactly ``len(slot_ids)`` slots.
 
         One ``itemgetter`` builds the row (each output column picks a packed

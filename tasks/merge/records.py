@@ -4,7 +4,7 @@ rules that merge several rows into one record.
 A record holds, per *slot*, an ordered list of distinct values (first-seen
 first). Slots are, in this order (``Layout``):
 
-1. the canonical fields of the table type (``tasks.schema``), schema order;
+1. the canonical fields of the table type (``csv_merger.schema``), schema order;
 2. ``"Invalid Email"``: tokens of e-mail cells that are not valid addresses
    (kept as written, never dropped);
 3. ``"Extra Fields"``: a ragged row's surplus cells, joined with ``" | "``;
@@ -30,11 +30,24 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from tasks.cleaning import (
-    EMAIL_RE, FORMULA_CELL, FORMULA_PREFIXES, NULL_TOKENS, neutralise_formula, build_full_name, clean_domain, clean_linkedin, email_domain, is_personal_domain,
-    linkedin_key, phone_key, split_emails, split_full_name, text_key,
+from csv_merger.schema import TableType, fields_for
+from tasks.merge.cleaning import (
+    EMAIL_RE,
+    FORMULA_CELL,
+    FORMULA_PREFIXES,
+    NULL_TOKENS,
+    build_full_name,
+    clean_domain,
+    clean_linkedin,
+    email_domain,
+    is_personal_domain,
+    linkedin_key,
+    neutralise_formula,
+    phone_key,
+    split_emails,
+    split_full_name,
+    text_key,
 )
-from tasks.schema import TableType, fields_for
 
 SLOT_SEP = "\x1f"
 VALUE_SEP = "\x1e"
@@ -187,7 +200,7 @@ class RecordBuilder:
 
     ``columns``: ``(cell index, canonical field or None, header)`` for every
     column the merge keeps (ignored columns are not passed). Cleaning rules
-    (tasks.cleaning): e-mail cells are split and each address is routed by
+    (tasks.merge.cleaning): e-mail cells are split and each address is routed by
     its domain, for people to "Personal Email" (free mail providers) or
     "Work Email" whatever column it came from, for companies to "Company
     Email"; invalid tokens go to "Invalid Email". Phones, domains and
@@ -197,7 +210,7 @@ class RecordBuilder:
     are joined into one value. A missing Company Domain is taken from the first
     non-personal e-mail address. Other text is only trimmed. With
     ``neutralise_formulas`` every value goes through
-    ``tasks.cleaning.neutralise_formula`` last (counted in ``neutralised``).
+    ``tasks.merge.cleaning.neutralise_formula`` last (counted in ``neutralised``).
 
     Attributes: ``slot_ids`` (file position -> layout slot id), ``warnings``,
     ``invalid_emails`` (count of invalid tokens seen), ``domain_derived``

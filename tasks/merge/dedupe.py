@@ -4,7 +4,7 @@ Rules (README, "merge"):
 
 - People are the same when a *strong* key matches: any e-mail address (Work
   or Personal; addresses are already trimmed and lower-cased) or the
-  canonical LinkedIn Profile key (``tasks.cleaning.linkedin_key``). The
+  canonical LinkedIn Profile key (``tasks.merge.cleaning.linkedin_key``). The
   *weak* key Full Name (case/whitespace-insensitive) + Company Domain is used
   only when a record has both and the domain came from the input, not from
   the record's own e-mail address (else two people named Robert Hall at
@@ -27,14 +27,14 @@ Rules (README, "merge"):
 
 from __future__ import annotations
 
-from tasks.cleaning import is_domain, linkedin_key, text_key
-from tasks.records import SLOT_SEP, VALUE_SEP, Layout
+from tasks.merge.cleaning import is_domain, linkedin_key, text_key
+from tasks.merge.records import SLOT_SEP, VALUE_SEP, Layout
 
 WEAK = "n"  # prefix of the people weak key (Full Name + Company Domain)
 
 
 class KeyMatcher:
-    """Computes the match keys of a packed record (``tasks.records``).
+    """Computes the match keys of a packed record (``tasks.merge.records``).
 
     ``keys(packed) -> list[str]``; keys carry a one-letter prefix per kind so
     that an e-mail can never equal a domain. A person's weak key (prefix

@@ -1,8 +1,8 @@
 """The merge pipeline: read every file, map its headers, clean each row into
 a compact record, de-duplicate across files, write one CSV and a report.
 
-Memory stays small: rows stream from ``tasks.reading``; each cleaned record
-is one packed string (``tasks.records``); only groups of two or more rows
+Memory stays small: rows stream from ``tasks.merge.reading``; each cleaned record
+is one packed string (``tasks.merge.records``); only groups of two or more rows
 are unpacked and merged. Large inputs are cleaned in forked worker
 processes, one file each (``_clean_all``); matching and writing stay here.
 The output is written to a temporary file beside ``out_path`` and renamed
@@ -24,13 +24,13 @@ from pathlib import Path
 from typing import NamedTuple
 
 from csv_merger.errors import ConfigError, InputError
-from tasks.dedupe import KeyMatcher, UnionFind
-from tasks.headers import map_headers
-from tasks.output import CsvOutput, OutputPlan
-from tasks.reading import open_csv
-from tasks.records import Layout, RecordBuilder, merge_records, unpack
-from tasks.report import BadRowReport, FileReport, MergeReport
-from tasks.schema import TableType, fields_for
+from csv_merger.schema import TableType, fields_for
+from tasks.merge.dedupe import KeyMatcher, UnionFind
+from tasks.merge.headers import map_headers
+from tasks.merge.output import CsvOutput, OutputPlan
+from tasks.merge.reading import open_csv
+from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
+from tasks.merge.report import BadRowReport, FileReport, MergeReport
 
 PROGRESS_EVERY = 100_000
 """Rows between two progress lines while reading a file."""

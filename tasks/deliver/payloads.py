@@ -26,8 +26,8 @@ from pathlib import Path
 
 import orjson
 
-from tasks.schema import COMPANY_FIELDS, PEOPLE_FIELDS, PERSON_PART, TableType
 from csv_merger.errors import ConfigError
+from csv_merger.schema import COMPANY_FIELDS, PEOPLE_FIELDS, PERSON_PART, TableType
 
 PAYLOAD_MODES = ("flat", "seed")
 SEED_SOURCE = "csv-merger"

@@ -42,7 +42,7 @@ def _expand_local(spec: str) -> list[Path]:
 def _fetch_http(url: str, target: Path, allow_private: bool) -> None:
     import httpx
 
-    from tasks.safety import check_target
+    from csv_merger.safety import check_target
 
     check_target(url, allow_private)
     try:

@@ -1,0 +1,116 @@
+"""Real processes for tests and benchmarks: a throw-away ``redis-server`` and
+a ``csv-merger sink``, each on a free port of 127.0.0.1.
+
+Imported by ``tests/conftest.py`` (as fixtures) and by ``bench/*.py``; no
+pytest import here, so a benchmark runs with the package alone. Both raise
+RuntimeError with a one-line reason when the process cannot start.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+
+def find_free_port() -> int:
+    """A TCP port on 127.0.0.1 that was free a moment ago."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait_for_port(port: int, timeout: float = 10.0) -> None:
+    """Block until something accepts TCP connections on 127.0.0.1:port;
+    TimeoutError after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return
+        except OSError:
+            time.sleep(0.05)
+    raise TimeoutError(f"nothing listens on 127.0.0.1:{port} after {timeout}s")
+
+
+class RedisServer:
+    """A throw-away redis-server process (no persistence) on a free port;
+    ``url`` is its ``redis://127.0.0.1:PORT/0``. ``tmp`` is its working folder."""
+
+    def __init__(self, tmp: Path):
+        binary = shutil.which("redis-server")
+        if binary is None:
+            raise RuntimeError("redis-server not found: install it (Debian: apt-get install redis-server)")
+        self.port = find_free_port()
+        self.url = f"redis://127.0.0.1:{self.port}/0"
+        self.proc = subprocess.Popen(
+            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+             "--appendonly", "no", "--dir", str(tmp)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        )
+        wait_for_port(self.port)
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        self.proc.wait(timeout=10)
+
+    def flush(self) -> None:
+        """Empty its database 0."""
+        import redis
+
+        redis.Redis.from_url(self.url).flushdb()
+
+
+class Sink:
+    """A running ``csv-merger sink`` process (see csv_merger/sink.py) recording
+    every accepted request to a JSON-lines file in ``tmp``.
+
+    ``opts`` are its command-line options with underscores (``rate=20``,
+    ``burst=20``, ``status=202``; ``record=PATH`` to choose the file, None
+    to record nothing, e.g. for throughput figures). ``url``
+    is the POST target (``/hook``), ``base`` the server's root.
+    """
+
+    def __init__(self, tmp: Path, **opts):
+        self.port = find_free_port()
+        record = opts.pop("record", tmp / f"sink-{self.port}.jsonl")
+        self.record_path = Path(record) if record is not None else None
+        err_path = tmp / f"sink-{self.port}.err"
+        args = [sys.executable, "-m", "csv_merger", "sink", "--port", str(self.port)]
+        if self.record_path is not None:
+            args += ["--record", str(self.record_path)]
+        for name, value in opts.items():
+            args += [f"--{name.replace('_', '-')}", str(value)]
+        with open(err_path, "w") as err:
+            self.proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=err, text=True)
+        line = self.proc.stdout.readline()  # "sink listening on URL", or "" if it died
+        if not line.startswith("sink listening on "):
+            self.proc.kill()
+            raise RuntimeError(f"sink did not start: {line}{err_path.read_text()}")
+        self.base = line.split()[-1]
+        self.url = self.base + "/hook"
+
+    def stats(self) -> dict:
+        """The sink's counters (``GET /stats``): accepted, rejected_429, duplicate_keys..."""
+        import httpx
+
+        return httpx.get(self.base + "/stats", timeout=5).json()
+
+    def records(self) -> list[dict]:
+        """Every accepted request so far, in order (one dict per JSON line)."""
+        if self.record_path is None or not self.record_path.exists():
+            return []
+        return [json.loads(line) for line in self.record_path.read_text(encoding="utf-8").splitlines()]
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()

@@ -1,0 +1,43 @@
+"""What a web job asks of its flow run."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+
+@dataclass
+class FlowRequest:
+    """One job's flow parameters plus what the runner needs around them.
+
+    ``rate_limit`` in requests/s, ``burst`` in requests, ``chunk_size`` in
+    rows, ``scheduled_for`` Unix seconds (None = now). ``auth_token`` is kept
+    out of repr and never stored beyond the Secret block.
+    """
+
+    job_id: str
+    files: list[str]
+    output_dir: str
+    webhook_url: str | None
+    table_type: str
+    rate_limit: float
+    burst: int
+    chunk_size: int
+    mapping: dict[str, str] | None
+    redis_url: str | None
+    allow_private_targets: bool
+    data_dir: str
+    auth_token: str | None = field(default=None, repr=False)
+    scheduled_for: float | None = None
+
+    @property
+    def secret_block(self) -> str | None:
+        return f"csv-merger-web-auth-{self.job_id}" if self.auth_token else None
+
+    def parameters(self) -> dict:
+        """Keyword arguments of ``flows.merge_and_deliver.merge_and_deliver``."""
+        return dict(
+            files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
+            rate_limit=self.rate_limit, burst=self.burst, chunk_size=self.chunk_size, mapping=self.mapping,
+            job_id=self.job_id, redis_url=self.redis_url, output_dir=self.output_dir,
+            allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
+        )

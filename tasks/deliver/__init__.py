@@ -1,0 +1,21 @@
+"""The delivery engine: every merged row POSTed to a webhook at the target's
+rate, at least once, each with its Idempotency-Key. No Prefect import.
+
+Modules: ``engine`` (workers, outcomes, early stop), ``job`` (config and
+summary), ``ratelimit`` (GCRA, in-process or shared through Redis),
+``retry`` (which failures are retried, how long to wait), ``payloads``
+(JSON bodies), ``ledger`` (rows acknowledged, for resume), ``dead_letter``,
+``chunks`` (a job's rows stored for its delivery tasks), ``merged_csv``,
+``transport``. The public names are re-exported here.
+"""
+
+from tasks.deliver.chunks import ChunkRef, ChunkStore, make_chunk_store, write_chunks
+from tasks.deliver.engine import deliver_csv, deliver_rows
+from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError, default_job_id
+from tasks.deliver.ledger import open_ledger
+from tasks.deliver.merged_csv import read_merged_csv
+from tasks.deliver.ratelimit import LimitPolicy, default_limit_key, make_limiter
+
+__all__ = ["ChunkRef", "ChunkStore", "DeliveryConfig", "DeliveryProgress", "DeliverySummary", "LimitPolicy",
+           "TargetRefusedError", "default_job_id", "default_limit_key", "deliver_csv", "deliver_rows",
+           "make_chunk_store", "make_limiter", "open_ledger", "read_merged_csv", "write_chunks"]

@@ -1,0 +1,115 @@
+"""One delivery job's settings and outcome: ``DeliveryConfig`` in,
+``DeliverySummary`` out, ``DeliveryProgress`` snapshots while it runs, and
+``default_job_id`` (same input, same target: same job, so a re-run resumes)."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from pydantic import BaseModel
+
+from csv_merger.errors import ConfigError, DeliveryError
+from csv_merger.schema import TableType
+
+
+@dataclass
+class DeliveryConfig:
+    """One delivery job. Rates in requests/s, sizes in bytes, times in s.
+
+    ``job_id`` None: a random id (no resume); ``deliver_csv`` callers
+    normally pass ``default_job_id(...)``. ``limit_key`` None:
+    ``default_limit_key(webhook_url)`` (the URL's host: Clay's limit is per
+    workspace). ``payload``: "flat", "seed" or a jinja2 template path.
+    ``auth_token`` is sent as ``x-clay-webhook-auth`` and kept out of repr.
+    """
+
+    webhook_url: str
+    table_type: TableType = "people"
+    rate: float = 10.0
+    burst: int = 20
+    concurrency: int = 8
+    redis_url: str | None = None
+    limit_key: str | None = None
+    job_id: str | None = None
+    payload: str = "flat"
+    auth_token: str | None = field(default=None, repr=False)
+    max_attempts: int = 6
+    retry_budget_s: float = 300.0
+    payload_limit_bytes: int = 100_000
+    row_ceiling: int = 50_000
+    allow_private_targets: bool = False
+    dead_letter_path: str | None = None
+
+    def validate(self) -> None:
+        """Raise ConfigError naming the first out-of-range setting."""
+        checks = ((self.rate > 0, "rate must be > 0 requests/s"), (self.burst >= 1, "burst must be >= 1"),
+                  (self.concurrency >= 1, "concurrency must be >= 1"),
+                  (self.max_attempts >= 1, "max attempts must be >= 1"),
+                  (self.retry_budget_s > 0, "retry budget must be > 0 s"),
+                  (self.payload_limit_bytes > 0, "payload limit must be > 0 bytes"))
+        for ok, message in checks:
+            if not ok:
+                raise ConfigError(message)
+
+
+class DeliverySummary(BaseModel):
+    """What happened. ``delivered`` counts rows the target acknowledged with
+    2xx (never attempts); ``failed`` rows are in the dead-letter file;
+    ``http_429`` counts 429 answers; ``attempts`` counts requests sent."""
+
+    job_id: str
+    limit_key: str
+    rows_total: int
+    delivered: int = 0
+    failed: int = 0
+    skipped_already_delivered: int = 0
+    http_429: int = 0
+    attempts: int = 0
+    elapsed_s: float = 0.0
+    cancelled: bool = False
+    dead_letter_path: str | None = None
+    stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
+    warnings: list[str] = []
+
+    def to_json(self) -> str:
+        return self.model_dump_json(indent=2)
+
+
+@dataclass
+class DeliveryProgress:
+    """A progress snapshot; ``current_rate`` in requests/s (the limiter's)."""
+
+    delivered: int
+    failed: int
+    skipped: int
+    http_429: int
+    attempts: int
+    rows_total: int
+    elapsed_s: float
+    current_rate: float
+
+
+def default_job_id(path: str | Path, webhook_url: str, payload: str, table_type: str = "people") -> str:
+    """A job id from the input's bytes, the URL and the payload mode (and the
+    template's bytes): re-running the same command resumes instead of
+    sending twice. 16 hex chars of SHA-256."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            h.update(block)
+    h.update(b"\0" + webhook_url.encode() + b"\0" + payload.encode() + b"\0" + table_type.encode())
+    if payload not in ("flat", "seed") and Path(payload).is_file():
+        h.update(Path(payload).read_bytes())
+    return h.hexdigest()[:16]
+
+
+class TargetRefusedError(DeliveryError):
+    """The target refused the first ``engine.REFUSED_STOP_AFTER`` rows with the same
+    401/403/404/410 and nothing was delivered: the run stopped early.
+    ``summary`` holds the exact counts (``stopped_reason`` set)."""
+
+    def __init__(self, message: str, summary: DeliverySummary):
+        self.summary = summary
+        super().__init__(message)

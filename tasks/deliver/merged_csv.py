@@ -1,0 +1,44 @@
+"""Reading the merge's output back as rows to deliver."""
+
+from __future__ import annotations
+
+import csv
+from collections.abc import Iterator
+from pathlib import Path
+
+from csv_merger.errors import InputError
+
+
+def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
+    """Rows of a merged CSV as (1-based data row number, {header: text}).
+
+    UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
+    missing/undecodable file, an empty or duplicate header, or a row with
+    more cells than the header; short rows are padded with "".
+    """
+    try:
+        f = open(path, encoding="utf-8-sig", newline="")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot open: {exc.strerror or exc}") from None
+    with f:
+        reader = csv.reader(f)
+        try:
+            header = next(reader, None)
+            if not header:
+                raise InputError(str(path), "no header row (empty file)")
+            dupes = sorted({h for h in header if header.count(h) > 1})
+            if dupes:
+                raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
+            n = 0
+            for cells in reader:
+                if not cells:
+                    continue
+                n += 1
+                if len(cells) > len(header):
+                    raise InputError(str(path), f"row {n} has {len(cells)} cells, the header has {len(header)}",
+                                     line=reader.line_num)
+                yield n, dict(zip(header, cells + [""] * (len(header) - len(cells))))
+        except UnicodeDecodeError as exc:
+            raise InputError(str(path), f"not UTF-8 (a merged CSV is UTF-8): {exc.reason}") from None
+        except csv.Error as exc:
+            raise InputError(str(path), f"CSV error: {exc}", line=reader.line_num) from None

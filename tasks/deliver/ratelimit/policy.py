@@ -1,0 +1,72 @@
+"""The numbers behind a limiter (``LimitPolicy``) and what delivery needs
+from one (``RateLimiter``)."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Protocol
+
+from csv_merger.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class LimitPolicy:
+    """The numbers behind a limiter.
+
+    ``rate``: configured requests/s (the target's rate; Clay: 10/s per
+    workspace). ``burst``: the target's burst in requests (Clay: 20).
+    ``decrease``: factor applied to the rate on a 429. ``increase``: fraction
+    of ``rate`` added per second of successes. ``min_fraction``: floor of the
+    lowered rate as a fraction of ``rate``. ``backoff_initial_s`` /
+    ``backoff_max_s``: pause when a 429 carries no Retry-After (doubling).
+    ``idle_ttl_s``: Redis state expires after this long unused.
+    """
+
+    rate: float
+    burst: int
+    decrease: float = 0.5
+    increase: float = 0.05
+    min_fraction: float = 0.05
+    backoff_initial_s: float = 1.0
+    backoff_max_s: float = 30.0
+    idle_ttl_s: float = 120.0
+
+    def __post_init__(self) -> None:
+        if not (self.rate > 0 and math.isfinite(self.rate)):
+            raise ConfigError(f"rate must be a positive number of requests/s, got {self.rate!r}")
+        if self.burst < 1:
+            raise ConfigError(f"burst must be at least 1 request, got {self.burst!r}")
+
+    @property
+    def effective_burst(self) -> int:
+        """Burst we actually use: the target's burst less a safety margin of
+        a third (at least 1 request; none when the burst is 1)."""
+        margin = min(self.burst - 1, max(1, math.ceil(self.burst / 3)))
+        return self.burst - margin
+
+    @property
+    def min_rate(self) -> float:
+        return self.rate * self.min_fraction
+
+
+class RateLimiter(Protocol):
+    """What delivery needs from a limiter (both implementations below)."""
+
+    async def acquire(self) -> None:
+        """Wait (sleeping, no polling) until this caller may send one request.
+        Raises RedisUnavailableError if the shared state cannot be reached."""
+
+    async def throttled(self, retry_after_s: float | None) -> None:
+        """Report a 429 (``retry_after_s``: the target's Retry-After in seconds,
+        None if absent): pause every caller of the key, lower the rate."""
+
+    async def succeeded(self) -> None:
+        """Report a 2xx: let a lowered rate climb back."""
+
+    async def aclose(self) -> None:
+        """Release connections."""
+
+    @property
+    def current_rate(self) -> float:
+        """Requests/s currently allowed for the key (as last seen)."""

@@ -1,0 +1,66 @@
+"""Files that are not CSV text: known magic numbers, HTML/XML, control bytes.
+
+``reject_binary(path, head)`` raises InputError naming what the file looks
+like and what to do instead (e.g. "export it as CSV").
+"""
+
+from __future__ import annotations
+
+import re
+
+from csv_merger.errors import InputError
+
+NUL_SHARE = 0.3
+"""Share of NULs (first block or whole file) above which a file is rejected
+as binary; fewer NULs are removed with a warning."""
+
+CONTROL_SHARE = 0.05
+"""Share of other control bytes (not TAB, LF, VT, FF, CR, SUB) in the first
+block above which a file is rejected as binary; text has next to none."""
+
+_EXCEL = "export it as CSV (File > Save As > CSV UTF-8)"
+_MAGIC: tuple[tuple[bytes, str, str], ...] = (
+    (b"%PDF-", "a PDF document", "export the table as CSV"),
+    (b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1", "an Excel 97-2003 workbook (.xls) or other Office file", _EXCEL),
+    (b"\x89PNG\r\n\x1a\n", "a PNG image", "upload the CSV file itself"),
+    (b"\xff\xd8\xff", "a JPEG image", "upload the CSV file itself"),
+    (b"GIF8", "a GIF image", "upload the CSV file itself"),
+    (b"\x1f\x8b", "a gzip archive", "decompress it first"),
+    (b"\xfd7zXZ\x00", "an xz archive", "decompress it first"),
+    (b"7z\xbc\xaf\x27\x1c", "a 7-Zip archive", "extract the CSV first"),
+    (b"Rar!\x1a\x07", "a RAR archive", "extract the CSV first"),
+    (b"\x28\xb5\x2f\xfd", "a zstd archive", "decompress it first"),
+    (b"SQLite format 3\x00", "an SQLite database", "export the table as CSV"),
+    (b"\x7fELF", "an executable", "upload a CSV file"),
+)
+_CONTROL_BYTES = bytes(b for b in range(1, 32) if b not in b"\t\n\r\x0b\x0c\x1a")
+
+
+def reject_binary(path: str, head: bytes) -> None:
+    """Raise InputError if ``head`` (the file's first block) is not text."""
+    def reject(what: str, hint: str) -> None:
+        raise InputError(path, f"looks like {what}, not CSV: {hint}")
+
+    if head.startswith(b"PK\x03\x04"):
+        if b"xl/" in head or path.lower().endswith((".xlsx", ".xlsm")):
+            reject("an Excel workbook (.xlsx)", _EXCEL)
+        if b"content.xml" in head or path.lower().endswith(".ods"):
+            reject("an OpenDocument spreadsheet (.ods)", "export it as CSV")
+        reject("a ZIP archive", "extract the CSV first")
+    if re.match(rb"BZh[1-9]1AY&SY", head):
+        reject("a bzip2 archive", "decompress it first")
+    for magic, what, hint in _MAGIC:
+        if head.startswith(magic):
+            reject(what, hint)
+    start = head[:512].lstrip().lower()
+    if start.startswith((b"<!doctype html", b"<html")):
+        reject("an HTML page", "the download may have returned a web page; save the CSV itself")
+    if start.startswith(b"<?xml"):
+        if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
+            reject("an Excel 2003 XML spreadsheet", _EXCEL)
+        reject("an XML document", "export the data as CSV")
+    control = len(head) - len(head.translate(None, _CONTROL_BYTES))
+    if control > CONTROL_SHARE * len(head) or head.count(0) > NUL_SHARE * len(head):
+        control += head.count(0)
+        reject(f"a binary file ({100 * control // len(head)}% control bytes in the first block)",
+               "upload a CSV text file")
