@@ -107,5 +107,6 @@ def pytest_sessionfinish(session, exitstatus):
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
     if skipped:
+        reporter.write_line("")
         reporter.write_line(f"CSV_MERGER_REQUIRE_ALL_TESTS=1: {skipped} test(s) skipped, none may be", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
