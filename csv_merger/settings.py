@@ -71,6 +71,11 @@ class Settings(BaseSettings):
         description="Webhook the scheduled nightly-inbox run delivers to (unset: it only merges).",
     )
     inbox_dir: Path = Field(Path("inbox"), description="Folder the nightly-inbox flow takes *.csv from; files move to processed/ or failed/ inside it.")
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="Webhook (e.g. a Slack incoming webhook) that `csv-merger setup` makes the alert target: "
+                          'it receives {"text": ...} when a run fails, ends with dead letters or an inbox run finds nothing.')
+    alert_block: str | None = Field(
+        None, description="Name of an existing Prefect notification block (e.g. e-mail) for the alerts, instead of a webhook.")
 
     # Web service
     host: str = Field("127.0.0.1", description="Address `csv-merger web` binds to.")

@@ -34,6 +34,7 @@ from flows.cancellation import watch_cancellation
 from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import DeliveryConfig, DeliverySummary, default_job_id
+from tasks.events import emit_job_finished
 from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, resolve_redis_url
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
@@ -41,6 +42,7 @@ from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary
 def _finish(summary: PipelineSummary):
     """Publish the summary artifact and turn the summary into the run's final state."""
     publish_summary(summary)
+    emit_job_finished(summary)
     if summary.state == "Cancelled":
         return Cancelled(message=str(PipelineCancelled(summary)), data=PipelineCancelled(summary))
     if summary.state == "Failed":

@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from csv_merger.testing import RedisServer, Sink, find_free_port
+from csv_merger.testing import PrefectServer, RedisServer, Sink, find_free_port
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -86,6 +86,19 @@ def prefect_harness():
 
     with prefect_test_harness(server_startup_timeout=120):
         yield
+
+
+@pytest.fixture
+def prefect_server(tmp_path):
+    """A real ``prefect server start`` on a free port (its own SQLite); yields the
+    environment that reaches it (``PrefectServer.env``: PREFECT_API_URL and
+    quick worker polling)."""
+    try:
+        server = PrefectServer(tmp_path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.env
+    server.stop()
 
 
 @pytest.fixture
