@@ -12,16 +12,15 @@ import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from csv_merger.cli.app import app, check_output_paths
+from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.errors import ConfigError, DeliveryIncomplete
 
-PROGRESS_LINE_EVERY_S = 5.0
 CANCELLED_EXIT = 130
 
 
@@ -48,25 +47,6 @@ def _or(value, default):
     return default if value is None else value
 
 
-class _ProgressLine:
-    """A stderr line every few seconds: delivered/failed, rate, ETA."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def __call__(self, p) -> None:
-        now = time.monotonic()
-        if now - self.last < PROGRESS_LINE_EVERY_S:
-            return
-        self.last = now
-        done = p.delivered + p.failed + p.skipped
-        speed = (p.delivered + p.failed) / p.elapsed_s if p.elapsed_s else 0.0
-        eta = f"{(p.rows_total - done) / speed:.0f} s" if speed else "?"
-        print(f"csv-merger: {done}/{p.rows_total} rows ({p.delivered} delivered, {p.failed} failed,"
-              f" {p.http_429} x 429), {speed:.1f} rows/s, limit {p.current_rate:.1f}/s, ETA {eta}",
-              file=sys.stderr, flush=True)
-
-
 @app.command()
 def deliver(
     in_csv: Path = typer.Argument(..., help="Merged CSV (as written by `csv-merger merge`)."),
@@ -86,6 +66,7 @@ def deliver(
     max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="Attempts per row (default: 6)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets",
                                                help="Allow loopback/private hosts (local sink)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
 ) -> None:
     """POST one JSON body per row at the target's rate; resumable by job id."""
     from csv_merger.settings import get_settings
@@ -124,11 +105,19 @@ def deliver(
     import logging
 
     logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    meter = DeliveryMeter(burst=config.burst, quiet=quiet)
+
+    def show(p) -> None:
+        meter.update(p.delivered + p.failed + p.skipped, p.rows_total, delivered=p.delivered, failed=p.failed,
+                     http_429=p.http_429, limit=p.current_rate)
+
     refused = None
     try:
-        summary = deliver_csv(in_csv, config, progress=_ProgressLine(), cancel=cancel)
+        summary = deliver_csv(in_csv, config, progress=show, cancel=cancel)
     except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
         refused, summary = exc, exc.summary
+    finally:
+        meter.close()
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
