@@ -35,14 +35,15 @@ from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import DeliveryConfig, DeliverySummary, default_job_id
 from tasks.events import emit_job_finished
-from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, resolve_redis_url
+from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, plan, resolve_redis_url
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
 
 def _finish(summary: PipelineSummary):
     """Publish the summary artifact and turn the summary into the run's final state."""
     publish_summary(summary)
-    emit_job_finished(summary)
+    if summary.plan is None:  # a dry run finished nothing
+        emit_job_finished(summary)
     if summary.state == "Cancelled":
         return Cancelled(message=str(PipelineCancelled(summary)), data=PipelineCancelled(summary))
     if summary.state == "Failed":
@@ -98,7 +99,7 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                       mapping: dict[str, str] | None = None, limit_key: str | None = None, job_id: str | None = None,
                       concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
                       allow_private_targets: bool = False, auth_token_block: str | None = None,
-                      fan_out: bool = False) -> PipelineSummary:
+                      fan_out: bool = False, dry_run: bool = False) -> PipelineSummary:
     """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
 
     Rates in requests/s (``rate_limit``, shared by every run with the same
@@ -110,7 +111,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     (merged.csv, merge-report.json, dead-letter.csv, summary.json).
     ``fan_out``: hand chunks to runs of the ``deliver-chunk`` deployment on
     the work pool (needs Redis). ``auth_token_block``: name of a Secret block
-    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``).
+    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``). ``dry_run``: merge,
+    then check and render every row's body without sending (``summary.plan``).
     """
     settings = get_settings()
     run_id = flow_run.get_id()
@@ -138,6 +140,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
+    if dry_run:
+        return _finish(summary.model_copy(update=dict(plan=plan(merged, config))))
     refs = chunk(merged, job, chunk_size, redis)
     delivery = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
                         auth_token_block=auth_token_block)

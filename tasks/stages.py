@@ -1,4 +1,4 @@
-"""The pipeline's Prefect tasks: merge, chunk, deliver one chunk.
+"""The pipeline's Prefect tasks: merge, chunk, deliver one chunk (or plan a dry run).
 
 Thin wrappers over plain functions (``tasks.merge.sources``, ``tasks.merge.engine``,
 ``tasks.deliver.chunks``, ``tasks.deliver.engine``); the plain function of each task is
@@ -25,12 +25,10 @@ from prefect.cache_policies import NO_CACHE
 
 from csv_merger.errors import DeliveryError, RedisUnavailableError
 from csv_merger.settings import get_settings
-from tasks.deliver import ChunkRef, ChunkStore, make_chunk_store, write_chunks
-from tasks.deliver import DeliveryConfig, DeliverySummary, TargetRefusedError, deliver_rows, read_merged_csv
-from tasks.deliver import default_limit_key
-from tasks.merge import merge_files
-from tasks.merge import MergeReport
-from tasks.merge import resolve_inputs
+from tasks.deliver import (ChunkRef, ChunkStore, DeliveryConfig, DeliverySummary, TargetRefusedError, default_limit_key,
+                           deliver_rows, make_chunk_store, read_merged_csv, write_chunks)
+from tasks.deliver.plan import DeliveryPlan, plan_delivery
+from tasks.merge import MergeReport, merge_files, resolve_inputs
 
 TAGS = ["csv-merger"]
 
@@ -114,6 +112,13 @@ def merge(files: list[str], out_path: str, table_type: str = "people", mapping: 
     paths = resolve_inputs(files, Path(out_path).parent / "downloads", allow_private=allow_private_targets)
     return merge_files(paths, out_path, table_type=table_type, mapping=mapping,
                        neutralise_formulas=neutralise_formulas, progress=get_run_logger().info)
+
+
+@task(name="plan-delivery", tags=TAGS, cache_policy=NO_CACHE)
+def plan(merged_csv: str, config: DeliveryConfig) -> DeliveryPlan:
+    """A dry run of delivering the merged CSV with ``config``: every check and body, no POST."""
+    rows = list(read_merged_csv(merged_csv))
+    return asyncio.run_coroutine_threadsafe(plan_delivery(rows, config), delivery_loop()).result()
 
 
 @task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from csv_merger.errors import CsvMergerError, DeliveryIncomplete
 from tasks.deliver import DeliverySummary
+from tasks.deliver.plan import DeliveryPlan
 from tasks.merge import MergeReport
 
 
@@ -25,7 +26,9 @@ class PipelineSummary(BaseModel):
 
     ``state``: "Completed" (every row delivered, or merge only), "Failed"
     (some rows dead-lettered) or "Cancelled". ``delivery`` is None in
-    merge-only mode (no webhook URL). ``chunks``: delivery chunks used.
+    merge-only mode (no webhook URL) and in a dry run, which sets ``plan``
+    instead (what the delivery would do; nothing sent). ``chunks``: delivery
+    chunks used.
     """
 
     job_id: str
@@ -36,6 +39,7 @@ class PipelineSummary(BaseModel):
     state: str = "Completed"
     chunks: int = 0
     flow_run_id: str | None = None
+    plan: DeliveryPlan | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)

@@ -1,5 +1,11 @@
 """``csv-merger deliver``: POST every row of a merged CSV to a webhook.
 
+Given a dead-letter file (or as ``csv-merger redeliver DEAD-LETTER.csv``) it
+sends the failed rows again: the ``_row_number/_status/_reason/_response/
+_attempts`` columns are stripped, and each row keeps its original row number,
+job id (``--job-id``, or from the file name ``dead-letter-<job>.csv``),
+Idempotency-Key and ledger. ``--dry-run`` does everything but the POSTs.
+
 Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
 2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the
 early stop: the target refused the first rows alike, e.g. a wrong token);
@@ -8,6 +14,7 @@ early stop: the target refused the first rows alike, e.g. a wrong token);
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sys
@@ -42,6 +49,28 @@ def _auth_token(flag: str | None, block: str | None) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
+def _input_rows(path: Path, job_id: str | None, webhook_url: str, payload: str,
+                table_type: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
+    """(rows, job id) of a merged CSV, or of a dead-letter file for a re-delivery
+    (then the original job id is required). Raises InputError / ConfigError."""
+    from csv_merger.errors import InputError
+    from tasks.deliver import default_job_id, read_merged_csv
+    from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS, read_dead_letter
+
+    if not path.is_file():
+        raise InputError(str(path), "no such file")
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = set(next(csv.reader(f), []))
+    if not header.issuperset(DEAD_LETTER_COLUMNS):
+        return list(read_merged_csv(path)), job_id or default_job_id(path, webhook_url, payload, table_type)
+    if job_id is None and path.stem.startswith("dead-letter-"):
+        job_id = path.stem.removeprefix("dead-letter-")
+    if not job_id:
+        raise ConfigError(f"{path} is a dead-letter file: give the original job's --job-id (printed by the run "
+                          "that wrote it), so each row keeps its Idempotency-Key")
+    return read_dead_letter(path), job_id
+
+
 def _or(value, default):
     """The option's value when given (even 0, which validation refuses), else the setting."""
     return default if value is None else value
@@ -67,20 +96,20 @@ def deliver(
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets",
                                                help="Allow loopback/private hosts (local sink)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Everything but the POSTs: checks, bodies, estimate."),
 ) -> None:
-    """POST one JSON body per row at the target's rate; resumable by job id."""
+    """POST one JSON body per row at the target's rate; resumable by job id. A dead-letter
+    file is re-delivered with its rows' original numbers and Idempotency-Keys."""
+    import asyncio
+
     from csv_merger.settings import get_settings
-    from tasks.deliver import DeliveryConfig, TargetRefusedError, default_job_id, deliver_csv
+    from tasks.deliver import DeliveryConfig, TargetRefusedError, deliver_rows
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
     check_output_paths(summary=summary_path, dead_letter=dead_letter)
     s = get_settings()
-    if not in_csv.is_file():
-        from csv_merger.errors import InputError
-
-        raise InputError(str(in_csv), "no such file")
-    job_id = job_id or default_job_id(in_csv, webhook_url, payload, table_type)
+    rows, job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
     dead_path = dead_letter or Path(s.data_dir) / f"dead-letter-{job_id}.csv"
     config = DeliveryConfig(
         webhook_url=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit), burst=_or(burst, s.burst),
@@ -90,6 +119,12 @@ def deliver(
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path),
     )
+    if dry_run:
+        from csv_merger.cli.plan import print_plan
+        from tasks.deliver.plan import plan_delivery
+
+        print_plan(asyncio.run(plan_delivery(rows, config)))
+        return
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
     cancel = threading.Event()
@@ -113,7 +148,7 @@ def deliver(
 
     refused = None
     try:
-        summary = deliver_csv(in_csv, config, progress=show, cancel=cancel)
+        summary = asyncio.run(deliver_rows(rows, config, progress=show, cancel=cancel))
     except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
         refused, summary = exc, exc.summary
     finally:
@@ -131,3 +166,7 @@ def deliver(
         raise DeliveryIncomplete(f"{summary.failed} rows not delivered: see {summary.dead_letter_path}")
     if summary.cancelled:
         raise typer.Exit(CANCELLED_EXIT)
+
+
+app.command("redeliver", help="Send a dead-letter file's rows again, each with its original Idempotency-Key "
+                              "(same options as deliver).")(deliver)

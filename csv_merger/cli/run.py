@@ -97,6 +97,10 @@ def print_summary(summary) -> None:
     """The closing lines: counts, and where the merged CSV, report and dead letters are."""
     out_dir = Path(summary.report.output_path).parent
     print(summary.one_line())
+    if summary.plan is not None:
+        from csv_merger.cli.plan import print_plan
+
+        print_plan(summary.plan)
     print(f"  merged CSV:   {summary.merged_csv}")
     print(f"  merge report: {out_dir / 'merge-report.json'}")
     if summary.dead_letter_path:
@@ -136,6 +140,7 @@ def run(
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets", help="Allow loopback/private hosts (local sink)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Merge, then check every row's body; send nothing."),
 ) -> None:
     """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
     from csv_merger.settings import get_settings
@@ -154,7 +159,7 @@ def run(
         burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
         mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key, redis_url=redis_url,
         output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
-        allow_private_targets=allow_private_targets, quiet=quiet)
+        allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run)
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     print_summary(summary)
