@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, unmapped
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -65,11 +65,6 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
              auth_token_block: str | None) -> DeliverySummary:
     """Deliver every chunk (in this run's task threads, or fanned out), with the progress artifact and
     cancellation watch; returns the job's summary with one dead-letter file for the job."""
-    warnings = []
-    if rows_total > config.row_ceiling:  # chunks are smaller than the ceiling: the job is what counts
-        warnings.append(f"{rows_total:,} rows exceed the target's row ceiling of {config.row_ceiling:,} "
-                        "(a full Clay table silently stops accepting rows)")
-        get_run_logger().warning(warnings[0])
     progress = DeliveryProgress(config.job_id, rows_total)
     started = time.monotonic()
     finished = cancelled = False
@@ -88,7 +83,6 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
     delivery = combine_deliveries(parts, job_id=config.job_id, limit_key=config.limit_key, rows_total=rows_total,
                                   elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
     delivery.cancelled = cancelled
-    delivery.warnings = warnings + delivery.warnings
     return delivery
 
 

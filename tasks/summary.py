@@ -83,7 +83,10 @@ def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_k
         skipped_already_delivered=sum(p.skipped_already_delivered for p in parts),
         http_429=sum(p.http_429 for p in parts), attempts=sum(p.attempts for p in parts),
         elapsed_s=elapsed_s, rows_total=rows_total, cancelled=any(p.cancelled for p in parts),
-        dead_letter_path=dead_letter_path, job_id=job_id)
+        dead_letter_path=dead_letter_path, job_id=job_id,
+        destination=next((p.destination for p in parts if p.destination), None),
+        destination_used=max((p.destination_used for p in parts if p.destination_used is not None), default=None),
+        destination_ceiling=max((p.destination_ceiling for p in parts), default=0))
 
 
 def concat_csv(paths: Sequence[str | Path], out: str | Path) -> str | None:

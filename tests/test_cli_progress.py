@@ -92,6 +92,6 @@ def test_plain_lines_without_a_terminal_and_quiet_keeps_warnings(tmp_path, sink_
                          for line in lines)
     quiet = subprocess.run(_deliver_args(path, sink.url, "-q", "--job-id", "quiet-run"), capture_output=True,
                            text=True, timeout=120, env=_env(tmp_path / "b", CSV_MERGER_ROW_CEILING="100"))
-    assert quiet.returncode == 0, quiet.stderr
-    assert "150 rows exceed the target's row ceiling of 100" in quiet.stderr  # a warning is not progress
-    assert " rows (" not in quiet.stderr and "delivered 150/150 rows" in quiet.stdout
+    assert quiet.returncode == 3, quiet.stderr  # 50 rows past the destination's ceiling: not sent
+    assert "fewer of its 100 lifetime submissions left than rows to send" in quiet.stderr  # a warning is not progress
+    assert " rows (" not in quiet.stderr and "delivered 100/150 rows" in quiet.stdout

@@ -160,6 +160,8 @@ def deliver(
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
           f" {summary.attempts} requests in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
+    if summary.destination_text():
+        print(f"destination {summary.destination_text()}")
     if refused is not None:
         raise refused
     if summary.failed:

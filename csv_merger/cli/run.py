@@ -105,6 +105,8 @@ def print_summary(summary) -> None:
     print(f"  merge report: {out_dir / 'merge-report.json'}")
     if summary.dead_letter_path:
         print(f"  dead letters: {summary.dead_letter_path}")
+    if summary.delivery is not None and summary.delivery.destination_text():
+        print(f"  destination:  {summary.delivery.destination_text()}")
     if summary.delivery is not None:
         print(f"  job id:       {summary.job_id} (run again with --job-id {summary.job_id} to resume)")
 

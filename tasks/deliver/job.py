@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from csv_merger.errors import ConfigError, DeliveryError
+from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
 from csv_merger.schema import TableType
 
 
@@ -71,10 +71,20 @@ class DeliverySummary(BaseModel):
     cancelled: bool = False
     dead_letter_path: str | None = None
     stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
+    destination: str | None = None  # the webhook as ``host #hash`` (never the URL)
+    destination_used: int | None = None  # its submissions used so far, every job counted
+    destination_ceiling: int = 0  # its lifetime ceiling (0: unlimited)
     warnings: list[str] = []
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+    def destination_text(self) -> str:
+        """``"host #hash: 1,234 of 50,000 used"`` (or ``"... used, no ceiling"``); "" when unknown."""
+        if self.destination is None or self.destination_used is None:
+            return ""
+        of = f" of {self.destination_ceiling:,}" if self.destination_ceiling else ""
+        return f"{self.destination}: {self.destination_used:,}{of} used" + ("" if of else ", no ceiling")
 
 
 @dataclass
@@ -113,3 +123,11 @@ class TargetRefusedError(DeliveryError):
     def __init__(self, message: str, summary: DeliverySummary):
         self.summary = summary
         super().__init__(message)
+
+
+def redis_lost(exc: BaseException, summary: DeliverySummary, unflushed: int) -> RedisUnavailableError:
+    """A RedisUnavailableError saying what was delivered and what resume does."""
+    return RedisUnavailableError(
+        f"{exc}; delivery stopped after {summary.delivered} rows were delivered"
+        f" ({unflushed} of them not recorded in the ledger: a resume with --job-id {summary.job_id}"
+        f" sends those again with the same Idempotency-Key)")
