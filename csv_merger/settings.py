@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     retry_budget_s: float = Field(300.0, description="Seconds one row may spend retrying before it is dead-lettered.")
     payload_limit_bytes: int = Field(100_000, description="Largest JSON body sent, in bytes (Clay: 100 KB per record).")
     row_ceiling: int = Field(50_000, description="Submissions a webhook accepts in its lifetime, counted across jobs (Clay: 50,000); 0 = unlimited (passthrough tables).")
+    index_key: SecretStr | None = Field(
+        None, description="Key of the keyed hashes in the index of leads already sent to each destination "
+                          "(unset: one is made once and kept beside the index).")
     connect_timeout_s: float = Field(5.0, description="HTTP connect timeout, seconds.")
     read_timeout_s: float = Field(30.0, description="HTTP read timeout, seconds.")
     clay_webhook_auth: SecretStr | None = Field(

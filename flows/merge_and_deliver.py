@@ -79,9 +79,11 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
     finally:  # 100 % only when every row was handled and the run was not cancelled
         progress.finish(complete=finished and not cancelled)
     dead = concat_csv([p.dead_letter_path for p in parts], out_dir / "dead-letter.csv")
+    skipped = concat_csv([p.skipped_path for p in parts if p.skipped_path], out_dir / "skipped.csv")
     shutil.rmtree(out_dir / "dead-letter", ignore_errors=True)
     delivery = combine_deliveries(parts, job_id=config.job_id, limit_key=config.limit_key, rows_total=rows_total,
                                   elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
+    delivery.skipped_path = skipped
     delivery.cancelled = cancelled
     return delivery
 
@@ -93,7 +95,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                       mapping: dict[str, str] | None = None, limit_key: str | None = None, job_id: str | None = None,
                       concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
                       allow_private_targets: bool = False, auth_token_block: str | None = None,
-                      fan_out: bool = False, dry_run: bool = False) -> PipelineSummary:
+                      fan_out: bool = False, dry_run: bool = False, resend: bool = False,
+                      suppress_file: str | None = None) -> PipelineSummary:
     """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
 
     Rates in requests/s (``rate_limit``, shared by every run with the same
@@ -107,6 +110,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     the work pool (needs Redis). ``auth_token_block``: name of a Secret block
     with the webhook token (default: ``CLAY_WEBHOOK_AUTH``). ``dry_run``: merge,
     then check and render every row's body without sending (``summary.plan``).
+    Leads the destination already has (sent by earlier jobs) are skipped unless
+    ``resend``; rows matching ``suppress_file`` (e-mails, domains) always are.
     """
     settings = get_settings()
     run_id = flow_run.get_id()
@@ -133,7 +138,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
 
     config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
-                             auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
+                             auth_token_block=auth_token_block, allow_private_targets=allow_private_targets,
+                             resend=resend, suppress_path=suppress_file)
     if dry_run:
         return _finish(summary.model_copy(update=dict(plan=plan(merged, config))))
     refs = chunk(merged, job, chunk_size, redis)

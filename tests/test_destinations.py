@@ -84,5 +84,5 @@ def test_rows_the_target_refuses_do_not_count(env, tmp_path, sink_factory):
                 "--allow-private-targets", "--job-id", "r")
     assert done.returncode == 3
     assert "2 of 50,000 used" in done.stdout  # the refused row gave its reservation back
-    assert _cli(env, "destinations", "forget", sink.url).stdout.strip().endswith("forgotten")
+    assert "count forgotten, 2 lead identities forgotten" in _cli(env, "destinations", "forget", sink.url).stdout
     assert "no destination recorded yet" in _cli(env, "destinations", "list").stdout

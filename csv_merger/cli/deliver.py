@@ -97,13 +97,19 @@ def deliver(
                                                help="Allow loopback/private hosts (local sink)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Everything but the POSTs: checks, bodies, estimate."),
+    resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
+    suppress: Optional[Path] = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent."),
 ) -> None:
     """POST one JSON body per row at the target's rate; resumable by job id. A dead-letter
     file is re-delivered with its rows' original numbers and Idempotency-Keys."""
     import asyncio
 
     from csv_merger.settings import get_settings
-    from tasks.deliver import DeliveryConfig, TargetRefusedError, deliver_rows
+    import functools
+
+    from tasks.deliver import DeliveryConfig, TargetRefusedError
+    from tasks.deliver.new_leads import deliver_new_leads
+    from tasks.merge.dedupe import lead_identities
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
@@ -117,7 +123,8 @@ def deliver(
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
         max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
-        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path),
+        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
+        suppress_path=str(suppress) if suppress else None,
     )
     if dry_run:
         from csv_merger.cli.plan import print_plan
@@ -148,7 +155,8 @@ def deliver(
 
     refused = None
     try:
-        summary = asyncio.run(deliver_rows(rows, config, progress=show, cancel=cancel))
+        identities = functools.partial(lead_identities, table_type=table_type)
+        summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
     except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
         refused, summary = exc, exc.summary
     finally:
@@ -162,6 +170,9 @@ def deliver(
           + (" [cancelled]" if summary.cancelled else ""))
     if summary.destination_text():
         print(f"destination {summary.destination_text()}")
+    if summary.skipped_path:
+        print(f"skipped {summary.skipped_already_at_destination} already at the destination, "
+              f"{summary.skipped_suppressed} suppressed: {summary.skipped_path}")
     if refused is not None:
         raise refused
     if summary.failed:

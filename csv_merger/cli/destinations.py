@@ -4,7 +4,7 @@
 the URL is a credential and is never stored), with its submissions used of
 ``CSV_MERGER_ROW_CEILING``. ``set URL N`` records N submissions (a webhook
 used before this tool, or by another tool); ``forget URL`` removes its
-count. Uses Redis when ``REDIS_URL`` is set, else the local data folder,
+count and its index of leads already sent. Uses Redis when ``REDIS_URL`` is set, else the local data folder,
 exactly as delivery does.
 """
 
@@ -71,11 +71,16 @@ def set_(webhook_url: str = typer.Argument(..., help="The webhook URL (only its 
 
 @destinations_app.command("forget")
 def forget(webhook_url: str = typer.Argument(..., help="The webhook URL.")) -> None:
-    """Remove a webhook's count (e.g. a table that was replaced)."""
+    """Remove a webhook's count and its index of leads already sent (e.g. a table that was replaced)."""
+    from csv_merger.settings import get_settings
     from tasks.deliver.destinations import destination_id, destination_label
+    from tasks.deliver.new_leads import forget_destination
 
     async def drop(store, _ceiling):
+        s = get_settings()
         gone = await store.forget(destination_id(webhook_url))
-        print(f"{destination_label(webhook_url)}: " + ("forgotten" if gone else "nothing recorded"))
+        leads = await forget_destination(webhook_url, redis_url=s.redis_url, data_dir=s.data_dir)
+        print(f"{destination_label(webhook_url)}: " + ("count forgotten" if gone else "no count recorded")
+              + f", {leads} lead identities forgotten")
 
     asyncio.run(_with_store(drop))

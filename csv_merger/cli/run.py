@@ -107,6 +107,10 @@ def print_summary(summary) -> None:
         print(f"  dead letters: {summary.dead_letter_path}")
     if summary.delivery is not None and summary.delivery.destination_text():
         print(f"  destination:  {summary.delivery.destination_text()}")
+    if summary.delivery is not None and summary.delivery.skipped_path:
+        d = summary.delivery
+        print(f"  skipped:      {d.skipped_already_at_destination} already at the destination, "
+              f"{d.skipped_suppressed} suppressed: {d.skipped_path}")
     if summary.delivery is not None:
         print(f"  job id:       {summary.job_id} (run again with --job-id {summary.job_id} to resume)")
 
@@ -143,6 +147,8 @@ def run(
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Merge, then check every row's body; send nothing."),
+    resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
+    suppress: Optional[Path] = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent."),
 ) -> None:
     """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
     from csv_merger.settings import get_settings
@@ -161,7 +167,8 @@ def run(
         burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
         mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key, redis_url=redis_url,
         output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
-        allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run)
+        allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run, resend=resend,
+        suppress_file=str(suppress.resolve()) if suppress else None)
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     print_summary(summary)

@@ -41,6 +41,8 @@ class DeliveryConfig:
     row_ceiling: int = 50_000
     allow_private_targets: bool = False
     dead_letter_path: str | None = None
+    resend: bool = False  # send leads the destination already has (tasks.deliver.new_leads)
+    suppress_path: str | None = None  # do-not-contact list: e-mails and domains never sent to
 
     def validate(self) -> None:
         """Raise ConfigError naming the first out-of-range setting."""
@@ -74,6 +76,9 @@ class DeliverySummary(BaseModel):
     destination: str | None = None  # the webhook as ``host #hash`` (never the URL)
     destination_used: int | None = None  # its submissions used so far, every job counted
     destination_ceiling: int = 0  # its lifetime ceiling (0: unlimited)
+    skipped_already_at_destination: int = 0  # leads an earlier job sent there (not sent again)
+    skipped_suppressed: int = 0  # rows on the suppression list
+    skipped_path: str | None = None  # CSV listing the skipped rows, beside the dead-letter file
     warnings: list[str] = []
 
     def to_json(self) -> str:
