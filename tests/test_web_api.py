@@ -558,3 +558,79 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# ---------------------------------------------------------------- merge preview (before Start)
+
+LEADS_A = ("First Name,Last Name,Email,LinkedIn,Title\n"
+           "Ada,Lovelace,ada@analytical.example,,Countess\n"
+           "Alan,Turing,,https://www.linkedin.com/in/aturing/,Mathematician\n"
+           "Grace,Hopper,grace@navy.example,,Admiral\n")
+LEADS_B = ("Email,Full Name,LinkedIn Profile,Phone\n"
+           " ADA@Analytical.example ,Ada Lovelace,,+44 20 7946 0000\n"
+           "alan@bletchley.example,Alan Turing,http://linkedin.com/in/aturing,\n")
+
+
+async def _upload_two(client) -> list[str]:
+    r = await client.post("/api/uploads", files=_files(("a.csv", LEADS_A.encode()), ("b.csv", LEADS_B.encode())))
+    assert r.status_code == 201, r.text
+    return [f["id"] for f in r.json()["files"]]
+
+
+async def test_merge_preview_shows_records_duplicates_and_why_rows_and_the_body(make_client):
+    client = await make_client()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids})
+    assert r.status_code == 200, r.text
+    preview = r.json()
+    assert (preview["rows_in"], preview["rows_out"], preview["duplicates_merged"]) == (5, 3, 2)
+    # Ada matched on her e-mail (case and spaces aside), Alan on his LinkedIn URL (http vs https, "www.")
+    assert sorted((g["sources"], g["reasons"]) for g in preview["duplicate_groups"]) == [
+        (["a.csv", "b.csv"], ["same LinkedIn URL: linkedin.com/in/aturing"]),
+        (["a.csv", "b.csv"], ["same e-mail address: ada@analytical.example"])]
+    first = preview["sample_rows"][0]
+    assert (first["Work Email"], first["Phone Number"], first["Source"]) == (
+        "ada@analytical.example", "+44 20 7946 0000", "a.csv | b.csv")
+    assert len(preview["sample_rows"]) == 3
+    # flat: the body is row 1's non-empty cells, exactly what the sink would receive
+    assert preview["body"] == {k: v for k, v in first.items() if v}
+    assert preview["body_bytes"] > 0 and preview["body_error"] is None
+    assert preview["destination_capacity"] is None  # unknown until a destination ledger exists
+    assert str(client.app.state.service.root) not in r.text
+    assert list((client.app.state.service.root / "previews").iterdir()) == []  # the temporary merge is gone
+
+    seed = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "seed"})).json()
+    assert seed["body"]["person"]["Work Email"] == "ada@analytical.example"
+    assert seed["body"]["_metadata"]["record_number"] == 1 and seed["rows_out"] == 3
+
+
+async def test_merge_preview_with_an_uploaded_template(make_client):
+    client = await make_client()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template"})
+    assert r.status_code == 422 and r.json()["field"] == "template"
+    bad = await client.post("/api/templates", files={"file": ("bad.j2", b'{"email": {{ row["Work Email"] | tojson }')})
+    assert bad.status_code == 422 and bad.json()["field"] == "template"
+    assert bad.json()["error"].startswith("bad.j2: payload template error")
+    assert str(client.app.state.service.root) not in bad.text
+    template = b'{"email": {{ row["Work Email"] | tojson }}, "n": {{ row_number }}}'
+    r = await client.post("/api/templates", files={"file": ("body.j2", template)})
+    assert r.status_code == 201, r.text
+    tid = r.json()["id"]
+    preview = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template",
+                                                             "template": tid})).json()
+    assert preview["body"] == {"email": "ada@analytical.example", "n": 1}
+    broken = b'{"missing": {{ row["No Such Column"] | tojson }}}'
+    tid = (await client.post("/api/templates", files={"file": ("t.j2", broken)})).json()["id"]
+    preview = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template",
+                                                             "template": tid})).json()
+    assert preview["body"] is None and "template error" in preview["body_error"]
+
+
+async def test_merge_preview_names_a_file_that_cannot_be_merged(make_client):
+    client = await make_client()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids, "mapping": {"Title": "Job Titel"}})
+    assert r.status_code == 422 and r.json()["field"] == "mapping.Title"
+    r = await client.post("/api/merge-preview", json={"uploads": [ids[0], "0123456789abcdef"]})
+    assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"]

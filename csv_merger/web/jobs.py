@@ -61,6 +61,7 @@ class Job(BaseModel):
     rate: float
     burst: int
     chunk_size: int
+    payload: str = "flat"                    # "flat" | "seed" | the template's file name
     status: JobStatus = JobStatus.PENDING
     scheduled_for: float | None = None       # Unix seconds, off-hours jobs
     started_at: float | None = None
