@@ -38,6 +38,10 @@ from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, me
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
 
+LIVE_PROGRESS = "delivery-progress.json"
+"""Written next to merge-report.json about once a second while rows are delivered (``DeliveryProgress``)."""
+
+
 def _finish(summary: PipelineSummary):
     """Publish the summary artifact and turn the summary into the run's final state."""
     publish_summary(summary)
@@ -67,7 +71,7 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
         warnings.append(f"{rows_total:,} rows exceed the target's row ceiling of {config.row_ceiling:,} "
                         "(a full Clay table silently stops accepting rows)")
         get_run_logger().warning(warnings[0])
-    progress = DeliveryProgress(config.job_id, rows_total)
+    progress = DeliveryProgress(config.job_id, rows_total, live_path=out_dir / LIVE_PROGRESS)
     started = time.monotonic()
     finished = cancelled = False
     try:
@@ -105,7 +109,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     default: derived from the merged rows, URL, payload and table type, so
     running the same job again resumes it (rows already delivered are
     skipped). ``output_dir`` default: ``<data_dir>/runs/<flow run id>``
-    (merged.csv, merge-report.json, dead-letter.csv, summary.json).
+    (merged.csv, merge-report.json, delivery-progress.json, dead-letter.csv,
+    summary.json).
     ``fan_out``: hand chunks to runs of the ``deliver-chunk`` deployment on
     the work pool (needs Redis). ``auth_token_block``: name of a Secret block
     with the webhook token (default: ``CLAY_WEBHOOK_AUTH``).

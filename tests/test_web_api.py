@@ -634,3 +634,30 @@ async def test_merge_preview_names_a_file_that_cannot_be_merged(make_client):
     assert r.status_code == 422 and r.json()["field"] == "mapping.Title"
     r = await client.post("/api/merge-preview", json={"uploads": [ids[0], "0123456789abcdef"]})
     assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"]
+
+
+# ---------------------------------------------------------------- live 429s and limiter rate (while running)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_running_job_shows_live_429s_and_the_limiters_rate(make_client, sink_factory):
+    sink = sink_factory(throttle_at=40, throttle_for=2)  # after 40 rows: 429 with Retry-After for 2 s
+    client = await make_client(allow_private_targets=True)
+    rows = "".join(f"Lead,{n},lead{n}@example.com,Buyer\n" for n in range(200))
+    upload = (await client.post("/api/uploads", files=_files(("leads.csv", ("First Name,Last Name,Email,Title\n"
+                                                                           + rows).encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": sink.url, "rate": 30,
+                                             "burst": 5, "chunk_size": 100})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    running = await _wait_job(client, job_id, lambda j: j["counts"]["http_429"] > 0
+                              or j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert running["status"] == "Running", "the 429s were only shown once the job ended"
+    assert running["counts"]["http_429"] <= sink.stats()["rejected_429"]
+    limits = [limit for _, _, limit in running["history"] if limit is not None]
+    assert limits and max(limits) <= 30  # the limiter's rate, requests/s, never above the job's rate
+    ended = await _wait_job(client, job_id, lambda j: j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert ended["status"] == "Completed" and ended["counts"]["delivered"] == 200 == sink.stats()["accepted"]
+    assert ended["counts"]["http_429"] == sink.stats()["rejected_429"] >= 1
+    assert ended["counts"]["limit_rate"] is None  # no limiter once the job ended
+    assert any(accepted > 0 for _, accepted, _ in ended["history"])
