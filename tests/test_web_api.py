@@ -661,3 +661,26 @@ async def test_running_job_shows_live_429s_and_the_limiters_rate(make_client, si
     assert ended["counts"]["http_429"] == sink.stats()["rejected_429"] >= 1
     assert ended["counts"]["limit_rate"] is None  # no limiter once the job ended
     assert any(accepted > 0 for _, accepted, _ in ended["history"])
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_job_delivers_the_chosen_payload_shape(make_client, sink_factory):
+    sink = sink_factory()
+    client = await make_client(allow_private_targets=True)
+    ids = await _upload_two(client)
+    template = b'{"email": {{ row["Work Email"] | tojson }}, "n": {{ row_number }}}'
+    tid = (await client.post("/api/templates", files={"file": ("clay.j2", template)})).json()["id"]
+    r = await client.post("/api/jobs", json={"uploads": ids, "webhook_url": sink.url, "payload": "template"})
+    assert r.status_code == 422 and r.json()["field"] == "template"  # the template shape needs its file
+    r = await client.post("/api/jobs", json={"uploads": ids, "webhook_url": sink.url, "payload": "template",
+                                             "template": tid})
+    assert r.status_code == 201, r.text
+    assert r.json()["payload"] == "clay.j2" and str(client.app.state.service.root) not in r.text
+    ended = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert ended["status"] == "Completed"
+    preview = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template",
+                                                             "template": tid})).json()
+    bodies = sorted((rec["body"] for rec in sink.records()), key=lambda b: b["n"])
+    assert bodies[0] == preview["body"]  # the preview showed exactly what the target received for row 1
+    assert bodies == [{"email": "ada@analytical.example", "n": 1}, {"email": "alan@bletchley.example", "n": 2},
+                      {"email": "grace@navy.example", "n": 3}]

@@ -15,8 +15,9 @@ const mergePreview = {
 
 const payloadShape = () => document.querySelector("input[name=payload]:checked").value;
 
-// The payload part of a job or preview request.
+// The payload part of a job or preview request (merge only sends nothing: flat).
 function payloadFields() {
+  if (document.querySelector("input[name=mode]:checked").value !== "deliver") return { payload: "flat" };
   if (payloadShape() !== "template") return { payload: payloadShape() };
   return { payload: "template", template: mergePreview.template ? mergePreview.template.id : null };
 }
@@ -107,9 +108,16 @@ async function uploadTemplate(file) {
   schedulePreview();
 }
 
+// The payload choice matters only when delivering; the template field only for the template shape.
+function showPayloadFields() {
+  const delivering = document.querySelector("input[name=mode]:checked").value === "deliver";
+  $("#payload-choice").hidden = !delivering;
+  $("#template-field").hidden = !delivering || payloadShape() !== "template";
+}
+
 function wirePreview() {
-  document.querySelectorAll("input[name=payload]").forEach((radio) => radio.addEventListener("change", () => {
-    $("#template-field").hidden = payloadShape() !== "template";
+  document.querySelectorAll("input[name=payload], input[name=mode]").forEach((radio) => radio.addEventListener("change", () => {
+    showPayloadFields();
     schedulePreview();
   }));
   const input = $("#template-input");

@@ -193,7 +193,7 @@ class WebService:
         settings = self.settings
         uploads = [self._upload(upload_id) for upload_id in request.uploads]
         mapping = self.check_mapping(request.mapping, request.table_type)
-        payload = self._payload(request)
+        payload = self._payload(request) if request.mode == "deliver" else "flat"
         webhook_url = self._checked_webhook(request) if request.mode == "deliver" else None
         scheduled_for = self._window_start() if request.schedule == "off_hours" else None
         job = self.jobs.add(
