@@ -24,6 +24,7 @@ import pytest
 
 from csv_merger.testing import find_free_port, wait_for_port
 from tests.conftest import REPO
+from tests.test_web_api import LEADS_A, LEADS_B
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -198,14 +199,6 @@ def test_page_asks_for_the_api_token(tmp_path, page):
         expect(page.locator("#health-badge")).to_have_text("All services up")
         assert "page-token-1" not in page.content()
 
-
-LEADS_A = ("First Name,Last Name,Email,LinkedIn,Title\n"
-           "Ada,Lovelace,ada@analytical.example,,Countess\n"
-           "Alan,Turing,,https://www.linkedin.com/in/aturing/,Mathematician\n"
-           "Grace,Hopper,grace@navy.example,,Admiral\n")
-LEADS_B = ("Email,Full Name,LinkedIn Profile,Phone\n"
-           " ADA@Analytical.example ,Ada Lovelace,,+44 20 7946 0000\n"
-           "alan@bletchley.example,Alan Turing,http://linkedin.com/in/aturing,\n")
 
 
 def test_merge_preview_and_payload_shape_before_start(web_server, page, tmp_path):
