@@ -119,6 +119,25 @@ def test_eta_is_remaining_rows_over_the_rate():
     assert store.get(job.id).eta_s() == pytest.approx(500 / 5.0)
 
 
+def test_rate_history_for_the_chart_stays_bounded_and_keeps_its_span():
+    from csv_merger.web.jobs import HISTORY_POINTS
+
+    store = JobStore()
+    job = _job(store)
+    store.set_status(job.id, JobStatus.RUNNING)
+    for n in range(3 * HISTORY_POINTS):
+        store.progress(job.id, JobCounts(rows_total=10_000, delivered=n, current_rate=float(n), limit_rate=10.0))
+    history = store.get(job.id).history
+    assert len(history) <= HISTORY_POINTS
+    accepted = [rate for _, rate, _ in history]
+    assert accepted[0] == 0.0 and accepted[-1] == 3 * HISTORY_POINTS - 1 and accepted == sorted(accepted)
+    assert accepted[-HISTORY_POINTS // 2:] == [float(n) for n in range(int(accepted[-1]) - HISTORY_POINTS // 2 + 1,
+                                                                       int(accepted[-1]) + 1)]  # latest: every one
+    assert {limit for _, _, limit in history} == {10.0}
+    store.set_status(job.id, JobStatus.COMPLETED)
+    assert store.get(job.id).counts.limit_rate is None  # no limiter once the job ended
+
+
 def test_a_cancelled_job_stays_cancelled():
     store = JobStore()
     job = _job(store)

@@ -100,15 +100,12 @@ class WebService:
 
     def add_template(self, filename: str, data: BinaryIO, table_type: TableType) -> dict:
         """Store a jinja2 payload template (``{id, name, size}``); one that does not compile is not kept."""
-        from tasks.deliver.payloads import make_body_builder
-
         upload = self._save(filename, data, "template")
         try:
-            make_body_builder(str(upload.path), table_type)
-        except ConfigError as exc:
+            _check_template(upload, table_type)
+        except ApiError:
             self.uploads.delete(upload.id)
-            raise ApiError(422, str(exc).replace(str(upload.path), upload.name), file=upload.name,
-                           field="template") from None
+            raise
         return {"id": upload.id, "name": upload.name, "size": upload.size}
 
     def merge_preview(self, request: MergePreviewRequest) -> dict:
@@ -132,6 +129,7 @@ class WebService:
         template = self.uploads.get(request.template)
         if template is None:
             raise ApiError(404, f"template {request.template!r} not found (it may have expired)", field="template")
+        _check_template(template, request.table_type)  # the id may name any upload, not only a template
         return template
 
     def preview(self, upload_id: str, table_type: TableType, mapping: dict[str, str]) -> dict:
@@ -289,6 +287,17 @@ class WebService:
 
     def close(self) -> None:
         self.runner.close()
+
+
+def _check_template(upload: Upload, table_type: TableType) -> None:
+    """422 on ``template``, naming the file, when ``upload`` is not a jinja2 template that compiles."""
+    from tasks.deliver.payloads import make_body_builder
+
+    try:
+        make_body_builder(str(upload.path), table_type)
+    except ConfigError as exc:
+        raise ApiError(422, str(exc).replace(str(upload.path), upload.name), file=upload.name,
+                       field="template") from None
 
 
 def _mtime(path: Path) -> float:
