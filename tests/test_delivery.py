@@ -287,7 +287,7 @@ def test_auth_token_from_env_is_sent_and_never_printed(tmp_path, sink_factory):
     ok = run(deliver_args(rows, sink.url, "--rate", 100), tmp_path, CLAY_WEBHOOK_AUTH="s3cret-token")
     assert ok.returncode == 0, ok.stderr
     assert all(r["auth"] for r in sink.records()) and len(sink.records()) == 10
-    wrong = run(deliver_args(rows, sink.url, "--rate", 100, "--job-id", "other", "--auth-token", "nope-token",
+    wrong = run(deliver_args(rows, sink.url, "--rate", 100, "--job-id", "other", "--resend", "--auth-token", "nope-token",
                              "--dead-letter", tmp_path / "dead.csv"), tmp_path)
     assert wrong.returncode == 5  # 10 rows, all 401: the early stop (REFUSED_STOP_AFTER)
     assert {r["_status"] for r in read_csv(tmp_path / "dead.csv")} == {"401"}

@@ -17,11 +17,13 @@ can send them on purpose.
 
 from __future__ import annotations
 
+import contextlib
 import csv
+import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from csv_merger.errors import InputError
+from csv_merger.errors import CsvMergerError, InputError
 from csv_merger.settings import get_settings
 from tasks.deliver.dead_letter import DeadLetterWriter
 from tasks.deliver.destinations import destination_id
@@ -93,10 +95,14 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
                 skipped.append((number, record, ALREADY_THERE))
             else:
                 send.append((number, record))
+        sent = {n: digests[n] for n, _ in send}
         try:
             summary = await deliver_rows(send, config, **engine)
-        finally:
-            await _index_delivered(index, config, {n: digests[n] for n, _ in send})
+        except BaseException:
+            with contextlib.suppress(CsvMergerError, OSError, sqlite3.Error):  # the run's own error is the one to tell
+                await _index_delivered(index, config, sent)
+            raise
+        await _index_delivered(index, config, sent)
     finally:
         await index.aclose()
     summary.rows_total += len(skipped)
