@@ -122,3 +122,19 @@ def test_unclosed_quote_tells_the_console_what_the_report_says(tmp_path):
     assert "a quote is never closed: lines 2-5 (end of file) were read as one record" in bad["reason"]
     assert warnings == [f"csv-merger: warning: {src}: line 2: {bad['reason']}"]
     assert "ragged" not in proc.stderr
+
+
+@pytest.mark.parametrize("data, what", [
+    ('[{"name": "Ann", "email": "ann@x.com"}, {"name": "Bob", "email": "bob@x.com"}]\n', "a JSON array"),
+    ('{"name": "Ann", "email": "ann@x.com"}\n{"name": "Bob", "email": "bob@x.com"}\n', "JSON Lines"),
+    ("<head><title>Error</title></head><body>502 Bad Gateway</body>\n", "an HTML page"),
+    ("<rows><row><name>Ann</name><email>ann@x.com</email></row></rows>\n", "an XML document"),
+])
+def test_json_html_or_xml_saved_as_csv_is_an_error_naming_the_file(tmp_path, data, what):
+    """Issue 9 item 13: these merged as junk with exit 0 (a JSON array gave 'header only')."""
+    src, out = tmp_path / "leads.csv", tmp_path / "out.csv"
+    src.write_text(data)
+    proc = run(str(src), "-o", str(out))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"csv-merger: error: {src}: looks like {what}, not CSV")
+    assert not out.exists()

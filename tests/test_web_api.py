@@ -242,6 +242,21 @@ async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
     assert list(uploads.root.iterdir()) == []  # nothing kept
 
 
+@pytest.mark.parametrize("data, what", [
+    (b'[{"name": "Ann", "email": "ann@x.com"}, {"name": "Bob"}]', "a JSON array"),
+    (b'{"name": "Ann"}\n{"name": "Bob"}\n', "JSON Lines"),
+    (b"<head><title>Error</title></head><body>502</body>", "an HTML page"),
+])
+async def test_json_or_html_saved_as_csv_is_refused_like_a_binary_file(make_client, data, what):
+    """Issue 9 item 13: the page shows the same error card as for a binary file."""
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("leads.csv", data)))
+    assert r.status_code == 422
+    assert r.json() == {"error": f"leads.csv: looks like {what}, not CSV: " + r.json()["error"].split(": ", 2)[2],
+                        "file": "leads.csv"}
+    assert list(client.app.state.service.uploads.root.iterdir()) == []
+
+
 async def test_oversized_upload_is_413_with_the_limit(make_client):
     client = await make_client({"upload_limit_bytes": 1000})
     r = await client.post("/api/uploads", files=_files(("big.csv", PEOPLE_CSV.encode() * 200)))
