@@ -287,6 +287,28 @@ async def test_same_names_kept_unicode_kept_traversal_removed(make_client):
     assert stored == ["Kontakte März.csv", "Kontakte März.csv"]
 
 
+@pytest.mark.usefixtures("prefect_harness")
+async def test_an_upload_named_like_server_metadata_keeps_its_rows_and_no_path_leaks(make_client, data_dir):
+    """Issue 9 item 12: a file named upload.json overwrote the upload's metadata (rows lost) and the
+    preview showed the metadata, absolute server path included."""
+    client = await make_client()
+    responses = [await client.post("/api/uploads", files=_files(("upload.json", PEOPLE_CSV.encode())))]
+    assert responses[0].status_code == 201, responses[0].text
+    (upload,) = responses[0].json()["files"]
+    assert upload["name"] == "upload.json" and upload["rows"] == 1
+    assert [c["header"] for c in upload["columns"]] == ["First Name", "Last Name", "Email", "Title"]
+    responses.append(await client.post(f"/api/uploads/{upload['id']}/preview", json={}))
+    assert responses[-1].json()["rows"] == 1
+    responses.append(await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only"}))
+    job_id = responses[-1].json()["id"]
+    await _wait_job(client, job_id, lambda j: j["status"] == "Completed")
+    responses += [await client.get(f"/api/jobs/{job_id}"), await client.get("/api/jobs"),
+                  await client.get(f"/api/jobs/{job_id}/merged.csv"), await client.get("/api/config")]
+    assert "ada@analytical.example" in responses[-2].text and responses[-3].json()["jobs"][0]["rows_out"] == 1
+    for r in responses:
+        assert str(data_dir) not in r.text and str(data_dir.resolve()) not in r.text, r.request.url
+
+
 async def test_mapping_override_must_name_a_canonical_field(make_client):
     client = await make_client()
     upload = (await client.post("/api/uploads", files=_files(("a.csv", PEOPLE_CSV.encode())))).json()["files"][0]
