@@ -94,7 +94,12 @@ def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | No
 
 
 def print_summary(summary) -> None:
-    """The closing lines: counts, and where the merged CSV, report and dead letters are."""
+    """The closing lines: the merge's file warnings on stderr (as ``csv-merger merge`` prints
+    them), then counts, and where the merged CSV, report and dead letters are."""
+    from csv_merger.cli.merge import warning_lines
+
+    for line in warning_lines(summary.report):
+        print(f"csv-merger: warning: {line}", file=sys.stderr)
     out_dir = Path(summary.report.output_path).parent
     print(summary.one_line())
     if summary.plan is not None:

@@ -333,7 +333,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     the dead-letter file do not raise: check ``summary.failed``.
     """
     config.validate()
-    check_target(config.webhook_url, config.allow_private_targets)
+    target = check_target(config.webhook_url, config.allow_private_targets)
     settings = get_settings()
     job_id = config.job_id or uuid.uuid4().hex[:16]
     limit_key = config.limit_key or default_limit_key(config.webhook_url)
@@ -346,7 +346,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     if config.auth_token:
         headers["x-clay-webhook-auth"] = config.auth_token
     client = httpx.AsyncClient(
-        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency),
+        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, target),
         timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
                               write=settings.read_timeout_s, pool=settings.read_timeout_s),
     )
