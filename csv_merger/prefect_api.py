@@ -19,6 +19,7 @@ with ``PR_SET_PDEATHSIG`` = SIGTERM (Linux ``prctl(2)``: the kernel signals the
 child when the thread that forked it exits). That thread is a daemon thread
 kept alive as long as the child runs, so the signal comes when this process
 ends, however it ends. Elsewhere than Linux only the new session applies.
+``csv-merger worker`` starts Prefect's worker the same way (``tied_popen``).
 """
 
 from __future__ import annotations
@@ -42,7 +43,7 @@ def _die_with_parent() -> None:
         raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
 
 
-def _tied_popen(args: list[str], **kwargs: Any) -> subprocess.Popen:
+def tied_popen(args: list[str], **kwargs: Any) -> subprocess.Popen:
     """``subprocess.Popen(args, **kwargs)`` in a new session, forked by a daemon thread that lives
     as long as the child (PR_SET_PDEATHSIG follows the forking thread, not the process)."""
     linux = sys.platform.startswith("linux")
@@ -71,7 +72,7 @@ def _server_class():
     from prefect.server.api.server import SubprocessASGIServer
 
     class TiedASGIServer(SubprocessASGIServer):
-        """Prefect's ephemeral API server, started by ``_tied_popen`` (see the module docstring)."""
+        """Prefect's ephemeral API server, started by ``tied_popen`` (see the module docstring)."""
 
         def _run_uvicorn_command(self) -> subprocess.Popen:
             # Prefect's own command line and environment (prefect 3.x, SubprocessASGIServer).
@@ -83,7 +84,7 @@ def _server_class():
                     "--log-level", "error", "--lifespan", "on"]
             env = {**os.environ, "PREFECT_UI_ENABLED": "0", "PREFECT__SERVER_EPHEMERAL": "1",
                    "PREFECT__SERVER_FINAL": "1", **get_current_settings().to_environment_variables(exclude_unset=True)}
-            return _tied_popen(args, env=env)
+            return tied_popen(args, env=env)
 
     return TiedASGIServer
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 import time
 from pathlib import Path
@@ -21,9 +20,11 @@ from typing import Optional
 import typer
 
 from csv_merger.cli.app import app, check_output_paths
+from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
 
 PROGRESS_EVERY_S = 2.0
+CANCELLING = "csv-merger: cancelling: no new requests; waiting for those in flight (Ctrl-C again to abort)"
 
 # Quiet, offline console defaults for a command-line run (the user's environment wins).
 _QUIET_PREFECT = {
@@ -76,38 +77,6 @@ class _ProgressLine:
               file=sys.stderr, flush=True)
 
 
-class _GracefulStop:
-    """SIGINT/SIGTERM handler for the main thread: the first signal asks every flow run of this process
-    to cancel gracefully (no new request; those in flight finish; summary written); a second one ends the
-    process at once by that signal (the ledger keeps what was recorded). ``signum`` is the first signal."""
-
-    SIGNALS = (signal.SIGINT, signal.SIGTERM)  # Ctrl-C; docker stop, systemd, Railway
-
-    def __init__(self) -> None:
-        self.signum: int | None = None
-        self.previous: dict[int, object] = {}
-
-    def __enter__(self) -> "_GracefulStop":
-        self.previous = {sig: signal.signal(sig, self.handle) for sig in self.SIGNALS}
-        return self
-
-    def __exit__(self, *exc) -> None:
-        for sig, handler in self.previous.items():
-            signal.signal(sig, handler)
-
-    def handle(self, signum: int, _frame) -> None:
-        from flows.cancellation import request_local_cancel
-
-        if self.signum is not None:  # asked twice: stop now
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-            return
-        self.signum = signum
-        print("csv-merger: cancelling: no new requests; waiting for those in flight (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
-        request_local_cancel()
-
-
 def _in_thread(fn):
     """``fn()`` in a worker thread, its result or exception in this one. The flow runs off the main
     thread so that signals stay ours: Prefect's engine replaces the main thread's SIGTERM handler with
@@ -144,7 +113,7 @@ def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | No
     from csv_merger.prefect_api import tie_ephemeral_api
 
     tie_ephemeral_api()  # not hit by a terminal's Ctrl-C, never outlives this process
-    from flows.cancellation import reset_local_cancel
+    from flows.cancellation import request_local_cancel, reset_local_cancel
     from flows.merge_and_deliver import merge_and_deliver, summary_of
     from tasks.artifacts import DeliveryProgress
 
@@ -153,7 +122,7 @@ def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | No
     if show_progress:
         DeliveryProgress.listeners.append(listener)
     try:
-        with _GracefulStop() as stop:
+        with GracefulStop(request_local_cancel, CANCELLING) as stop:
             state = _in_thread(lambda: merge_and_deliver(files, webhook_url=webhook_url, return_state=True,
                                                          **params))
     finally:
