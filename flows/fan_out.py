@@ -20,7 +20,7 @@ import time
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
-from prefect.states import Cancelled, Cancelling
+from prefect.states import Cancelling
 
 from csv_merger.errors import DeliveryError
 from csv_merger.settings import get_settings
@@ -75,14 +75,11 @@ def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead
 
 
 def _cancel_children(client, runs: dict, pending: set[int]) -> None:
-    """Cancelling for a child that runs (its worker stops it), Cancelled for one not started
-    (no worker would ever move it out of Cancelling)."""
+    """Move unfinished children to Cancelling as ``prefect flow-run cancel`` does (orchestrated, not forced:
+    the server turns a child no worker took yet into Cancelled; a running child's worker stops it)."""
     for index in pending:
         try:
-            state = client.read_flow_run(runs[index].id).state
-            started = state is not None and (state.is_running() or state.is_cancelling())
-            new = Cancelling if started else Cancelled
-            client.set_flow_run_state(runs[index].id, new(message="parent flow run cancelled"), force=True)
+            client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"))
         except Exception as exc:  # an already-finished child cannot be cancelled
             log.debug("could not cancel child %s: %s", index, exc)
 
