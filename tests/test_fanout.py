@@ -196,7 +196,7 @@ def test_cancel_or_sigterm_of_a_worker_stops_sending_within_2s_also_in_fan_out_c
                 get_client(sync_client=True) as client:
             deployment = client.read_deployment_by_name("merge-and-deliver/merge-and-deliver")
             seen = 0
-            for mode in os.environ.get("XMODES", "tasks,fan-out,worker SIGTERM").split(","):
+            for mode in ("tasks", "fan-out", "worker SIGTERM"):
                 job = f"job-cancel-{mode.replace(' ', '-')}-{os.getpid()}"
                 run = client.create_flow_run_from_deployment(deployment.id, parameters=dict(
                     files=files, webhook_url=sink.url, allow_private_targets=True, rate_limit=20.0, burst=10,
