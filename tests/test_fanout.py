@@ -15,51 +15,11 @@ import sys
 import time
 from pathlib import Path
 
-import httpx
 import pytest
-
-from csv_merger.testing import find_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
 RATE, BURST = 4, 4  # slow enough that chunks would overlap beyond the pool's limit without it
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"prefect server exited: {log.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"prefect server not healthy after {timeout}s: {log.read_text()[-2000:]}")
-
-
-@pytest.fixture
-def prefect_server(tmp_path):
-    """`prefect server start` on a free port with its own PREFECT_HOME; yields the environment to reach it."""
-    port = find_free_port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-           "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(env["PREFECT_API_URL"], proc, log)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _child_runs(env: dict) -> list:
@@ -89,6 +49,16 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.timeout(300)
+def test_chunk_board_carries_429s_and_the_limiters_rate(redis_url):
+    from flows.fan_out import ChunkBoard
+
+    board = ChunkBoard(redis_url, f"board-{os.getpid()}-{time.monotonic_ns()}")
+    board.set_handled(0, 40, 3, 6.5)
+    board.set_handled(1, 10)
+    assert board.live() == {0: (40, 3, 6.5), 1: (10, 0, None)}
+    assert board.handled() == {0: 40, 1: 10}
+
+
 def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink_factory, tmp_path):
     env = {**prefect_server, "WORKER_COUNT": "2", "WORK_POOL": f"fanout-{os.getpid()}", "REDIS_URL": redis_url}
     setup = subprocess.run([sys.executable, "-m", "deployments.setup"], env=env, cwd=REPO, capture_output=True,

@@ -93,6 +93,20 @@ class KeyMatcher:
         return keys
 
 
+_REASONS = {"e": "same e-mail address", "l": "same LinkedIn URL", WEAK: "same full name and company domain",
+            "d": "same company domain", "c": "same company name"}
+
+
+def shared_key_reasons(row_keys: list[list[str]]) -> list[str]:
+    """Why rows were matched: one line per key that two or more of them carry,
+    first-seen order, e.g. ``["same e-mail address: ann@x.com"]``."""
+    counts: dict[str, int] = {}
+    for keys in row_keys:
+        for key in dict.fromkeys(keys):
+            counts[key] = counts.get(key, 0) + 1
+    return [f"{_REASONS[key[0]]}: {key[1:].replace(chr(0), ' @ ')}" for key, n in counts.items() if n > 1]
+
+
 class UnionFind:
     """Groups row numbers (0, 1, 2, ... in reading order) that share a key.
 
@@ -167,3 +181,30 @@ class UnionFind:
                 else:
                     bucket.append(row)
         return members
+
+
+_STRONG_FIELDS = {"people": ("Work Email", "Personal Email", "LinkedIn Profile"),
+                  "company": ("Company Domain", "Company LinkedIn")}
+
+
+def lead_identities(record: dict[str, str], table_type: str) -> list[str]:
+    """The strong keys of one merged-CSV row ({header: text}), as the merge's
+    de-duplication uses them: people by every e-mail address (numbered
+    columns included) and LinkedIn profile key; companies by every company
+    domain and LinkedIn company key. Prefixed like ``KeyMatcher`` keys, so an
+    e-mail never equals a domain. [] when the row has none."""
+    keys = []
+    fields = _STRONG_FIELDS[table_type]
+    for header, value in record.items():
+        value = value.strip()
+        base = header.rstrip("0123456789").rstrip() if header[-1:].isdigit() else header
+        if not value or base not in fields:
+            continue
+        if base.endswith("Email"):
+            keys.append("e" + value.lower())
+        elif base.endswith("LinkedIn") or base == "LinkedIn Profile":
+            if key := linkedin_key(value):
+                keys.append("l" + key)
+        elif is_domain(value.lower()):
+            keys.append("d" + value.lower())
+    return keys
