@@ -633,9 +633,13 @@ def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
         runner.close()
 
 
-def test_stopping_the_server_stops_its_prefect_api(tmp_path):
-    """SIGTERM to ``csv-merger web`` must not leave Prefect's ephemeral API
-    process behind (uvicorn re-raises the signal, which skips atexit)."""
+@pytest.mark.timeout(240)
+def test_sigterm_to_the_server_cancels_its_job_gracefully_and_stops_its_prefect_api(tmp_path, sink_factory):
+    """SIGTERM to ``csv-merger web`` (docker stop) while a job delivers: no request 2 s after the signal,
+    the job's summary says Cancelled with the sink's exact count, exit by SIGTERM (143), and Prefect's
+    ephemeral API does not outlive the server (uvicorn re-raises the signal, which skips atexit)."""
+    import json
+
     import psutil
 
     from csv_merger.testing import find_free_port, wait_for_port
@@ -643,8 +647,9 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
     port = find_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}
     env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"))
-    proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "web", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "web", "--port", str(port),
+                             "--allow-private-targets"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sink = sink_factory(rate=1000, burst=1000)
     try:
         wait_for_port(port, timeout=30)
         deadline, api = time.monotonic() + 60, []
@@ -653,8 +658,26 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
                    if "prefect.server.api.server" in " ".join(p.cmdline())]
             time.sleep(0.2)
         assert api, "the embedded server never started Prefect's API"
+        base = f"http://127.0.0.1:{port}"
+        rows = "Email,First Name\n" + "".join(f"p{i}@lead{i}.example,P{i}\n" for i in range(300))
+        upload = httpx.post(f"{base}/api/uploads", files=_files(("people.csv", rows.encode())), timeout=30)
+        job = httpx.post(f"{base}/api/jobs", json={"uploads": [upload.json()["files"][0]["id"]],
+                                                   "webhook_url": sink.url, "rate": 10, "burst": 5}, timeout=30)
+        assert job.status_code == 201, job.text
+        while sink.stats()["accepted"] < 10:
+            assert time.monotonic() < deadline + 60, "the job never delivered"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        signalled_at = time.time()
+        proc.wait(timeout=60)
+        assert proc.returncode in (-signal.SIGTERM, 143)  # killed by SIGTERM, as the shell's 143
+        records = sink.records()
+        late = max(r["t"] for r in records) - signalled_at
+        print(f"web, SIGTERM: {len(records)} rows accepted, last request {late:+.2f} s after the signal")
+        assert late <= 2.0
+        (summary_path,) = (tmp_path / "data").rglob("summary.json")
+        summary = json.loads(summary_path.read_text())
+        assert summary["state"] == "Cancelled" and summary["delivery"]["delivered"] == len(records) < 300
         gone, alive = psutil.wait_procs(api, timeout=15)
         assert not alive, f"Prefect API still running after the server stopped: {[p.pid for p in alive]}"
     finally:

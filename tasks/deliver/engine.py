@@ -135,7 +135,7 @@ class _Engine:
         for a retryable outcome, _RowDead when throttled past the budget."""
         while True:
             if worker.recorded is not None:  # at most one unrecorded row per worker
-                await worker.recorded
+                await asyncio.shield(worker.recorded)  # a cancel here must not cancel the batch's shared future
                 worker.recorded = None
             await self.limiter.acquire()
             if self.stopping:
