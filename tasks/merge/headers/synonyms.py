@@ -93,11 +93,17 @@ def _entries(data: dict, table_type: TableType) -> Iterable[Known]:
 
 
 @cache
+def load_table_data() -> dict:
+    """synonyms.yaml as parsed (read once)."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
+    return yaml.load(SYNONYMS_PATH.read_text(encoding="utf-8"), Loader=loader)
+
+
+@cache
 def synonym_table(table_type: TableType) -> SynonymTable:
     """The lookup table of ``table_type``; ConfigError if synonyms.yaml lists
     one normalised header for two different meanings."""
-    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
-    data = yaml.load(SYNONYMS_PATH.read_text(encoding="utf-8"), Loader=loader)
+    data = load_table_data()
     entries = list(_entries(data, table_type))
     keys: dict[str, Known] = {}
     for entry in entries:
