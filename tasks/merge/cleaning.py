@@ -13,7 +13,8 @@ and the cleaning ones are idempotent. The rules (also in README, "merge"):
   classified personal (``tasks/personal_email_domains.yaml``) or work.
 - Domains: scheme, user info, ``www.``, path, query, fragment and port
   removed, lower-cased. A value that is not a host name after that (spaces,
-  no dot, ...) is kept exactly as written.
+  no dot, ...) is kept exactly as written. Companies are matched by the
+  registrable domain (``registrable_domain``: Public Suffix List).
 - LinkedIn: output form ``https://www.linkedin.com/<path>`` (path case as
   written, no query, fragment or trailing slash); comparison key
   ``linkedin.com/<path>`` percent-decoded and lower-cased.
@@ -162,6 +163,26 @@ def clean_domain(value: str) -> str:
     while host.startswith("www."):
         host = host[4:]
     return host if is_domain(host) else text
+
+
+@lru_cache(maxsize=1)
+def _public_suffix_list():
+    from publicsuffixlist import PublicSuffixList  # loads its bundled list: no network
+
+    return PublicSuffixList()
+
+
+@lru_cache(maxsize=1 << 18)
+def registrable_domain(host: str) -> str:
+    """The registrable domain of a host name (Public Suffix List, ICANN and
+    private sections, as bundled with ``publicsuffixlist``): ``app.acme.com``
+    and ``acme.com`` give ``acme.com``, ``shop.acme.co.uk`` gives
+    ``acme.co.uk``, while ``shop-a.myshopify.com`` stays itself (myshopify.com
+    is a platform's suffix). A host that is itself a public suffix, or not a
+    host name, is returned unchanged."""
+    if not is_domain(host):
+        return host
+    return _public_suffix_list().privatesuffix(host) or host
 
 
 # --- LinkedIn -------------------------------------------------------------
