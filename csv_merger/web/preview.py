@@ -26,10 +26,10 @@ def preview_file(path: Path, table_type: TableType, mapping: dict[str, str]) -> 
     """
     from tasks.merge import inspect_file
     from tasks.merge import map_headers
-    from tasks.merge import open_csv
+    from tasks.merge import open_source
 
     overrides = mapping or None
-    source = open_csv(path)
+    source = open_source(path)
     columns, mapping_warnings = map_headers(source.header, table_type, overrides=overrides, sample=source.sample())
     report = inspect_file(path, table_type, overrides)
     return {

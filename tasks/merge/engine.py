@@ -28,7 +28,7 @@ from csv_merger.schema import TableType, fields_for
 from tasks.merge.dedupe import KeyMatcher, UnionFind
 from tasks.merge.headers import map_headers
 from tasks.merge.output import CsvOutput, OutputPlan
-from tasks.merge.reading import open_csv
+from tasks.merge.reading import is_spreadsheet, open_source, split_sheet, workbook_inputs
 from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
 from tasks.merge.report import BadRowReport, FileReport, MergeReport
 
@@ -56,7 +56,8 @@ def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> 
     A glob matching nothing becomes a failed ``FileReport`` (the caller
     raises or skips it). A glob never picks ``exclude`` (the output file of
     an earlier run). A plain path is kept even if missing: reading it gives
-    the error.
+    the error. A workbook with several sheets holding data becomes one
+    ``book.xlsx#<sheet>`` input per sheet (``reading.workbook_inputs``).
     """
     paths: list[Path] = []
     failures: list[FileReport] = []
@@ -71,12 +72,24 @@ def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> 
             candidates = matches
         else:
             candidates = [Path(text)]
+        candidates = [Path(p) for c in candidates for p in _sheets(c)]
         for path in candidates:
             key = path.resolve()
             if key not in seen:
                 seen.add(key)
                 paths.append(path)
     return paths, failures
+
+
+def _sheets(path: Path) -> list[str]:
+    """``workbook_inputs`` of a workbook; an unreadable one stays one input
+    (reading it gives the error)."""
+    if not is_spreadsheet(path):
+        return [str(path)]
+    try:
+        return workbook_inputs(path)
+    except InputError:
+        return [str(path)]
 
 
 def source_labels(paths: Sequence[Path]) -> list[str]:
@@ -121,7 +134,7 @@ def _map_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | 
     """Open one file and map its headers; register its kept columns in
     ``layout``. Returns ``(source, FileReport, builder, map warnings)``.
     Raises InputError from the reader."""
-    source = open_csv(path)
+    source = open_source(path)
     mappings, map_warnings = map_headers(source.header, layout.table_type, overrides=mapping,
                                          sample=source.sample())
     report = FileReport(path=str(path), source=label, encoding=source.encoding, delimiter=source.delimiter)
@@ -179,7 +192,7 @@ def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[st
     comes back as ``(reason, line)`` (exceptions with keyword-only arguments
     do not survive pickling)."""
     try:
-        return _clean_rows(open_csv(path), builder, KeyMatcher(builder.layout), None, "")
+        return _clean_rows(open_source(path), builder, KeyMatcher(builder.layout), None, "")
     except InputError as exc:
         return exc.reason, exc.line
 
@@ -325,7 +338,7 @@ def _clean_all(opened: list, matcher: KeyMatcher, say: Callable[[str], None],
     CPUs, and no other thread, since the workers are forked), while ``take``
     consumes finished files; else here, one file at a time."""
     workers = min(len(opened), os.cpu_count() or 1, MAX_WORKERS)
-    size = sum(os.path.getsize(path) for path, *_ in opened)
+    size = sum(os.path.getsize(split_sheet(path)[0]) for path, *_ in opened)
     forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
     if workers > 1 and size >= PARALLEL_MIN_BYTES and forkable:
         say(f"cleaning {len(opened)} files in {workers} worker processes")
