@@ -210,6 +210,22 @@ async def test_company_preview_uses_company_fields(make_client, corpus_dir):
     assert {c["field"] for c in r.json()["columns"]} - {None} <= set(fields_for("people"))
 
 
+async def test_spreadsheet_upload_is_previewed_like_a_csv(make_client, tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Vorname", "E-Mail-Adresse", "Mobiltelefon"])
+    book.active.append(["Anna", "anna@firma.de", 4915112345678])
+    book.save(tmp_path / "kontakte.xlsx")
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("kontakte.xlsx", (tmp_path / "kontakte.xlsx").read_bytes())))
+    assert r.status_code == 201, r.text
+    (preview,) = r.json()["files"]
+    assert (preview["encoding"], preview["rows"]) == ("xlsx", 1)
+    assert {c["header"]: c["field"] for c in preview["columns"]} == {
+        "Vorname": "First Name", "E-Mail-Adresse": "Work Email", "Mobiltelefon": "Phone Number"}
+
+
 async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
     client = await make_client()
     r = await client.post("/api/uploads", files=_files(("logo.csv", bytes(range(256)) * 40)))
