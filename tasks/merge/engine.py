@@ -25,6 +25,7 @@ from typing import NamedTuple
 
 from csv_merger.errors import ConfigError, InputError
 from csv_merger.schema import TableType, fields_for
+from csv_merger.settings import get_settings
 from tasks.merge.dedupe import KeyMatcher, UnionFind
 from tasks.merge.headers import map_headers
 from tasks.merge.output import CsvOutput, OutputPlan
@@ -218,14 +219,16 @@ def inspect_file(path: str | Path, table_type: TableType = "people",
 
 def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_type: TableType = "people",
                 mapping: dict[str, str] | None = None, skip_bad_files: bool = False,
-                neutralise_formulas: bool = True,
+                neutralise_formulas: bool = True, e164_column: bool | None = None,
                 progress: Callable[[str], None] | None = None) -> MergeReport:
     """Merge CSV files (paths or globs) into one de-duplicated CSV at ``out_path``.
 
     ``mapping``: header overrides ``{source header: canonical field | "ignore"}``.
     ``skip_bad_files``: an unreadable file (or a glob matching nothing) is
     reported (``skipped``, ``error``) and the rest merges; otherwise the
-    first one raises InputError and nothing is written. ``progress`` receives
+    first one raises InputError and nothing is written. ``e164_column``: add
+    ``Phone Number (E.164)`` (``Company Phone (E.164)``) to the output (None:
+    the ``phone_e164_column`` setting). ``progress`` receives
     one line per file, every ``PROGRESS_EVERY`` rows and per stage.
     Raises ConfigError for a bad table type, an output directory that does
     not exist, or no readable input at all.
@@ -235,15 +238,18 @@ def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_typ
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if e164_column is None:
+            e164_column = get_settings().phone_e164_column
         return _merge(inputs, Path(out_path), table_type, mapping, skip_bad_files, neutralise_formulas,
-                      progress or (lambda _line: None))
+                      e164_column, progress or (lambda _line: None))
     finally:
         if collecting:
             gc.enable()
 
 
 def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mapping: dict[str, str] | None,
-           skip_bad_files: bool, neutralise_formulas: bool, say: Callable[[str], None]) -> MergeReport:
+           skip_bad_files: bool, neutralise_formulas: bool, e164_column: bool,
+           say: Callable[[str], None]) -> MergeReport:
     started = time.monotonic()
     fields_for(table_type)
     if not out.parent.is_dir():
@@ -256,7 +262,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     if failures and not skip_bad_files:
         raise InputError(failures[0].path, failures[0].error)
     labels = source_labels(paths)
-    layout = Layout(table_type)
+    layout = Layout(table_type, e164_column=e164_column)
     matcher = KeyMatcher(layout)
     store = _Store()
     report = MergeReport(output_path=str(out), table_type=table_type)
