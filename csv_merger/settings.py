@@ -40,6 +40,7 @@ class Settings(BaseSettings):
         Path(".csv-merger"),
         description="Local folder for ledgers, chunks, merged and dead-letter files when Redis is not used.",
     )
+    mappings_dir: Path | None = Field(None, description="Folder of saved mapping presets (`csv-merger mappings save`); unset: `<data_dir>/mappings`.")
     chunk_ttl_s: int = Field(48 * 3600, description="Seconds persisted chunks, uploads and outputs are kept (48 h).")
 
     # Delivery defaults (Clay facts: BRIEF.md, 'Clay facts')

@@ -12,7 +12,6 @@ at the end, so a failed merge leaves no OUT.csv.
 from __future__ import annotations
 
 import gc
-import glob
 import multiprocessing
 import os
 import threading
@@ -28,10 +27,12 @@ from csv_merger.schema import TableType, fields_for
 from csv_merger.settings import get_settings
 from tasks.merge.dedupe import KeyMatcher, UnionFind
 from tasks.merge.headers import map_headers
+from tasks.merge.headers.presets import PresetStore
 from tasks.merge.output import CsvOutput, OutputPlan
-from tasks.merge.reading import is_spreadsheet, open_source, split_sheet, workbook_inputs
+from tasks.merge.reading import open_source, split_sheet
 from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
 from tasks.merge.report import BadRowReport, FileReport, MergeReport
+from tasks.merge.sources import expand_inputs, source_labels
 
 PROGRESS_EVERY = 100_000
 """Rows between two progress lines while reading a file."""
@@ -47,66 +48,6 @@ MAX_WORKERS = 4
 
 SOURCE_JOIN = " | "
 """Separator between file labels in the Source cell."""
-
-_GLOB_CHARS = frozenset("*?[")
-
-
-def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[Path], list[FileReport]]:
-    """Expand paths and globs, in the order given, without repeats.
-
-    A glob matching nothing becomes a failed ``FileReport`` (the caller
-    raises or skips it). A glob never picks ``exclude`` (the output file of
-    an earlier run). A plain path is kept even if missing: reading it gives
-    the error. A workbook with several sheets holding data becomes one
-    ``book.xlsx#<sheet>`` input per sheet (``reading.workbook_inputs``).
-    """
-    paths: list[Path] = []
-    failures: list[FileReport] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        text = str(item)
-        if not Path(text).exists() and _GLOB_CHARS & set(text):
-            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if Path(m).is_file()]
-            matches = [m for m in matches if exclude is None or m.resolve() != exclude]
-            if not matches:
-                failures.append(FileReport(path=text, skipped=True, error="no file matches this pattern"))
-            candidates = matches
-        else:
-            candidates = [Path(text)]
-        candidates = [Path(p) for c in candidates for p in _sheets(c)]
-        for path in candidates:
-            key = path.resolve()
-            if key not in seen:
-                seen.add(key)
-                paths.append(path)
-    return paths, failures
-
-
-def _sheets(path: Path) -> list[str]:
-    """``workbook_inputs`` of a workbook; an unreadable one stays one input
-    (reading it gives the error)."""
-    if not is_spreadsheet(path):
-        return [str(path)]
-    try:
-        return workbook_inputs(path)
-    except InputError:
-        return [str(path)]
-
-
-def source_labels(paths: Sequence[Path]) -> list[str]:
-    """A Source label per path: the shortest trailing part of the path that
-    no other input shares (``leads.csv``, or ``a/leads.csv`` and
-    ``b/leads.csv`` when two inputs share a base name)."""
-    parts = [p.resolve().parts for p in paths]
-    labels = []
-    for i, own in enumerate(parts):
-        for n in range(1, len(own) + 1):
-            tail = own[-n:]
-            if all(other[-n:] != tail for j, other in enumerate(parts) if j != i):
-                break
-        labels.append("/".join(tail))
-    return labels
-
 
 class _Store:
     """Packed records of every committed file, their file, and the groups."""
@@ -131,14 +72,20 @@ class _Store:
 
 
 def _map_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | None,
-              neutralise_formulas: bool = False):
-    """Open one file and map its headers; register its kept columns in
+              presets: PresetStore, neutralise_formulas: bool = False):
+    """Open one file and map its headers (the mapping preset saved for its
+    headers first, ``mapping`` over it); register its kept columns in
     ``layout``. Returns ``(source, FileReport, builder, map warnings)``.
-    Raises InputError from the reader."""
+    Raises InputError from the reader, ConfigError for a broken preset."""
     source = open_source(path)
-    mappings, map_warnings = map_headers(source.header, layout.table_type, overrides=mapping,
+    preset = presets.find(source.header) if source.header else None
+    overrides = {**preset.mapping, **(mapping or {})} if preset else mapping
+    mappings, map_warnings = map_headers(source.header, layout.table_type, overrides=overrides,
                                          sample=source.sample())
-    report = FileReport(path=str(path), source=label, encoding=source.encoding, delimiter=source.delimiter)
+    report = FileReport(path=str(path), source=label, encoding=source.encoding, delimiter=source.delimiter,
+                        preset=preset.name if preset else None)
+    if preset:
+        map_warnings.insert(0, f"mapping preset {preset.name!r} applied (saved for files with these headers)")
     kept_columns = []
     for m in mappings:
         report.mapping[m.header] = m.field
@@ -207,12 +154,13 @@ def _finish_report(report: FileReport, result: _FileRows, map_warnings: list[str
 
 
 def inspect_file(path: str | Path, table_type: TableType = "people",
-                 mapping: dict[str, str] | None = None) -> FileReport:
+                 mapping: dict[str, str] | None = None, presets_dir: str | Path | None = None) -> FileReport:
     """Read and map one file without merging (a preview): the ``FileReport``
     a merge would give it (rows, bad rows, warnings, mapping, invalid
-    e-mails). Raises InputError for an unreadable file."""
+    e-mails, preset). Raises InputError for an unreadable file."""
     fields_for(table_type)
-    source, report, builder, map_warnings = _map_file(Path(path), Path(path).name, Layout(table_type), mapping)
+    source, report, builder, map_warnings = _map_file(Path(path), Path(path).name, Layout(table_type), mapping,
+                                                      PresetStore(presets_dir))
     _finish_report(report, _clean_rows(source, builder, None, None, ""), map_warnings)
     return report
 
@@ -220,6 +168,7 @@ def inspect_file(path: str | Path, table_type: TableType = "people",
 def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_type: TableType = "people",
                 mapping: dict[str, str] | None = None, skip_bad_files: bool = False,
                 neutralise_formulas: bool = True, e164_column: bool | None = None,
+                presets_dir: str | Path | None = None,
                 progress: Callable[[str], None] | None = None) -> MergeReport:
     """Merge CSV files (paths or globs) into one de-duplicated CSV at ``out_path``.
 
@@ -228,7 +177,10 @@ def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_typ
     reported (``skipped``, ``error``) and the rest merges; otherwise the
     first one raises InputError and nothing is written. ``e164_column``: add
     ``Phone Number (E.164)`` (``Company Phone (E.164)``) to the output (None:
-    the ``phone_e164_column`` setting). ``progress`` receives
+    the ``phone_e164_column`` setting). ``presets_dir``: folder of mapping
+    presets (``tasks.merge.headers.presets``; None: the ``mappings_dir``
+    setting): a file whose headers have a preset is mapped by it, with
+    ``mapping`` over it. ``progress`` receives
     one line per file, every ``PROGRESS_EVERY`` rows and per stage.
     Raises ConfigError for a bad table type, an output directory that does
     not exist, or no readable input at all.
@@ -241,14 +193,14 @@ def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_typ
         if e164_column is None:
             e164_column = get_settings().phone_e164_column
         return _merge(inputs, Path(out_path), table_type, mapping, skip_bad_files, neutralise_formulas,
-                      e164_column, progress or (lambda _line: None))
+                      e164_column, PresetStore(presets_dir), progress or (lambda _line: None))
     finally:
         if collecting:
             gc.enable()
 
 
 def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mapping: dict[str, str] | None,
-           skip_bad_files: bool, neutralise_formulas: bool, e164_column: bool,
+           skip_bad_files: bool, neutralise_formulas: bool, e164_column: bool, presets: PresetStore,
            say: Callable[[str], None]) -> MergeReport:
     started = time.monotonic()
     fields_for(table_type)
@@ -270,7 +222,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     opened = []
     for path, label in zip(paths, labels):
         try:
-            opened.append((path, label, *_map_file(path, label, layout, mapping, neutralise_formulas)))
+            opened.append((path, label, *_map_file(path, label, layout, mapping, presets, neutralise_formulas)))
         except InputError as exc:
             file_reports[path] = _skipped(exc, path, label, skip_bad_files, say)
 
