@@ -399,13 +399,11 @@ def test_phones_merge_by_e164_and_the_optional_e164_column(tmp_path):
 
 
 def test_company_e164_column_and_registrable_domains(tmp_path):
-    a = write(tmp_path / "a.csv", "Company,Website,Phone\nAcme,https://app.acme.com,(415) 555-0134\n"
-                                  "Shop A,shop-a.myshopify.com,\n")
-    b = write(tmp_path / "b.csv", "Company,Website,Phone\nACME Inc.,www.acme.com,+1 415 555 0134\n"
-                                  "Shop B,shop-b.myshopify.com,\n")
-    out = tmp_path / "out.csv"
-    report = merge_files([a, b], out, table_type="company", e164_column=True)
-    header, rows = read_out(out)
+    rows_in = ["Acme,https://app.acme.com,(415) 555-0134", "Shop A,shop-a.myshopify.com,",
+               "ACME Inc.,www.acme.com,+1 415 555 0134", "Shop B,shop-b.myshopify.com,"]
+    companies = write(tmp_path / "companies.csv", "\n".join(["Company,Website,Phone", *rows_in, ""]))
+    report = merge_files([companies], tmp_path / "out.csv", table_type="company", e164_column=True)
+    _, rows = read_out(tmp_path / "out.csv")
     assert (report.rows_in, report.rows_out) == (4, 3)
     assert values_of(rows[0], "Company Domain") == ["app.acme.com", "acme.com"]
     assert values_of(rows[0], "Company Phone") == ["(415) 555-0134"]

@@ -56,7 +56,7 @@ from pathlib import Path
 from tasks.merge.reading.csv_file import open_csv
 from tasks.merge.reading.encoding import BLOCK_BYTES, MIXED_FALLBACK
 from tasks.merge.reading.layout import DELIMITERS, clean_header
-from tasks.merge.reading.rows import BadRow, CsvSource, RawRow
+from tasks.merge.reading.rows import BadRow, CsvSource, RawRow, Source
 from tasks.merge.reading.spreadsheet import (
     SheetSource,
     is_spreadsheet,
@@ -66,7 +66,7 @@ from tasks.merge.reading.spreadsheet import (
 )
 
 
-def open_source(path: str | Path) -> CsvSource | SheetSource:
+def open_source(path: str | Path) -> Source:
     """Open any input the merge reads: a workbook sheet (``.xlsx``, ``.xls``,
     ``.ods``, ``book.xlsx#Sheet``; ``spreadsheet`` module) or a CSV file
     (``open_csv``). Both stream ``RawRow``s with the same reporting. Raises
@@ -74,5 +74,5 @@ def open_source(path: str | Path) -> CsvSource | SheetSource:
     return open_spreadsheet(path) if is_spreadsheet(path) else open_csv(path)
 
 
-__all__ = ["BLOCK_BYTES", "DELIMITERS", "MIXED_FALLBACK", "BadRow", "CsvSource", "RawRow", "SheetSource",
+__all__ = ["BLOCK_BYTES", "DELIMITERS", "MIXED_FALLBACK", "BadRow", "CsvSource", "RawRow", "SheetSource", "Source",
            "clean_header", "is_spreadsheet", "open_csv", "open_source", "split_sheet", "workbook_inputs"]

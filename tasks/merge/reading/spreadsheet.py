@@ -30,13 +30,12 @@ from __future__ import annotations
 import datetime as dt
 import math
 from collections.abc import Iterator
-from dataclasses import dataclass, field
-from itertools import islice
+from dataclasses import dataclass
 from pathlib import Path
 
 from csv_merger.errors import InputError
 from tasks.merge.reading.layout import clean_header, header_warnings
-from tasks.merge.reading.rows import BadRow, RawRow
+from tasks.merge.reading.rows import BadRow, RawRow, Source
 
 SPREADSHEET_SUFFIXES = (".xlsx", ".xlsm", ".xlsb", ".xls", ".ods")
 SHEET_MARK = "#"
@@ -139,31 +138,14 @@ def workbook_inputs(path: str | Path) -> list[str]:
     return [f"{file}{SHEET_MARK}{name}" for name in with_data]
 
 
-@dataclass
-class SheetSource:
-    """One sheet, ready to stream: the interface of ``CsvSource`` (``path``,
-    ``encoding`` = the format, e.g. "xlsx", ``delimiter`` = "", ``header``,
-    ``header_line``, ``warnings``, ``bad_rows``, ``rows()``, ``sample()``)."""
+@dataclass(kw_only=True)
+class SheetSource(Source):
+    """One sheet of workbook ``file``: a ``Source`` whose ``encoding`` is the
+    format ("xlsx", "xls", "ods"...) and ``delimiter`` "", ``header_line``
+    the sheet row of the header."""
 
-    path: str
     file: Path
     sheet: str
-    encoding: str
-    header: list[str]
-    header_line: int
-    warnings: list[str] = field(default_factory=list)
-    bad_rows: list[BadRow] = field(default_factory=list)
-    delimiter: str = ""
-
-    def rows(self) -> Iterator[RawRow]:
-        """Stream the data rows; refills ``bad_rows``. Raises InputError if
-        the workbook cannot be read any more."""
-        self.bad_rows.clear()
-        return self._records(self.bad_rows)
-
-    def sample(self, n: int = 200) -> list[list[str]]:
-        """The cells of the first ``n`` data rows, without touching ``bad_rows``."""
-        return [row.cells for row in islice(self._records([]), n)]
 
     def _records(self, bad_rows: list[BadRow]) -> Iterator[RawRow]:
         if not self.header_line:
@@ -209,6 +191,6 @@ def open_spreadsheet(path: str | Path) -> SheetSource:
         if wanted is None and len(names) > 1:
             warnings.append(f"sheet {sheet!r} read (the workbook has {len(names)} sheets; name one as "
                             f"{file.name}{SHEET_MARK}<sheet>)")
-        return SheetSource(name, file, sheet, kind, header, line, warnings)
+        return SheetSource(name, kind, "", header, line, warnings, file=file, sheet=sheet)
     what = f"sheet {wanted!r}" if wanted is not None else "workbook"
-    return SheetSource(name, file, candidates[0] if candidates else "", kind, [], 0, [f"empty {what}"])
+    return SheetSource(name, kind, "", [], 0, [f"empty {what}"], file=file, sheet=candidates[0] if candidates else "")
