@@ -289,12 +289,17 @@ def test_phone_key_is_e164_with_the_default_region():
 
 def test_phone_region_setting(monkeypatch):
     from csv_merger.settings import get_settings
-    from tasks.merge.cleaning import e164, phone_region
+    from tasks.merge.cleaning import e164, is_phone_number, phone_region
 
     monkeypatch.setenv("CSV_MERGER_PHONE_REGION", "gb")
     get_settings.cache_clear(), phone_region.cache_clear(), e164.cache_clear()
     try:
         assert phone_region() == "GB" and phone_key("020 7946 0958") == "442079460958"
+        monkeypatch.setenv("CSV_MERGER_PHONE_REGION", "DE")  # 8-digit numbers are possible there
+        get_settings.cache_clear(), phone_region.cache_clear(), e164.cache_clear()
+        assert is_phone_number("030 901820") and is_phone_number("+49 30 901820")
+        for not_a_phone in ("2024-03-01", "01.03.2024", "1.3.24", "12345678.90", "1234,5678"):
+            assert not is_phone_number(not_a_phone), not_a_phone
     finally:
         monkeypatch.undo()
         get_settings.cache_clear(), phone_region.cache_clear(), e164.cache_clear()

@@ -302,14 +302,18 @@ def e164(value: str, region: str | None = None) -> str | None:
 
 
 _PHONE_TEXT = re.compile(r"\+?[\d\s().\-/]+(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?", re.IGNORECASE)
+_NOT_PHONE_TEXT = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|[+-]?\d+[.,]\d+")
+"""Dates (2024-03-01, 01/03/2024, 1.3.24) and decimal numbers: possible
+phone numbers by length in some regions, but not written as phones."""
 
 
 def is_phone_number(value: str) -> bool:
     """True for a cell written as a phone number: digits with a leading ``+``
     or separators (``(415) 555-0134``, ``+44 20 7946 0958``) that form a
-    possible number (``e164``). A bare run of digits (an id, a zip) is not."""
+    possible number (``e164``). A bare run of digits (an id, a zip), a date
+    or a decimal number is not."""
     text = value.strip()
-    if not _PHONE_TEXT.fullmatch(text) or (text[:1] != "+" and text.isdigit()):
+    if not _PHONE_TEXT.fullmatch(text) or (text[:1] != "+" and text.isdigit()) or _NOT_PHONE_TEXT.fullmatch(text):
         return False
     return e164(text) is not None
 
