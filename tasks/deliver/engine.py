@@ -58,8 +58,9 @@ import httpx
 from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
+from tasks.deliver.destinations import DestinationGate, open_destinations
 from tasks.deliver.dead_letter import DeadLetterWriter, response_excerpt
-from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
+from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError, redis_lost
 from tasks.deliver.ledger import Ledger, open_ledger
 from tasks.deliver.merged_csv import read_merged_csv
 from tasks.deliver.payloads import PayloadError, TemplatePayload, idempotency_key, make_body_builder, oversize_reason
@@ -106,8 +107,9 @@ class _Engine:
 
     def __init__(self, config: DeliveryConfig, rows: list[tuple[int, dict[str, str]]], job_id: str,
                  limit_key: str, limiter: RateLimiter, ledger: Ledger, client: httpx.AsyncClient,
-                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None):
-        self.config, self.limiter, self.ledger, self.client = config, limiter, ledger, client
+                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None,
+                 gate: DestinationGate):
+        self.config, self.limiter, self.ledger, self.client, self.gate = config, limiter, ledger, client, gate
         self.progress, self.cancel = progress, cancel
         self.summary = DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=len(rows))
         self.build = make_body_builder(config.payload, config.table_type, job_id)
@@ -164,6 +166,7 @@ class _Engine:
 
     async def _deliver(self, number: int, record: dict[str, str], worker: _Worker, retrying) -> None:
         row = _Row(number, record)
+        reserved = False
         try:
             try:
                 row.body = self.build(number, record)
@@ -174,6 +177,8 @@ class _Engine:
                 raise _RowDead("not-sent", too_big)
             row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
             row.deadline = time.monotonic() + self.config.retry_budget_s
+            if not (reserved := await self.gate.reserve()):  # never past the destination's ceiling
+                raise _RowDead("not-sent", self.gate.full_reason())
             try:
                 async for attempt in retrying:
                     with attempt:
@@ -194,6 +199,8 @@ class _Engine:
                 reason += f": redirect to {resp.headers.get('location', '?')!r} not followed"
             raise _RowDead(resp.status_code, reason + " (not retried)", response_excerpt(resp.content))
         except _RowDead as dead:
+            if reserved:
+                await self.gate.release()
             self.summary.failed += 1
             log.info("row %d dead-lettered: %s %s", number, dead.status, dead.reason)
             if self.dead is not None:
@@ -301,16 +308,11 @@ class _Engine:
                 t.cancel()
             if tasks or not recorder.done():  # an error: do not wait long on a dead Redis
                 await asyncio.wait({*tasks, ticker, recorder}, timeout=SHUTDOWN_WAIT_S)
+            for t in (*tasks, ticker, recorder):  # the first error is raised; the others end with it
+                if t.done() and not t.cancelled():
+                    t.exception()
         self._report()
         return self.summary
-
-
-def _redis_guard(exc: BaseException, summary: DeliverySummary, unflushed: int) -> RedisUnavailableError:
-    """A RedisUnavailableError saying what was delivered and what resume does."""
-    return RedisUnavailableError(
-        f"{exc}; delivery stopped after {summary.delivered} rows were delivered"
-        f" ({unflushed} of them not recorded in the ledger: a resume with --job-id {summary.job_id}"
-        f" sends those again with the same Idempotency-Key)")
 
 
 async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: DeliveryConfig, *,
@@ -338,6 +340,8 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     rows = list(rows)
     limiter = make_limiter(limit_key, config.rate, config.burst, config.redis_url)
     ledger = open_ledger(job_id, redis_url=config.redis_url, data_dir=settings.data_dir, ttl_s=settings.chunk_ttl_s)
+    destinations = open_destinations(redis_url=config.redis_url, data_dir=settings.data_dir)
+    gate = DestinationGate(destinations, config.webhook_url, config.row_ceiling)
     headers = {"Content-Type": "application/json"}
     if config.auth_token:
         headers["x-clay-webhook-auth"] = config.auth_token
@@ -348,13 +352,11 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     )
     engine = None
     try:
-        engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel)
+        engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel, gate)
         done = await ledger.delivered()
         pending = [r for r in rows if r[0] not in done]
         engine.summary.skipped_already_delivered = len(rows) - len(pending)
-        if len(rows) > config.row_ceiling:
-            message = (f"{len(rows):,} rows exceed the target's row ceiling of {config.row_ceiling:,}"
-                       " (a full Clay table silently stops accepting rows)")
+        if message := await gate.shortfall(len(pending)):
             engine.summary.warnings.append(message)
             log.warning(message)
         if pending and isinstance(engine.build, TemplatePayload):
@@ -363,6 +365,8 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
             except PayloadError as exc:
                 raise ConfigError(f"payload template {config.payload}: {exc}") from None
         summary = await engine.run(pending)
+        summary.destination, summary.destination_used = gate.label, await gate.used()
+        summary.destination_ceiling = gate.ceiling
         if engine.refused and summary.delivered == 0:
             s = summary
             not_sent = s.rows_total - s.delivered - s.failed - s.skipped_already_delivered
@@ -371,7 +375,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
                 f" (check the auth token / webhook URL); {s.failed} rows in the dead-letter file, {not_sent} not sent;"
                 f" fix it and run again with --job-id {job_id}")
     except RedisUnavailableError as exc:
-        raise _redis_guard(exc, engine.summary, len(engine.unflushed)) if engine else exc from None
+        raise redis_lost(exc, engine.summary, len(engine.unflushed)) if engine else exc from None
     except sqlite3.Error as exc:
         raise DeliveryError(f"ledger write failed ({exc}); {engine.summary.delivered} rows were delivered") from None
     finally:
@@ -382,6 +386,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
         await client.aclose()
         await limiter.aclose()
         await ledger.aclose()
+        await destinations.aclose()
     if engine.dead is not None and engine.dead.count:
         summary.dead_letter_path = str(engine.dead.path)
     if summary.stopped_reason:

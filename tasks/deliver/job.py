@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from csv_merger.errors import ConfigError, DeliveryError
+from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
 from csv_merger.schema import TableType
 
 
@@ -41,6 +41,8 @@ class DeliveryConfig:
     row_ceiling: int = 50_000
     allow_private_targets: bool = False
     dead_letter_path: str | None = None
+    resend: bool = False  # send leads the destination already has (tasks.deliver.new_leads)
+    suppress_path: str | None = None  # do-not-contact list: e-mails and domains never sent to
 
     def validate(self) -> None:
         """Raise ConfigError naming the first out-of-range setting."""
@@ -71,10 +73,23 @@ class DeliverySummary(BaseModel):
     cancelled: bool = False
     dead_letter_path: str | None = None
     stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
+    destination: str | None = None  # the webhook as ``host #hash`` (never the URL)
+    destination_used: int | None = None  # its submissions used so far, every job counted
+    destination_ceiling: int = 0  # its lifetime ceiling (0: unlimited)
+    skipped_already_at_destination: int = 0  # leads an earlier job sent there (not sent again)
+    skipped_suppressed: int = 0  # rows on the suppression list
+    skipped_path: str | None = None  # CSV listing the skipped rows, beside the dead-letter file
     warnings: list[str] = []
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+    def destination_text(self) -> str:
+        """``"host #hash: 1,234 of 50,000 used"`` (or ``"... used, no ceiling"``); "" when unknown."""
+        if self.destination is None or self.destination_used is None:
+            return ""
+        of = f" of {self.destination_ceiling:,}" if self.destination_ceiling else ""
+        return f"{self.destination}: {self.destination_used:,}{of} used" + ("" if of else ", no ceiling")
 
 
 @dataclass
@@ -113,3 +128,11 @@ class TargetRefusedError(DeliveryError):
     def __init__(self, message: str, summary: DeliverySummary):
         self.summary = summary
         super().__init__(message)
+
+
+def redis_lost(exc: BaseException, summary: DeliverySummary, unflushed: int) -> RedisUnavailableError:
+    """A RedisUnavailableError saying what was delivered and what resume does."""
+    return RedisUnavailableError(
+        f"{exc}; delivery stopped after {summary.delivered} rows were delivered"
+        f" ({unflushed} of them not recorded in the ledger: a resume with --job-id {summary.job_id}"
+        f" sends those again with the same Idempotency-Key)")
