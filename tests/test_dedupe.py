@@ -175,3 +175,12 @@ def test_phone_spellings_are_one_value_and_others_stay():
                            ["Ann", "ann@acme.com", "", "", "+1-415-555-0135", ""],
                            ["Ann", "ann@acme.com", "", "", "+44 20 7946 0958", ""]])
     assert records[0]["Phone Number"] == ["+1 415 555 0134", "+1-415-555-0135", "+44 20 7946 0958"]
+
+
+def test_lead_identities_use_the_registrable_domain_like_the_merge():
+    from tasks.merge.dedupe import lead_identities
+
+    row = {"Company Name": "Acme", "Company Domain": "app.acme.com", "Company Domain 2": "acme.com",
+           "Company Phone (E.164)": "+14155550134"}
+    assert lead_identities(row, "company") == ["dacme.com", "dacme.com"]
+    assert lead_identities({"Company Domain": "shop-a.myshopify.com"}, "company") == ["dshop-a.myshopify.com"]
