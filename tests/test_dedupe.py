@@ -184,3 +184,18 @@ def test_lead_identities_use_the_registrable_domain_like_the_merge():
            "Company Phone (E.164)": "+14155550134"}
     assert lead_identities(row, "company") == ["dacme.com", "dacme.com"]
     assert lead_identities({"Company Domain": "shop-a.myshopify.com"}, "company") == ["dshop-a.myshopify.com"]
+
+
+def test_merge_explains_its_duplicate_groups_only_when_asked(tmp_path):
+    from tasks.merge import merge_files
+
+    (tmp_path / "orgs.csv").write_text("Company Name,Website\nAcme,https://acme.example/\nACME Inc,acme.example\n"
+                                       "Nameless Co,\nnameless co,\nOther,other.example\n", encoding="utf-8")
+    out = tmp_path / "merged.csv"
+    report = merge_files([tmp_path / "orgs.csv"], out, table_type="company", explain=5)
+    assert report.rows_out == 3
+    assert [(g.sources, g.reasons) for g in report.duplicate_groups] == [
+        (["orgs.csv", "orgs.csv"], ["same company domain: acme.example"]),
+        (["orgs.csv", "orgs.csv"], ["same company name: nameless co"])]
+    assert merge_files([tmp_path / "orgs.csv"], out, table_type="company").duplicate_groups == []
+    assert len(merge_files([tmp_path / "orgs.csv"], out, table_type="company", explain=1).duplicate_groups) == 1
