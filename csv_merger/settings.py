@@ -40,6 +40,7 @@ class Settings(BaseSettings):
         Path(".csv-merger"),
         description="Local folder for ledgers, chunks, merged and dead-letter files when Redis is not used.",
     )
+    mappings_dir: Path | None = Field(None, description="Folder of saved mapping presets (`csv-merger mappings save`); unset: `<data_dir>/mappings`.")
     chunk_ttl_s: int = Field(48 * 3600, description="Seconds persisted chunks, uploads and outputs are kept (48 h).")
 
     # Delivery defaults (Clay facts: BRIEF.md, 'Clay facts')
@@ -86,6 +87,8 @@ class Settings(BaseSettings):
     api_token: SecretStr | None = Field(None, description="Token required by the web API when it binds beyond loopback.")
     upload_limit_bytes: int = Field(200 * 1024 * 1024, description="Largest upload accepted by the web page, bytes.")
     delivery_window: str = Field("22:00-06:00", description="Off-hours window (HH:MM-HH:MM) for scheduled runs.")
+    phone_region: str = Field("US", pattern=r"^[A-Za-z]{2}$", description="Country (ISO 3166 alpha-2) of phone numbers written without a country code; phones are compared by their E.164 form.")
+    phone_e164_column: bool = Field(False, description="Add a `Phone Number (E.164)` column (`Company Phone (E.164)` for companies) holding each phone's E.164 form.")
     timezone: str = Field("UTC", description="IANA timezone of the delivery window and the nightly schedule.")
 
 

@@ -271,3 +271,47 @@ def test_fast_formula_scan_agrees_with_neutralise_formula(cells):
     cells = [c.strip() for c in cells]
     risky = any(neutralise_formula(c) != c for c in cells)
     assert bool(FORMULA_CELL.search("\x1f" + "\x1f".join(cells))) == risky
+
+
+def test_phone_key_is_e164_with_the_default_region():
+    from tasks.merge.cleaning import e164, is_phone_number
+
+    assert {phone_key(v) for v in ("+1 415 555 0134", "(415) 555-0134", "4155550134", "415.555.0134",
+                                   "+1 (415) 555-0134 ext. 12")} == {"14155550134"}
+    assert phone_key("+44 20 7946 0958") == phone_key("+442079460958") != phone_key("(415) 555-0134")
+    assert phone_key("4155550135") != phone_key("4155550134")
+    assert e164("020 7946 0958", "GB") == "+442079460958" and e164("020 7946 0958", "US") is None
+    assert e164("12") is None and e164("call me") is None and phone_key("call me") == "call me"
+    assert is_phone_number("(415) 555-0134") and is_phone_number("+49 30 901820")
+    assert not is_phone_number("4155550134")  # a bare run of digits may be an id
+    assert not is_phone_number("2024-03-01") and not is_phone_number("02134")
+
+
+def test_phone_region_setting(monkeypatch):
+    from csv_merger.settings import get_settings
+    from tasks.merge.cleaning import e164, is_phone_number, phone_region
+
+    monkeypatch.setenv("CSV_MERGER_PHONE_REGION", "gb")
+    get_settings.cache_clear(), phone_region.cache_clear(), e164.cache_clear()
+    try:
+        assert phone_region() == "GB" and phone_key("020 7946 0958") == "442079460958"
+        monkeypatch.setenv("CSV_MERGER_PHONE_REGION", "DE")  # 8-digit numbers are possible there
+        get_settings.cache_clear(), phone_region.cache_clear(), e164.cache_clear()
+        assert is_phone_number("030 901820") and is_phone_number("+49 30 901820")
+        for not_a_phone in ("2024-03-01", "01.03.2024", "1.3.24", "12345678.90", "1234,5678"):
+            assert not is_phone_number(not_a_phone), not_a_phone
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear(), phone_region.cache_clear(), e164.cache_clear()
+    assert phone_region() == "US"
+
+
+@pytest.mark.parametrize(("host", "registrable"), [
+    ("app.acme.com", "acme.com"), ("acme.com", "acme.com"), ("a.b.acme.com", "acme.com"),
+    ("shop.acme.co.uk", "acme.co.uk"), ("shop-a.myshopify.com", "shop-a.myshopify.com"),
+    ("x.github.io", "x.github.io"), ("co.uk", "co.uk"), ("not a host", "not a host"), ("acme", "acme"),
+])
+def test_registrable_domain(host, registrable):
+    from tasks.merge.cleaning import registrable_domain
+
+    assert registrable_domain(host) == registrable

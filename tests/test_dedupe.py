@@ -138,6 +138,54 @@ def test_weak_key_record_without_strong_key_joins_first_seen_only():
     assert members == [[0, 1], [2]]
 
 
+# --- registrable domains and E.164 phones ------------------------------------
+
+COMPANIES = [("Name", "Company Name"), ("Website", "Company Domain"), ("Phone", "Company Phone")]
+
+
+def test_subdomains_of_one_company_merge():
+    members, _, records = group([["Acme", "https://app.acme.com/login", ""],
+                                 ["ACME Inc", "www.acme.com", ""],
+                                 ["Acme UK", "acme.com", ""],
+                                 ["Acme shop", "shop.acme.co.uk", ""],
+                                 ["Acme UK Ltd", "acme.co.uk", ""]], COMPANIES, "company")
+    assert members == [[0, 1, 2], [3, 4]]
+    assert records[0]["Company Domain"] == ["app.acme.com", "acme.com"]  # every spelling kept
+
+
+def test_platform_subdomains_stay_apart():
+    members, _, _ = group([["Shop A", "shop-a.myshopify.com", ""], ["Shop B", "https://shop-b.myshopify.com", ""],
+                           ["Blog A", "a.github.io", ""], ["Blog B", "b.github.io", ""],
+                           ["Other", "acme.com.au", ""], ["Not Acme", "acme.com", ""]], COMPANIES, "company")
+    assert members == [[0], [1], [2], [3], [4], [5]]
+
+
+def test_weak_key_uses_the_registrable_domain():
+    members, _, _ = group([["Ann Lee", "", "", "https://app.acme.com", "", ""],
+                           ["ann lee", "", "", "acme.com", "", ""],
+                           ["Ann Lee", "", "", "a.myshopify.com", "", ""],
+                           ["Ann Lee", "", "", "b.myshopify.com", "", ""]])
+    assert members == [[0, 1], [2], [3]]
+
+
+def test_phone_spellings_are_one_value_and_others_stay():
+    _, _, records = group([["Ann", "ann@acme.com", "", "", "+1 415 555 0134", ""],
+                           ["Ann", "ann@acme.com", "", "", "(415) 555-0134", ""],
+                           ["Ann", "ann@acme.com", "", "", "4155550134", ""],
+                           ["Ann", "ann@acme.com", "", "", "+1-415-555-0135", ""],
+                           ["Ann", "ann@acme.com", "", "", "+44 20 7946 0958", ""]])
+    assert records[0]["Phone Number"] == ["+1 415 555 0134", "+1-415-555-0135", "+44 20 7946 0958"]
+
+
+def test_lead_identities_use_the_registrable_domain_like_the_merge():
+    from tasks.merge.dedupe import lead_identities
+
+    row = {"Company Name": "Acme", "Company Domain": "app.acme.com", "Company Domain 2": "acme.com",
+           "Company Phone (E.164)": "+14155550134"}
+    assert lead_identities(row, "company") == ["dacme.com", "dacme.com"]
+    assert lead_identities({"Company Domain": "shop-a.myshopify.com"}, "company") == ["dshop-a.myshopify.com"]
+
+
 def test_merge_explains_its_duplicate_groups_only_when_asked(tmp_path):
     from tasks.merge import merge_files
 

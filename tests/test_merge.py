@@ -377,3 +377,35 @@ def test_merging_a_file_onto_itself_is_refused_and_the_input_kept(tmp_path):
     with pytest.raises(ConfigError, match="also an input"):
         merge_files([src], src)
     assert src.read_text(encoding="utf-8") == "Email\nada@analytical.example\n"
+
+
+def test_phones_merge_by_e164_and_the_optional_e164_column(tmp_path):
+    a = write(tmp_path / "a.csv", "Email,Phone,Mobile\nann@acme.com,+1 415 555 0134,\nbob@beta.io,n/a,\n"
+                                  "cy@gamma.io,call me,+44 20 7946 0958\n")
+    b = write(tmp_path / "b.csv", "Email,Phone\nann@acme.com,(415) 555-0134\nann@acme.com,4155550134\n"
+                                  "ann@acme.com,+1 415 555 0199\n")
+    out = tmp_path / "out.csv"
+    merge_files([a, b], out)
+    header, rows = read_out(out)
+    assert "Phone Number (E.164)" not in header  # off by default
+    assert values_of(rows[0], "Phone Number") == ["+1 415 555 0134", "+1 415 555 0199"]
+    merge_files([a, b], out, e164_column=True)
+    header, rows = read_out(out)
+    assert header.index("Phone Number (E.164)") > header.index("Phone Number 2")
+    assert values_of(rows[0], "Phone Number (E.164)") == ["+14155550134", "+14155550199"]
+    assert values_of(rows[1], "Phone Number (E.164)") == []  # n/a: no phone
+    assert values_of(rows[2], "Phone Number") == ["call me", "+44 20 7946 0958"]
+    assert values_of(rows[2], "Phone Number (E.164)") == ["+442079460958"]
+
+
+def test_company_e164_column_and_registrable_domains(tmp_path):
+    rows_in = ["Acme,https://app.acme.com,(415) 555-0134", "Shop A,shop-a.myshopify.com,",
+               "ACME Inc.,www.acme.com,+1 415 555 0134", "Shop B,shop-b.myshopify.com,"]
+    companies = write(tmp_path / "companies.csv", "\n".join(["Company,Website,Phone", *rows_in, ""]))
+    report = merge_files([companies], tmp_path / "out.csv", table_type="company", e164_column=True)
+    _, rows = read_out(tmp_path / "out.csv")
+    assert (report.rows_in, report.rows_out) == (4, 3)
+    assert values_of(rows[0], "Company Domain") == ["app.acme.com", "acme.com"]
+    assert values_of(rows[0], "Company Phone") == ["(415) 555-0134"]
+    assert values_of(rows[0], "Company Phone (E.164)") == ["+14155550134"]
+    assert [r["Company Name"] for r in rows] == ["Acme", "Shop A", "Shop B"]

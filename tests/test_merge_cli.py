@@ -138,3 +138,22 @@ def test_json_html_or_xml_saved_as_csv_is_an_error_naming_the_file(tmp_path, dat
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines()[-1].startswith(f"csv-merger: error: {src}: looks like {what}, not CSV")
     assert not out.exists()
+
+
+def test_spreadsheet_input_and_e164_column(tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.title = "Leads"
+    book.active.append(["Email", "Phone"])
+    book.active.append(["ann@acme.com", 4155550134])
+    book.create_sheet("More").append(["Email", "Phone"])
+    book["More"].append(["bob@beta.io", "+44 20 7946 0958"])
+    book.save(tmp_path / "leads.xlsx")
+    out = tmp_path / "out.csv"
+    proc = run(str(tmp_path / "leads.xlsx"), "-o", str(out), "--e164-column", "-q")
+    assert proc.returncode == 0, proc.stderr
+    with open(out, newline="", encoding="utf-8") as f:
+        rows = list(csv.DictReader(f))
+    assert [(r["Source"], r["Phone Number"], r["Phone Number (E.164)"]) for r in rows] == [
+        ("leads.xlsx#Leads", "4155550134", "+14155550134"), ("leads.xlsx#More", "+44 20 7946 0958", "+442079460958")]

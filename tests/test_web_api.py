@@ -229,6 +229,44 @@ async def test_company_preview_uses_company_fields(make_client, corpus_dir):
     assert {c["field"] for c in r.json()["columns"]} - {None} <= set(fields_for("people"))
 
 
+async def test_spreadsheet_upload_is_previewed_like_a_csv(make_client, tmp_path):
+    import openpyxl
+
+    book = openpyxl.Workbook()
+    book.active.append(["Vorname", "E-Mail-Adresse", "Mobiltelefon"])
+    book.active.append(["Anna", "anna@firma.de", 4915112345678])
+    book.save(tmp_path / "kontakte.xlsx")
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("kontakte.xlsx", (tmp_path / "kontakte.xlsx").read_bytes())))
+    assert r.status_code == 201, r.text
+    (preview,) = r.json()["files"]
+    assert (preview["encoding"], preview["rows"]) == ("xlsx", 1)
+    assert {c["header"]: c["field"] for c in preview["columns"]} == {
+        "Vorname": "First Name", "E-Mail-Adresse": "Work Email", "Mobiltelefon": "Phone Number"}
+
+
+async def test_mapping_preset_saved_on_the_page_applies_to_later_uploads(make_client):
+    client = await make_client()
+    export = b"Rep,Handle,Mail\nZoe,https://www.linkedin.com/in/ann,ann@acme.com\n"
+    (first,) = (await client.post("/api/uploads", files=_files(("crm.csv", export)))).json()["files"]
+    assert first["preset"] is None
+    r = await client.post("/api/mappings", json={"name": "acme-crm", "upload_id": first["id"],
+                                                 "mapping": {"Rep": "ignore"}})
+    assert r.status_code == 201, r.text
+    assert r.json()["mapping"] == {"Rep": "ignore", "Handle": "LinkedIn Profile", "Mail": "Work Email"}
+    later = b"Mail,Rep,Handle\nbob@beta.io,Zed,@bob\n"  # same export, columns reordered, handle not a URL
+    (second,) = (await client.post("/api/uploads", files=_files(("crm2.csv", later)))).json()["files"]
+    assert second["preset"] == "acme-crm"
+    assert {c["header"]: (c["field"], c["how"]) for c in second["columns"]} == {
+        "Mail": ("Work Email", "override"), "Rep": (None, "ignored"), "Handle": ("LinkedIn Profile", "override")}
+    assert [p["name"] for p in (await client.get("/api/mappings")).json()["presets"]] == ["acme-crm"]
+    r = await client.post("/api/mappings", json={"name": "../x", "upload_id": first["id"]})
+    assert r.status_code == 422 and "preset name" in r.json()["error"]
+    assert (await client.delete("/api/mappings/acme-crm")).status_code == 204
+    assert (await client.delete("/api/mappings/acme-crm")).status_code == 404
+    assert (await client.get("/api/mappings")).json() == {"presets": []}
+
+
 async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
     client = await make_client()
     r = await client.post("/api/uploads", files=_files(("logo.csv", bytes(range(256)) * 40)))

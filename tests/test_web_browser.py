@@ -206,6 +206,33 @@ def test_page_asks_for_the_api_token(tmp_path, page):
         assert "page-token-1" not in page.content()
 
 
+def test_workbook_upload_and_saving_a_mapping_preset(web_server, page, tmp_path):
+    import openpyxl
+    from playwright.sync_api import expect
+
+    book = openpyxl.Workbook()
+    book.active.append(["Rep", "Handle", "Mail"])
+    book.active.append(["Zoe", "https://www.linkedin.com/in/ann", "ann@acme.com"])
+    book.save(tmp_path / "crm.xlsx")
+    later = tmp_path / "crm-later.csv"
+    later.write_text("Mail,Handle,Rep\nbob@beta.io,@bob,Zed\n", encoding="utf-8")
+    _open(page, web_server)
+    page.set_input_files("#file-input", [str(tmp_path / "crm.xlsx")])
+    card = page.locator("article.file-card[data-file='crm.xlsx']")
+    expect(card.locator(".facts")).to_contain_text("Encoding xlsx")
+    expect(card.locator("select[data-header='Handle']")).to_have_value("LinkedIn Profile")
+    card.locator("select[data-header='Rep']").select_option("ignore")
+    expect(card.locator("tr", has=page.locator("select[data-header='Rep']")).locator(".how")).to_have_text("ignored")
+    card.locator("input.preset-name").fill("acme-crm")
+    card.get_by_role("button", name="Save preset").click()
+    expect(card.locator(".file-notice")).to_contain_text('Mapping saved as preset "acme-crm"')
+    expect(card.locator(".facts")).to_contain_text("Preset acme-crm")
+    page.set_input_files("#file-input", [str(later)])
+    second = page.locator("article.file-card[data-file='crm-later.csv']")
+    expect(second.locator(".facts")).to_contain_text("Preset acme-crm")
+    expect(second.locator("select[data-header='Handle']")).to_have_value("LinkedIn Profile")
+    expect(second.locator("select[data-header='Rep']")).to_have_value("ignore")
+    _shot(page, "web-mapping-preset.png")
 
 def test_merge_preview_and_payload_shape_before_start(web_server, page, tmp_path):
     from playwright.sync_api import expect

@@ -223,6 +223,7 @@ async function changeMapping(entry, header, value) {
     await refreshPreviews(header);
   }
   entry.notice = refused;
+  entry.noticeOk = false;
   renderFiles();
 }
 
@@ -269,7 +270,9 @@ function renderFile(entry) {
   const u = entry.upload;
   const facts = el("div", { class: "facts" },
     el("span", { class: "fact" }, el("b", {}, "Encoding "), u.encoding),
-    el("span", { class: "fact" }, el("b", {}, "Delimiter "), DELIMITERS[u.delimiter] || JSON.stringify(u.delimiter)),
+    u.delimiter ? el("span", { class: "fact" }, el("b", {}, "Delimiter "), DELIMITERS[u.delimiter] || JSON.stringify(u.delimiter)) : null,
+    u.preset ? el("span", { class: "fact", title: "A saved mapping preset for files with these headers" },
+      el("b", {}, "Preset "), u.preset) : null,
     el("span", { class: "fact" }, el("b", {}, "Rows "), fmtInt(u.rows)),
     el("span", { class: "fact" }, el("b", {}, "Columns "), fmtInt(u.columns.length)),
     el("span", { class: "fact" }, el("b", {}, "Mapped "), `${u.columns.filter((c) => c.field).length} of ${u.columns.length}`),
@@ -278,7 +281,8 @@ function renderFile(entry) {
       class: "fact badge-warn",
       title: u.bad_row_examples.map((b) => `line ${b.line}: ${b.reason}`).join("\n"),
     }, el("b", {}, "Bad rows "), fmtInt(u.bad_rows)) : null);
-  const notice = entry.notice ? el("p", { class: "file-notice", role: "alert", text: entry.notice }) : null;
+  const notice = entry.notice ? el("p", { class: entry.noticeOk ? "file-notice ok" : "file-notice", role: "alert",
+    text: entry.notice }) : null;
   const warnings = u.warnings.length
     ? el("ul", { class: "warnings", "aria-label": `Warnings for ${entry.name}` }, u.warnings.map((w) => el("li", { text: w })))
     : null;
@@ -295,7 +299,31 @@ function renderFile(entry) {
   table.classList.add("mapping-wrap");
   return el("article", { class: "file-card", "data-file": entry.name },
     el("div", { class: "file-head" }, el("div", {}, el("div", { class: "file-name", text: entry.name }), facts), remove),
-    notice, warnings, table);
+    notice, warnings, table, presetForm(entry));
+}
+
+// Save this file's mapping, as shown, for later files with the same headers.
+function presetForm(entry) {
+  const input = el("input", { type: "text", class: "preset-name", placeholder: "e.g. apollo", maxlength: "64",
+    "aria-label": `Preset name for the mapping of ${entry.name}`, value: entry.presetName ?? (entry.upload.preset || ""),
+    oninput: (event) => { entry.presetName = event.target.value; } });  // survives re-renders
+  const save = async (event) => {
+    event.preventDefault();
+    try {
+      const saved = await postJson("/api/mappings", { name: input.value.trim(), upload_id: entry.upload.id,
+        table_type: tableType(), mapping: state.overrides });
+      entry.upload.preset = saved.name;
+      entry.notice = `Mapping saved as preset "${saved.name}": later files with these headers are mapped this way.`;
+      entry.noticeOk = true;
+    } catch (err) {
+      entry.notice = err.message;
+      entry.noticeOk = false;
+    }
+    renderFiles();
+  };
+  return el("form", { class: "preset-form", onsubmit: save },
+    el("label", {}, "Save this mapping as a preset ", input),
+    el("button", { type: "submit", class: "btn btn-small" }, "Save preset"));
 }
 
 function renderFiles() {

@@ -48,6 +48,9 @@ def merge(
     neutralise_formulas: Annotated[bool, typer.Option(
         "--neutralise-formulas/--no-neutralise-formulas",
         help="Prefix ' to cells starting with = + - @ (spreadsheet formula injection).")] = True,
+    e164_column: Annotated[Optional[bool], typer.Option(
+        "--e164-column/--no-e164-column",
+        help="Add a 'Phone Number (E.164)' column (default: CSV_MERGER_PHONE_E164_COLUMN).")] = None,
     quiet: Annotated[bool, typer.Option("--quiet", "-q", help="No progress lines on stderr.")] = False,
 ) -> None:
     """Merge lead-list CSV files into one de-duplicated CSV."""
@@ -62,7 +65,7 @@ def merge(
     progress = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = merge_files(files, output, table_type=table_type, mapping=overrides,  # type: ignore[arg-type]
                          skip_bad_files=skip_bad_files, neutralise_formulas=neutralise_formulas,
-                         progress=progress)
+                         e164_column=e164_column, progress=progress)
     if report is not None:
         report.write_text(result.to_json() + "\n", encoding="utf-8")
     skipped = [f for f in result.files if f.skipped]

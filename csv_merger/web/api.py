@@ -27,6 +27,16 @@ class PreviewRequest(BaseModel):
     mapping: dict[str, str] = Field(default_factory=dict)
 
 
+class PresetRequest(BaseModel):
+    """Body of ``POST /api/mappings``: save the upload's mapping (with
+    ``mapping`` applied) as preset ``name``."""
+
+    name: str
+    upload_id: str
+    table_type: TableType = "people"
+    mapping: dict[str, str] = Field(default_factory=dict)
+
+
 def build_api(service: WebService) -> APIRouter:
     """Routes bound to ``service``."""
     router = APIRouter()
@@ -94,6 +104,18 @@ def build_api(service: WebService) -> APIRouter:
     @router.delete("/uploads/{upload_id}", status_code=204)
     async def delete_upload(upload_id: str) -> None:
         service.delete_upload(upload_id)
+
+    @router.get("/mappings")
+    async def list_presets() -> dict:
+        return {"presets": await run_in_threadpool(service.list_presets)}
+
+    @router.post("/mappings", status_code=201)
+    async def save_preset(body: PresetRequest) -> dict:
+        return await run_in_threadpool(service.save_preset, body.name, body.upload_id, body.table_type, body.mapping)
+
+    @router.delete("/mappings/{name}", status_code=204)
+    async def delete_preset(name: str) -> None:
+        await run_in_threadpool(service.delete_preset, name)
 
     @router.post("/jobs", status_code=201)
     async def start_job(body: JobRequest) -> dict:

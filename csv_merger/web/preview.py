@@ -16,8 +16,11 @@ from csv_merger.schema import TableType
 BAD_ROW_EXAMPLES = 5
 
 
-def preview_file(path: Path, table_type: TableType, mapping: dict[str, str]) -> dict:
-    """``{encoding, delimiter, rows, bad_rows, bad_row_examples, warnings, columns}``.
+def preview_file(path: Path, table_type: TableType, mapping: dict[str, str], presets_dir: Path | None = None) -> dict:
+    """``{preset, encoding, delimiter, rows, bad_rows, bad_row_examples, warnings, columns}``.
+
+    ``preset``: the name of the mapping preset saved for the file's headers
+    (applied under ``mapping``; folder ``presets_dir``, None: the setting), or None.
 
     ``columns``: one ``{index, header, field, how, note}`` per header, in file
     order (``field`` None = kept under its own header, or ignored when
@@ -26,13 +29,16 @@ def preview_file(path: Path, table_type: TableType, mapping: dict[str, str]) -> 
     """
     from tasks.merge import inspect_file
     from tasks.merge import map_headers
-    from tasks.merge import open_csv
+    from tasks.merge import open_source
+    from tasks.merge.headers.presets import PresetStore
 
-    overrides = mapping or None
-    source = open_csv(path)
+    source = open_source(path)
+    preset = PresetStore(presets_dir).find(source.header) if source.header else None
+    overrides = {**(preset.mapping if preset else {}), **mapping} or None
     columns, mapping_warnings = map_headers(source.header, table_type, overrides=overrides, sample=source.sample())
-    report = inspect_file(path, table_type, overrides)
+    report = inspect_file(path, table_type, mapping or None, presets_dir)
     return {
+        "preset": report.preset,
         "encoding": report.encoding,
         "delimiter": report.delimiter,
         "rows": report.rows,

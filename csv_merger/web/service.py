@@ -34,11 +34,18 @@ from csv_merger.web.runners import DEPLOYMENT, make_runner, prefect_api_url_sett
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
 from csv_merger.web.window import next_window_start
 from tasks.merge import IGNORE, KEEP
+from tasks.merge.headers import ColumnMapping
+from tasks.merge.headers.presets import Preset, PresetStore, frozen_mapping
 
 
 def mappable_fields(table_type: TableType) -> list[str]:
     """Canonical fields a column may be mapped to ("Source" is written by the merge itself)."""
     return [f for f in fields_for(table_type) if f != "Source"]
+
+
+def _preset_view(preset: Preset) -> dict:
+    return {"name": preset.name, "table_type": preset.table_type, "headers": preset.headers,
+            "fingerprint": preset.fingerprint, "mapping": preset.mapping}
 
 
 class MergePreviewRequest(BaseModel):
@@ -72,6 +79,7 @@ class WebService:
         self.allow_private_targets = allow_private_targets
         self.root = Path(settings.data_dir).resolve() / "web"
         self.uploads = UploadStore(self.root / "uploads", settings.upload_limit_bytes, settings.chunk_ttl_s)
+        self.presets = PresetStore(settings.mappings_dir or settings.data_dir / "mappings")
         self.jobs_root = self.root / "jobs"
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore()
@@ -143,6 +151,34 @@ class WebService:
         if not self.uploads.delete(upload_id):
             raise ApiError(404, f"upload {upload_id!r} not found (it may have expired)", field="uploads")
 
+    # Mapping presets --------------------------------------------------------
+
+    def save_preset(self, name: str, upload_id: str, table_type: TableType, mapping: dict[str, str]) -> dict:
+        """Save the upload's mapping as it is now shown (``mapping`` applied)
+        as preset ``name`` for files with its headers; 422 for a bad name or
+        headers another preset already covers."""
+        preview = self.preview(upload_id, table_type, mapping)
+        columns = [ColumnMapping(c["index"], c["header"], c["field"], c["how"]) for c in preview["columns"]]
+        try:
+            preset = self.presets.save(name, [c.header for c in columns], frozen_mapping(columns), table_type)
+        except ConfigError as exc:
+            raise ApiError(422, str(exc).replace(str(self.presets.root), "the preset folder"), field="name") from None
+        return _preset_view(preset)
+
+    def list_presets(self) -> list[dict]:
+        """Every saved preset (name, table type, headers, fingerprint)."""
+        try:
+            return [_preset_view(p) for p in self.presets.all()]
+        except ConfigError as exc:
+            raise ApiError(500, str(exc).replace(str(self.presets.root), "the preset folder")) from None
+
+    def delete_preset(self, name: str) -> None:
+        """Delete preset ``name``; 404 when there is none."""
+        try:
+            self.presets.delete(name)
+        except ConfigError as exc:
+            raise ApiError(404, str(exc).replace(str(self.presets.root), "the preset folder"), field="name") from None
+
     def check_mapping(self, mapping: dict[str, str], table_type: TableType) -> dict[str, str]:
         """Validate overrides: each value is a mappable field of ``table_type``, ``ignore`` or ``keep``."""
         fields = mappable_fields(table_type)
@@ -164,7 +200,7 @@ class WebService:
 
     def _preview(self, upload: Upload, table_type: TableType, mapping: dict[str, str]) -> dict:
         with self._named_errors(upload):
-            preview = preview_file(upload.path, table_type, mapping)
+            preview = preview_file(upload.path, table_type, mapping, self.presets.root)
         return {"id": upload.id, "name": upload.name, "size": upload.size, **preview}
 
     @contextlib.contextmanager

@@ -1,4 +1,4 @@
-"""The merge engine: CSV exports in, one clean de-duplicated CSV and a report
+"""The merge engine: CSV and spreadsheet exports in, one clean de-duplicated CSV and a report
 out. No Prefect import.
 
 Modules, in pipeline order: ``sources`` (paths, globs, URLs), ``reading``
@@ -12,9 +12,9 @@ here.
 from tasks.merge.engine import inspect_file, merge_files, source_labels
 from tasks.merge.headers import IGNORE, KEEP, load_mapping_file, map_headers
 from tasks.merge.output import iter_neutralised_csv
-from tasks.merge.reading import open_csv
+from tasks.merge.reading import open_csv, open_source
 from tasks.merge.report import FileReport, MergeReport
 from tasks.merge.sources import resolve_inputs
 
 __all__ = ["IGNORE", "KEEP", "FileReport", "MergeReport", "inspect_file", "iter_neutralised_csv", "load_mapping_file",
-           "map_headers", "merge_files", "open_csv", "resolve_inputs", "source_labels"]
+           "map_headers", "merge_files", "open_csv", "open_source", "resolve_inputs", "source_labels"]

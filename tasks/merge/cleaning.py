@@ -13,12 +13,14 @@ and the cleaning ones are idempotent. The rules (also in README, "merge"):
   classified personal (``tasks/personal_email_domains.yaml``) or work.
 - Domains: scheme, user info, ``www.``, path, query, fragment and port
   removed, lower-cased. A value that is not a host name after that (spaces,
-  no dot, ...) is kept exactly as written.
+  no dot, ...) is kept exactly as written. Companies are matched by the
+  registrable domain (``registrable_domain``: Public Suffix List).
 - LinkedIn: output form ``https://www.linkedin.com/<path>`` (path case as
   written, no query, fragment or trailing slash); comparison key
   ``linkedin.com/<path>`` percent-decoded and lower-cased.
 - Names: the source's case is always kept (no title-casing).
-- Phones: kept as written; ``phone_key`` (digits only) only compares them.
+- Phones: kept as written; ``phone_key`` compares them by E.164 (region of
+  numbers without a country code: setting ``phone_region``), else by digits.
 """
 
 from __future__ import annotations
@@ -28,6 +30,7 @@ from functools import lru_cache
 from pathlib import Path
 from urllib.parse import unquote
 
+import phonenumbers
 import yaml
 
 NULL_TOKENS: frozenset[str] = frozenset(
@@ -162,6 +165,26 @@ def clean_domain(value: str) -> str:
     return host if is_domain(host) else text
 
 
+@lru_cache(maxsize=1)
+def _public_suffix_list():
+    from publicsuffixlist import PublicSuffixList  # loads its bundled list: no network
+
+    return PublicSuffixList()
+
+
+@lru_cache(maxsize=1 << 18)
+def registrable_domain(host: str) -> str:
+    """The registrable domain of a host name (Public Suffix List, ICANN and
+    private sections, as bundled with ``publicsuffixlist``): ``app.acme.com``
+    and ``acme.com`` give ``acme.com``, ``shop.acme.co.uk`` gives
+    ``acme.co.uk``, while ``shop-a.myshopify.com`` stays itself (myshopify.com
+    is a platform's suffix). A host that is itself a public suffix, or not a
+    host name, is returned unchanged."""
+    if not is_domain(host):
+        return host
+    return _public_suffix_list().privatesuffix(host) or host
+
+
 # --- LinkedIn -------------------------------------------------------------
 
 _LINKEDIN_RE = re.compile(
@@ -250,10 +273,60 @@ def text_key(value: str) -> str:
     return " ".join(value.split()).casefold()
 
 
+@lru_cache(maxsize=1)
+def phone_region() -> str:
+    """Region assumed for phones written without a country code (ISO 3166
+    alpha-2, setting ``CSV_MERGER_PHONE_REGION``, default US)."""
+    from csv_merger.settings import get_settings  # base layer; read once per process
+
+    return get_settings().phone_region.upper()
+
+
+@lru_cache(maxsize=1 << 16)
+def e164(value: str, region: str | None = None) -> str | None:
+    """The E.164 form (``"+14155550134"``) of a phone cell, or None when it is
+    not a possible phone number (libphonenumber via ``phonenumbers``: right
+    length for its country). ``region``: the country of numbers written
+    without ``+``/country code (default ``phone_region()``). Extensions are
+    dropped from the key."""
+    text = value.strip()
+    if not 7 <= sum(ch.isdigit() for ch in text) <= 20:
+        return None
+    try:
+        number = phonenumbers.parse(text, region or phone_region())
+    except phonenumbers.NumberParseException:
+        return None
+    if not phonenumbers.is_possible_number(number):
+        return None
+    return phonenumbers.format_number(number, phonenumbers.PhoneNumberFormat.E164)
+
+
+_PHONE_TEXT = re.compile(r"\+?[\d\s().\-/]+(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?", re.IGNORECASE)
+_NOT_PHONE_TEXT = re.compile(r"\d{4}[-/.]\d{1,2}[-/.]\d{1,2}|\d{1,2}[-/.]\d{1,2}[-/.]\d{2,4}|[+-]?\d+[.,]\d+")
+"""Dates (2024-03-01, 01/03/2024, 1.3.24) and decimal numbers: possible
+phone numbers by length in some regions, but not written as phones."""
+
+
+def is_phone_number(value: str) -> bool:
+    """True for a cell written as a phone number: digits with a leading ``+``
+    or separators (``(415) 555-0134``, ``+44 20 7946 0958``) that form a
+    possible number (``e164``). A bare run of digits (an id, a zip), a date
+    or a decimal number is not."""
+    text = value.strip()
+    if not _PHONE_TEXT.fullmatch(text) or (text[:1] != "+" and text.isdigit()) or _NOT_PHONE_TEXT.fullmatch(text):
+        return False
+    return e164(text) is not None
+
+
 def phone_key(value: str) -> str:
-    """Comparison key for a phone: its digits (``"+1 (555) 010-2030"`` and
-    ``"1-555-010-2030"`` compare equal). Falls back to ``text_key`` when the
-    value has no digit. The value itself is never rewritten."""
+    """Comparison key for a phone: the digits of its E.164 form when it is a
+    possible number (``"+1 415 555 0134"``, ``"(415) 555-0134"`` and
+    ``"4155550134"`` all give ``"14155550134"`` with region US), else its
+    digits, else ``text_key``. The value
+    itself is never rewritten."""
+    key = e164(value)
+    if key is not None:
+        return key[1:]  # without "+": equal to the digits of a number e164 cannot read
     digits = "".join(ch for ch in value if ch.isdigit())
     return digits or text_key(value)
 

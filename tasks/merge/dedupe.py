@@ -5,9 +5,9 @@ Rules (README, "merge"):
 - People are the same when a *strong* key matches: any e-mail address (Work
   or Personal; addresses are already trimmed and lower-cased) or the
   canonical LinkedIn Profile key (``tasks.merge.cleaning.linkedin_key``). The
-  *weak* key Full Name (case/whitespace-insensitive) + Company Domain is used
-  only when a record has both and the domain came from the input, not from
-  the record's own e-mail address (else two people named Robert Hall at
+  *weak* key Full Name (case/whitespace-insensitive) + Company Domain
+  (registrable domain) is used only when a record has both and the domain
+  came from the input, not from the record's own e-mail address (else two people named Robert Hall at
   company.com with different addresses would merge: relaticle_people_3453
   has 196 such pairs). The weak key never links two records that both have
   a strong key: it links a record without one to the weak key's first-seen
@@ -16,7 +16,9 @@ Rules (README, "merge"):
   even via a third Robert Hall without an address). Two people at one
   company with neither e-mail nor LinkedIn and different names stay two
   records.
-- Companies are the same when the Company Domain (a real host name) or the
+- Companies are the same when the registrable domain of the Company Domain
+  (``tasks.merge.cleaning.registrable_domain``: ``app.acme.com`` ~
+  ``acme.com``, but ``a.myshopify.com`` != ``b.myshopify.com``) or the
   canonical Company LinkedIn key matches; the Company Name (case/whitespace-
   insensitive) is a key only for a record that has neither, so it links only
   records that both lack domain and LinkedIn.
@@ -27,7 +29,7 @@ Rules (README, "merge"):
 
 from __future__ import annotations
 
-from tasks.merge.cleaning import is_domain, linkedin_key, text_key
+from tasks.merge.cleaning import is_domain, linkedin_key, registrable_domain, text_key
 from tasks.merge.records import SLOT_SEP, VALUE_SEP, Layout
 
 WEAK = "n"  # prefix of the people weak key (Full Name + Company Domain)
@@ -83,11 +85,11 @@ class KeyMatcher:
             if name and domain and not domain_derived:
                 for d in domain.split(VALUE_SEP) if VALUE_SEP in domain else (domain,):
                     if is_domain(d):
-                        keys.append(WEAK + text_key(name.split(VALUE_SEP)[0]) + "\x00" + d)
+                        keys.append(WEAK + text_key(name.split(VALUE_SEP)[0]) + "\x00" + registrable_domain(d))
                         break
         else:
             if domain:
-                keys.extend("d" + d for d in domain.split(VALUE_SEP) if is_domain(d))
+                keys.extend("d" + registrable_domain(d) for d in domain.split(VALUE_SEP) if is_domain(d))
             if not keys and name:
                 keys.append("c" + text_key(name.split(VALUE_SEP)[0]))
         return keys
@@ -191,7 +193,7 @@ def lead_identities(record: dict[str, str], table_type: str) -> list[str]:
     """The strong keys of one merged-CSV row ({header: text}), as the merge's
     de-duplication uses them: people by every e-mail address (numbered
     columns included) and LinkedIn profile key; companies by every company
-    domain and LinkedIn company key. Prefixed like ``KeyMatcher`` keys, so an
+    domain's registrable domain and LinkedIn company key. Prefixed like ``KeyMatcher`` keys, so an
     e-mail never equals a domain. [] when the row has none."""
     keys = []
     fields = _STRONG_FIELDS[table_type]
@@ -206,5 +208,5 @@ def lead_identities(record: dict[str, str], table_type: str) -> list[str]:
             if key := linkedin_key(value):
                 keys.append("l" + key)
         elif is_domain(value.lower()):
-            keys.append("d" + value.lower())
+            keys.append("d" + registrable_domain(value.lower()))
     return keys

@@ -12,7 +12,6 @@ at the end, so a failed merge leaves no OUT.csv.
 from __future__ import annotations
 
 import gc
-import glob
 import multiprocessing
 import os
 import threading
@@ -25,12 +24,15 @@ from typing import NamedTuple
 
 from csv_merger.errors import ConfigError, InputError
 from csv_merger.schema import TableType, fields_for
+from csv_merger.settings import get_settings
 from tasks.merge.dedupe import KeyMatcher, UnionFind, shared_key_reasons
 from tasks.merge.headers import map_headers
+from tasks.merge.headers.presets import PresetStore
 from tasks.merge.output import CsvOutput, OutputPlan
-from tasks.merge.reading import open_csv
+from tasks.merge.reading import open_source, split_sheet
 from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
 from tasks.merge.report import BadRowReport, DuplicateGroup, FileReport, MergeReport
+from tasks.merge.sources import expand_inputs, source_labels
 
 PROGRESS_EVERY = 100_000
 """Rows between two progress lines while reading a file."""
@@ -46,53 +48,6 @@ MAX_WORKERS = 4
 
 SOURCE_JOIN = " | "
 """Separator between file labels in the Source cell."""
-
-_GLOB_CHARS = frozenset("*?[")
-
-
-def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[Path], list[FileReport]]:
-    """Expand paths and globs, in the order given, without repeats.
-
-    A glob matching nothing becomes a failed ``FileReport`` (the caller
-    raises or skips it). A glob never picks ``exclude`` (the output file of
-    an earlier run). A plain path is kept even if missing: reading it gives
-    the error.
-    """
-    paths: list[Path] = []
-    failures: list[FileReport] = []
-    seen: set[Path] = set()
-    for item in inputs:
-        text = str(item)
-        if not Path(text).exists() and _GLOB_CHARS & set(text):
-            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if Path(m).is_file()]
-            matches = [m for m in matches if exclude is None or m.resolve() != exclude]
-            if not matches:
-                failures.append(FileReport(path=text, skipped=True, error="no file matches this pattern"))
-            candidates = matches
-        else:
-            candidates = [Path(text)]
-        for path in candidates:
-            key = path.resolve()
-            if key not in seen:
-                seen.add(key)
-                paths.append(path)
-    return paths, failures
-
-
-def source_labels(paths: Sequence[Path]) -> list[str]:
-    """A Source label per path: the shortest trailing part of the path that
-    no other input shares (``leads.csv``, or ``a/leads.csv`` and
-    ``b/leads.csv`` when two inputs share a base name)."""
-    parts = [p.resolve().parts for p in paths]
-    labels = []
-    for i, own in enumerate(parts):
-        for n in range(1, len(own) + 1):
-            tail = own[-n:]
-            if all(other[-n:] != tail for j, other in enumerate(parts) if j != i):
-                break
-        labels.append("/".join(tail))
-    return labels
-
 
 class _Store:
     """Packed records of every committed file, their file, and the groups
@@ -121,14 +76,20 @@ class _Store:
 
 
 def _map_file(path: Path, label: str, layout: Layout, mapping: dict[str, str] | None,
-              neutralise_formulas: bool = False):
-    """Open one file and map its headers; register its kept columns in
+              presets: PresetStore, neutralise_formulas: bool = False):
+    """Open one file and map its headers (the mapping preset saved for its
+    headers first, ``mapping`` over it); register its kept columns in
     ``layout``. Returns ``(source, FileReport, builder, map warnings)``.
-    Raises InputError from the reader."""
-    source = open_csv(path)
-    mappings, map_warnings = map_headers(source.header, layout.table_type, overrides=mapping,
+    Raises InputError from the reader, ConfigError for a broken preset."""
+    source = open_source(path)
+    preset = presets.find(source.header) if source.header else None
+    overrides = {**preset.mapping, **(mapping or {})} if preset else mapping
+    mappings, map_warnings = map_headers(source.header, layout.table_type, overrides=overrides,
                                          sample=source.sample())
-    report = FileReport(path=str(path), source=label, encoding=source.encoding, delimiter=source.delimiter)
+    report = FileReport(path=str(path), source=label, encoding=source.encoding, delimiter=source.delimiter,
+                        preset=preset.name if preset else None)
+    if preset:
+        map_warnings.insert(0, f"mapping preset {preset.name!r} applied (saved for files with these headers)")
     kept_columns = []
     for m in mappings:
         report.mapping[m.header] = m.field
@@ -183,7 +144,7 @@ def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[st
     comes back as ``(reason, line)`` (exceptions with keyword-only arguments
     do not survive pickling)."""
     try:
-        return _clean_rows(open_csv(path), builder, KeyMatcher(builder.layout), None, "")
+        return _clean_rows(open_source(path), builder, KeyMatcher(builder.layout), None, "")
     except InputError as exc:
         return exc.reason, exc.line
 
@@ -198,26 +159,33 @@ def _finish_report(report: FileReport, result: _FileRows, map_warnings: list[str
 
 
 def inspect_file(path: str | Path, table_type: TableType = "people",
-                 mapping: dict[str, str] | None = None) -> FileReport:
+                 mapping: dict[str, str] | None = None, presets_dir: str | Path | None = None) -> FileReport:
     """Read and map one file without merging (a preview): the ``FileReport``
     a merge would give it (rows, bad rows, warnings, mapping, invalid
-    e-mails). Raises InputError for an unreadable file."""
+    e-mails, preset). Raises InputError for an unreadable file."""
     fields_for(table_type)
-    source, report, builder, map_warnings = _map_file(Path(path), Path(path).name, Layout(table_type), mapping)
+    source, report, builder, map_warnings = _map_file(Path(path), Path(path).name, Layout(table_type), mapping,
+                                                      PresetStore(presets_dir))
     _finish_report(report, _clean_rows(source, builder, None, None, ""), map_warnings)
     return report
 
 
 def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_type: TableType = "people",
                 mapping: dict[str, str] | None = None, skip_bad_files: bool = False,
-                neutralise_formulas: bool = True, explain: int = 0,
+                neutralise_formulas: bool = True, e164_column: bool | None = None,
+                presets_dir: str | Path | None = None, explain: int = 0,
                 progress: Callable[[str], None] | None = None) -> MergeReport:
     """Merge CSV files (paths or globs) into one de-duplicated CSV at ``out_path``.
 
     ``mapping``: header overrides ``{source header: canonical field | "ignore"}``.
     ``skip_bad_files``: an unreadable file (or a glob matching nothing) is
     reported (``skipped``, ``error``) and the rest merges; otherwise the
-    first one raises InputError and nothing is written. ``progress`` receives
+    first one raises InputError and nothing is written. ``e164_column``: add
+    ``Phone Number (E.164)`` (``Company Phone (E.164)``) to the output (None:
+    the ``phone_e164_column`` setting). ``presets_dir``: folder of mapping
+    presets (``tasks.merge.headers.presets``; None: the ``mappings_dir``
+    setting): a file whose headers have a preset is mapped by it, with
+    ``mapping`` over it. ``progress`` receives
     one line per file, every ``PROGRESS_EVERY`` rows and per stage.
     Raises ConfigError for a bad table type, an output directory that does
     not exist, or no readable input at all. ``explain``: also report the
@@ -229,16 +197,18 @@ def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_typ
     collecting = gc.isenabled()
     gc.disable()
     try:
+        if e164_column is None:
+            e164_column = get_settings().phone_e164_column
         return _merge(inputs, Path(out_path), table_type, mapping, skip_bad_files, neutralise_formulas,
-                      progress or (lambda _line: None), explain)
+                      e164_column, PresetStore(presets_dir), progress or (lambda _line: None), explain)
     finally:
         if collecting:
             gc.enable()
 
 
 def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mapping: dict[str, str] | None,
-           skip_bad_files: bool, neutralise_formulas: bool, say: Callable[[str], None],
-           explain: int = 0) -> MergeReport:
+           skip_bad_files: bool, neutralise_formulas: bool, e164_column: bool, presets: PresetStore,
+           say: Callable[[str], None], explain: int = 0) -> MergeReport:
     started = time.monotonic()
     fields_for(table_type)
     if not out.parent.is_dir():
@@ -251,7 +221,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     if failures and not skip_bad_files:
         raise InputError(failures[0].path, failures[0].error)
     labels = source_labels(paths)
-    layout = Layout(table_type)
+    layout = Layout(table_type, e164_column=e164_column)
     matcher = KeyMatcher(layout)
     store = _Store(keep_keys=explain > 0)
     report = MergeReport(output_path=str(out), table_type=table_type)
@@ -259,7 +229,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     opened = []
     for path, label in zip(paths, labels):
         try:
-            opened.append((path, label, *_map_file(path, label, layout, mapping, neutralise_formulas)))
+            opened.append((path, label, *_map_file(path, label, layout, mapping, presets, neutralise_formulas)))
         except InputError as exc:
             file_reports[path] = _skipped(exc, path, label, skip_bad_files, say)
 
@@ -338,7 +308,7 @@ def _clean_all(opened: list, matcher: KeyMatcher, say: Callable[[str], None],
     CPUs, and no other thread, since the workers are forked), while ``take``
     consumes finished files; else here, one file at a time."""
     workers = min(len(opened), os.cpu_count() or 1, MAX_WORKERS)
-    size = sum(os.path.getsize(path) for path, *_ in opened)
+    size = sum(os.path.getsize(split_sheet(path)[0]) for path, *_ in opened)
     forkable = "fork" in multiprocessing.get_all_start_methods() and threading.active_count() == 1
     if workers > 1 and size >= PARALLEL_MIN_BYTES and forkable:
         say(f"cleaning {len(opened)} files in {workers} worker processes")

@@ -3,7 +3,8 @@
 Columns (``OutputPlan``): the canonical fields in schema order; then the
 numbered columns holding further distinct values of canonical fields
 (``"Work Email 2"``, ``"Phone Number 2"``, ... in schema order of their
-field); then ``"Invalid Email"`` (and ``"Invalid Email 2"``...) when any
+field); then ``"Phone Number (E.164)"`` (``"Company Phone (E.164)"``) and
+its numbered columns when asked for; then ``"Invalid Email"`` (and ``"Invalid Email 2"``...) when any
 e-mail cell held an invalid token; then every kept input column under its
 original header, each followed by its own numbered columns; last
 ``"Extra Fields"`` when a ragged row had surplus cells. For companies the
@@ -69,6 +70,9 @@ class OutputPlan:
         for slot in fields:
             if not (numbered_company_email and layout.names[slot] == "Company Email"):
                 self._add_numbered(slot, layout.names[slot], counts[slot])
+        if layout.e164 is not None:  # asked for: always written, even empty
+            self._add(layout.e164, layout.names[layout.e164])
+            self._add_numbered(layout.e164, layout.names[layout.e164], counts[layout.e164])
         self._add_all(layout.invalid_email, layout.names[layout.invalid_email], layout.max_values[layout.invalid_email])
         for slot in range(layout.kept_start, len(layout.names)):
             self._add_all(slot, layout.names[slot], counts[slot])

@@ -8,6 +8,8 @@ first). Slots are, in this order (``Layout``):
 2. ``"Invalid Email"``: tokens of e-mail cells that are not valid addresses
    (kept as written, never dropped);
 3. ``"Extra Fields"``: a ragged row's surplus cells, joined with ``" | "``;
+   then, with ``Layout(e164_column=True)``, ``"Phone Number (E.164)"``
+   (``"Company Phone (E.164)"``): the E.164 form of each phone that has one;
 4. kept columns: every input column that maps to no canonical field, under
    its original header (union across files, first-seen order). A kept header
    equal to a reserved name (a canonical field, "Invalid Email", "Extra
@@ -39,6 +41,7 @@ from tasks.merge.cleaning import (
     build_full_name,
     clean_domain,
     clean_linkedin,
+    e164,
     email_domain,
     is_personal_domain,
     linkedin_key,
@@ -67,6 +70,9 @@ FIELD_KINDS: dict[str, str] = {
 }
 
 
+PHONE_FIELD_OF = {"people": "Phone Number", "company": "Company Phone"}
+
+
 def _linkedin_compare(value: str) -> str:
     return linkedin_key(value) or text_key(value)
 
@@ -81,14 +87,20 @@ class Layout:
     one output record holds in each (which sizes the numbered columns).
 
     Slot ids: ``0..F-1`` canonical fields, ``F`` Invalid Email, ``F+1`` Extra
-    Fields, then kept columns in first-seen order.
+    Fields, ``F+2`` the E.164 column when ``e164_column``, then kept columns
+    in first-seen order.
     """
 
-    def __init__(self, table_type: TableType):
+    def __init__(self, table_type: TableType, *, e164_column: bool = False):
         self.table_type = table_type
         self.fields: tuple[str, ...] = fields_for(table_type)
         self.names: list[str] = [*self.fields, INVALID_EMAIL, EXTRA_FIELDS]
         self.kinds: list[str] = [FIELD_KINDS.get(f, TEXT) for f in self.fields] + [TEXT, TEXT]
+        self.e164: int | None = None  # slot of the E.164 column, when asked for
+        if e164_column:
+            self.e164 = len(self.names)
+            self.names.append(f"{PHONE_FIELD_OF[table_type]} (E.164)")
+            self.kinds.append(PHONE)
         self.max_values: list[int] = [0] * len(self.names)
         self._index = {name: i for i, name in enumerate(self.names)}
         self.invalid_email = self._index[INVALID_EMAIL]
@@ -249,6 +261,7 @@ class RecordBuilder:
         self._work = layout.slot("Work Email") if self._people else layout.slot("Company Email")
         self._personal = layout.slot("Personal Email") if self._people else self._work
         self._domain = layout.slot("Company Domain")
+        self._phone = layout.slot(PHONE_FIELD_OF[layout.table_type])
         self._joined = {layout.slot(f) for f in LOCATION_FIELDS if f in layout.fields}
         self._names = (f.index("First Name"), f.index("Last Name"), f.index("Full Name")) if self._people else None
         self._control_chars = 0
@@ -305,6 +318,11 @@ class RecordBuilder:
             elif values[first_pos] or values[last_pos]:
                 values[full_pos] = build_full_name(values[first_pos].split(VALUE_SEP)[0],
                                                    values[last_pos].split(VALUE_SEP)[0])
+        if layout.e164 is not None and values[self._phone]:
+            for phone in values[self._phone].split(VALUE_SEP):
+                number = e164(phone)
+                if number:
+                    multi += self._add(values, layout.e164, number, PHONE)
         self.domain_derived = False
         if not values[self._domain] and values[self._work]:
             for address in values[self._work].split(VALUE_SEP):

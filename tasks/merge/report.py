@@ -20,7 +20,7 @@ class FileReport(BaseModel):
     ``rows``: data rows read (blank lines excluded). ``mapping``: original
     header -> canonical field, or null when the column is kept under its own
     header or ignored (``ignored`` lists the columns a mapping override
-    dropped on purpose). ``empty_rows``: rows whose kept cells were all empty
+    dropped on purpose; ``preset``: the mapping preset applied, if any). ``empty_rows``: rows whose kept cells were all empty
     (they produce no record). ``invalid_emails``: e-mail tokens that were not
     valid addresses (kept in "Invalid Email"). ``skipped``/``error``: set when
     ``--skip-bad-files`` skipped the file.
@@ -38,6 +38,7 @@ class FileReport(BaseModel):
     mapping: dict[str, str | None] = Field(default_factory=dict)
     mapping_how: dict[str, str] = Field(default_factory=dict)
     ignored: list[str] = Field(default_factory=list)
+    preset: str | None = None
     skipped: bool = False
     error: str | None = None
 

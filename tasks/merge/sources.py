@@ -9,6 +9,9 @@ fsspec, when the optional ``s3fs`` package is installed). Other schemes
 the merged ``Source`` column names them as the user knows them; remote
 files are copied into ``dest_dir`` first, one numbered sub-folder each, so
 two URLs ending in the same file name never overwrite each other.
+
+``expand_inputs`` and ``source_labels`` then turn a merge's local inputs into
+the list of files (and workbook sheets) it reads and their Source labels.
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ from urllib.parse import unquote, urlsplit
 
 from csv_merger.errors import ConfigError, InputError
 from csv_merger.safety import CheckedTarget, PinnedTransport, check_input_url
+from tasks.merge.reading import is_spreadsheet, workbook_inputs
+from tasks.merge.report import FileReport
 
 _GLOB_CHARS = set("*?[")
 
@@ -107,3 +112,64 @@ def resolve_inputs(files: Sequence[str], dest_dir: str | Path, *, allow_private:
             found = _expand_local(spec)
         out.extend(p for p in found if p not in out)
     return out
+
+
+# --- local inputs of one merge ------------------------------------------------
+
+
+
+def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[Path], list[FileReport]]:
+    """Expand paths and globs, in the order given, without repeats.
+
+    A glob matching nothing becomes a failed ``FileReport`` (the caller
+    raises or skips it). A glob never picks ``exclude`` (the output file of
+    an earlier run). A plain path is kept even if missing: reading it gives
+    the error. A workbook with several sheets holding data becomes one
+    ``book.xlsx#<sheet>`` input per sheet (``reading.workbook_inputs``).
+    """
+    paths: list[Path] = []
+    failures: list[FileReport] = []
+    seen: set[Path] = set()
+    for item in inputs:
+        text = str(item)
+        if not Path(text).exists() and _GLOB_CHARS & set(text):
+            matches = [Path(m) for m in sorted(glob.glob(text, recursive=True)) if Path(m).is_file()]
+            matches = [m for m in matches if exclude is None or m.resolve() != exclude]
+            if not matches:
+                failures.append(FileReport(path=text, skipped=True, error="no file matches this pattern"))
+            candidates = matches
+        else:
+            candidates = [Path(text)]
+        candidates = [Path(p) for c in candidates for p in _sheets(c)]
+        for path in candidates:
+            key = path.resolve()
+            if key not in seen:
+                seen.add(key)
+                paths.append(path)
+    return paths, failures
+
+
+def _sheets(path: Path) -> list[str]:
+    """``workbook_inputs`` of a workbook; an unreadable one stays one input
+    (reading it gives the error)."""
+    if not is_spreadsheet(path):
+        return [str(path)]
+    try:
+        return workbook_inputs(path)
+    except InputError:
+        return [str(path)]
+
+
+def source_labels(paths: Sequence[Path]) -> list[str]:
+    """A Source label per path: the shortest trailing part of the path that
+    no other input shares (``leads.csv``, or ``a/leads.csv`` and
+    ``b/leads.csv`` when two inputs share a base name)."""
+    parts = [p.resolve().parts for p in paths]
+    labels = []
+    for i, own in enumerate(parts):
+        for n in range(1, len(own) + 1):
+            tail = own[-n:]
+            if all(other[-n:] != tail for j, other in enumerate(parts) if j != i):
+                break
+        labels.append("/".join(tail))
+    return labels

@@ -7,7 +7,7 @@ import re
 from dataclasses import dataclass, replace
 
 from csv_merger.schema import TableType, fields_for
-from tasks.merge.cleaning import is_null, split_emails
+from tasks.merge.cleaning import clean_domain, is_domain, is_null, is_phone_number, split_emails
 from tasks.merge.headers.model import EMAIL_FIELD, EMAIL_FIELDS, LINKEDIN_FIELDS, PHONE_FIELD, PHONE_FIELDS, ColumnMapping
 from tasks.merge.headers.synonyms import Known, SynonymTable, normalise_header, synonym_table
 
@@ -21,6 +21,8 @@ JOB_TITLE_SHARE = 0.3
 
 _LINKEDIN_PATH = re.compile(r"linkedin\.com/(in|pub|company|school|showcase)/", re.IGNORECASE)
 _PHONE = re.compile(r"\+?[\d\s().\-/]+(?:\s*(?:x|ext\.?|#)\s*\d{1,6})?", re.IGNORECASE)
+_NOT_COMPANY_SITES = ("linkedin.com", "facebook.com", "twitter.com", "x.com", "instagram.com", "youtube.com",
+                      "google.com", "goo.gl", "crunchbase.com", "maps.app.goo.gl")
 
 
 def _is_email_cell(value: str) -> bool:
@@ -120,9 +122,12 @@ def _linkedin_kind(value: str) -> str | None:
 
 def _check_linkedin_column(m: ColumnMapping, cells: _Cells, table_type: TableType,
                            warnings: list[str]) -> ColumnMapping:
-    kind = "company" if m.field == LINKEDIN_FIELDS["person"] else "person"
-    other = cells.rows_where(lambda v: _linkedin_kind(v) == kind)
-    if not other or cells.share(other) < CONTENT_SHARE:
+    """A LinkedIn (or domain) column full of LinkedIn URLs of another kind."""
+    for kind in ("person", "company"):
+        other = cells.rows_where(lambda v, kind=kind: _linkedin_kind(v) == kind)
+        if LINKEDIN_FIELDS[kind] != m.field and other and cells.share(other) >= CONTENT_SHARE:
+            break
+    else:
         return m
     what = "company pages" if kind == "company" else "people's profiles"
     where = (f"column {m.index + 1} {m.header!r} holds LinkedIn {what} "
@@ -133,6 +138,33 @@ def _check_linkedin_column(m: ColumnMapping, cells: _Cells, table_type: TableTyp
     warnings.append(f"{where}: mapped to {LINKEDIN_FIELDS[kind]}")
     return replace(m, field=LINKEDIN_FIELDS[kind], how="content",
                    note=f"column holds LinkedIn {what} although its header says {m.field}")
+
+
+def _is_web_cell(value: str) -> bool:
+    """A web address or bare domain of a company (not a LinkedIn, social or map link)."""
+    host = clean_domain(value)
+    return is_domain(host) and " " not in value.strip() and "@" not in value \
+        and not any(host == s or host.endswith("." + s) for s in _NOT_COMPANY_SITES)
+
+
+def _check_unmapped_column(m: ColumnMapping, cells: _Cells, table_type: TableType,
+                           warnings: list[str]) -> ColumnMapping:
+    """An unmapped column (no header entry, or a generic one) whose values
+    identify a field beyond doubt: LinkedIn profiles or company pages, phone
+    numbers, and, in a company list, web addresses."""
+    fields = fields_for(table_type)
+    tests = [(LINKEDIN_FIELDS["person"], "LinkedIn profiles", lambda v: _linkedin_kind(v) == "person"),
+             (LINKEDIN_FIELDS["company"], "LinkedIn company pages", lambda v: _linkedin_kind(v) == "company"),
+             (PHONE_FIELD[table_type], "phone numbers", is_phone_number)]
+    if table_type == "company":
+        tests.append(("Company Domain", "web addresses", _is_web_cell))
+    for field, what, test in tests:
+        rows = cells.rows_where(test)
+        if field in fields and rows and cells.share(rows) >= CONTENT_SHARE:
+            share = f"{len(rows)} of {len(cells.values)} sampled values, {cells.share(rows):.0%}"
+            warnings.append(f"column {m.index + 1} {m.header!r} holds {what} ({share}): mapped to {field}")
+            return replace(m, field=field, how="content", note=f"values are {what} ({share})")
+    return m
 
 
 def _check_title_column(m: ColumnMapping, cells: _Cells, table: SynonymTable, has_job_title: bool,
@@ -176,8 +208,10 @@ def apply_content(mappings: list[ColumnMapping], matched: dict[int, Known], samp
         elif m.index in ambiguous:
             m = _check_title_column(m, cells, table, has_job_title, warnings)
         else:
-            if m.field in LINKEDIN_FIELDS.values():
+            if m.field in LINKEDIN_FIELDS.values() or m.field == "Company Domain":
                 m = _check_linkedin_column(m, cells, table_type, warnings)
             m = _check_other_column(m, cells, table_type, warnings)
+            if m.field is None:
+                m = _check_unmapped_column(m, cells, table_type, warnings)
         result.append(m)
     return result

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from csv_merger.schema import TableType
 from tasks.merge.headers.content import apply_content
+from tasks.merge.headers.kinds import apply_kind
 from tasks.merge.headers.model import ColumnMapping
 from tasks.merge.headers.overrides import check_overrides, from_override
 from tasks.merge.headers.synonyms import Known, SynonymTable, fuzzy_match, normalise_header, synonym_table, unnumbered
@@ -64,6 +65,7 @@ def map_headers(headers: list[str], table_type: TableType, *,
         if entry is not None:
             matched[index] = entry
         mappings.append(mapping)
+    mappings = apply_kind(mappings, matched, table_type, warnings)
     mappings = apply_content(mappings, matched, sample or [], table_type, warnings)
     warnings.extend(f"mapping entry {source!r} names no column of this file"
                     for source in checked if source not in used)

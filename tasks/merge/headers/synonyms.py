@@ -19,6 +19,7 @@ from csv_merger.schema import TableType, fields_for
 from tasks.merge.headers.model import EMAIL_FIELD, MERGE_OWNED, PHONE_FIELD
 
 SYNONYMS_PATH = Path(__file__).with_name("synonyms.yaml")
+LANGUAGES_DIR = Path(__file__).with_name("languages")
 
 _HINT = re.compile(r"\([^()]*\)|\[[^\[\]]*\]")
 _DIGITS = re.compile(r"\d+")
@@ -73,17 +74,15 @@ class SynonymTable:
     job_title_words: frozenset[str]
 
 
-def _entries(data: dict, table_type: TableType) -> Iterable[Known]:
+def _entries(data: dict, path: Path, table_type: TableType) -> Iterable[Known]:
+    """Entries of one table file (synonyms.yaml or a language file)."""
     fields = fields_for(table_type)
-    for name in fields:
-        if name != MERGE_OWNED:
-            yield Known(name, name)
     for section, field in (("contact_email", EMAIL_FIELD), ("contact_phone", PHONE_FIELD)):
-        yield from (Known(str(h), field[table_type]) for h in data[section])
+        yield from (Known(str(h), field[table_type]) for h in data.get(section) or ())
     for section in ("both", table_type):
         for field, headers in (data.get(section) or {}).items():
             if field not in fields or field == MERGE_OWNED:
-                raise ConfigError(f"{SYNONYMS_PATH}: section {section!r} lists {field!r}, "
+                raise ConfigError(f"{path}: section {section!r} lists {field!r}, "
                                   f"not a {table_type} field")
             yield from (Known(str(h), field) for h in headers)
     not_fields = data.get("not_fields") or {}
@@ -93,18 +92,35 @@ def _entries(data: dict, table_type: TableType) -> Iterable[Known]:
 
 
 @cache
-def synonym_table(table_type: TableType) -> SynonymTable:
-    """The lookup table of ``table_type``; ConfigError if synonyms.yaml lists
-    one normalised header for two different meanings."""
+def load_table_data() -> dict:
+    """synonyms.yaml as parsed (read once)."""
     loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)  # libyaml when built with it
-    data = yaml.load(SYNONYMS_PATH.read_text(encoding="utf-8"), Loader=loader)
-    entries = list(_entries(data, table_type))
+    return yaml.load(SYNONYMS_PATH.read_text(encoding="utf-8"), Loader=loader)
+
+
+@cache
+def language_tables() -> tuple[tuple[Path, dict], ...]:
+    """``(path, parsed file)`` of every ``languages/<code>.yaml``, by name."""
+    loader = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+    return tuple((path, yaml.load(path.read_text(encoding="utf-8"), Loader=loader))
+                 for path in sorted(LANGUAGES_DIR.glob("*.yaml")))
+
+
+@cache
+def synonym_table(table_type: TableType) -> SynonymTable:
+    """The lookup table of ``table_type`` (synonyms.yaml and the language
+    files); ConfigError if they list one normalised header for two different
+    meanings."""
+    data = load_table_data()
+    entries = [Known(name, name) for name in fields_for(table_type) if name != MERGE_OWNED]
+    for path, table in ((SYNONYMS_PATH, data), *language_tables()):
+        entries.extend(_entries(table, path, table_type))
     keys: dict[str, Known] = {}
     for entry in entries:
         key = normalise_header(entry.header)
         seen = keys.setdefault(key, entry)
         if seen.field != entry.field:
-            raise ConfigError(f"{SYNONYMS_PATH}: {entry.header!r} ({entry.field}) and "
+            raise ConfigError(f"{SYNONYMS_PATH.parent}: {entry.header!r} ({entry.field}) and "
                               f"{seen.header!r} ({seen.field}) normalise alike ({table_type})")
     by_plain: dict[str, Known] = {}
     for key, entry in list(keys.items()):
@@ -112,7 +128,7 @@ def synonym_table(table_type: TableType) -> SynonymTable:
         if plain and plain not in keys:
             seen = by_plain.setdefault(plain, entry)
             if seen.field != entry.field:
-                raise ConfigError(f"{SYNONYMS_PATH}: {entry.header!r} and {seen.header!r} "
+                raise ConfigError(f"{SYNONYMS_PATH.parent}: {entry.header!r} and {seen.header!r} "
                                   f"differ only by a number but mean different things")
     keys.update(by_plain)
     content = data["content"]

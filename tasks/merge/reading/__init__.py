@@ -38,6 +38,9 @@ streams the data rows with bounded memory. Policies, each tested:
   except that empty trailing cells (trailing delimiters) are just dropped.
   NUL characters are removed (warned). A quote never closed is reported
   on the record that swallowed the rest of the file.
+- Spreadsheets (.xlsx, .xlsm, .xlsb, .xls, .ods, by name or content) are
+  read by ``open_source`` with the ``spreadsheet`` module instead, one sheet
+  per input (``book.xlsx#Sheet2``), every cell as the text it shows.
 - Not CSV: known magic numbers (PDF, XLSX/ZIP, XLS, images, archives,
   SQLite), HTML/XML, JSON / JSON Lines (also behind a UTF-8
   BOM), over 5% control bytes or 30% NULs raise InputError
@@ -49,9 +52,28 @@ streams the data rows with bounded memory. Policies, each tested:
   and bare-CR files are counted right.
 """
 
+from pathlib import Path
+
 from tasks.merge.reading.csv_file import open_csv
 from tasks.merge.reading.encoding import BLOCK_BYTES, MIXED_FALLBACK
 from tasks.merge.reading.layout import DELIMITERS, clean_header
-from tasks.merge.reading.rows import BadRow, CsvSource, RawRow
+from tasks.merge.reading.rows import BadRow, CsvSource, RawRow, Source
+from tasks.merge.reading.spreadsheet import (
+    SheetSource,
+    is_spreadsheet,
+    open_spreadsheet,
+    split_sheet,
+    workbook_inputs,
+)
 
-__all__ = ["BLOCK_BYTES", "DELIMITERS", "MIXED_FALLBACK", "BadRow", "CsvSource", "RawRow", "clean_header", "open_csv"]
+
+def open_source(path: str | Path) -> Source:
+    """Open any input the merge reads: a workbook sheet (``.xlsx``, ``.xls``,
+    ``.ods``, ``book.xlsx#Sheet``; ``spreadsheet`` module) or a CSV file
+    (``open_csv``). Both stream ``RawRow``s with the same reporting. Raises
+    InputError naming the file and the reason."""
+    return open_spreadsheet(path) if is_spreadsheet(path) else open_csv(path)
+
+
+__all__ = ["BLOCK_BYTES", "DELIMITERS", "MIXED_FALLBACK", "BadRow", "CsvSource", "RawRow", "SheetSource", "Source",
+           "clean_header", "is_spreadsheet", "open_csv", "open_source", "split_sheet", "workbook_inputs"]

@@ -46,16 +46,13 @@ class RawRow:
 
 
 @dataclass
-class CsvSource:
-    """An opened CSV file, ready to stream. Build it with ``open_csv``.
+class Source:
+    """An opened input, ready to stream: what the merge uses of a CSV file
+    (``CsvSource``) or a spreadsheet sheet (``spreadsheet.SheetSource``).
 
-    ``encoding`` is a Python codec name, ``delimiter`` one of
-    ``layout.DELIMITERS``, ``header_line`` the 1-based physical line of the header
-    (0 for an empty file). ``warnings`` is filled by ``open_csv``;
-    ``bad_rows`` is (re)filled while ``rows()`` is iterated. How to read
-    the text: ``escape`` (quotes backslash-escaped, not doubled),
-    ``remove_nul`` (the file holds NUL characters), ``decode_errors`` (a
-    codec error handler: "strict", or MIXED_FALLBACK for mixed encodings).
+    ``header_line``: 1-based line (sheet row) of the header, 0 when the
+    input is empty. ``warnings`` is filled when it is opened; ``bad_rows`` is
+    (re)filled while ``rows()`` is iterated.
     """
 
     path: str
@@ -65,14 +62,11 @@ class CsvSource:
     header_line: int
     warnings: list[str] = field(default_factory=list)
     bad_rows: list[BadRow] = field(default_factory=list)
-    escape: bool = False
-    remove_nul: bool = False
-    decode_errors: str = "strict"
 
     def rows(self) -> Iterator[RawRow]:
         """Stream the data rows (header and preamble excluded). Each call
-        re-opens the file and refills ``bad_rows``. Raises InputError if the
-        file cannot be parsed (e.g. an opening quote never closed)."""
+        re-opens the input and refills ``bad_rows``. Raises InputError if it
+        cannot be read (e.g. a CSV quote never closed)."""
         self.bad_rows.clear()
         return self._records(self.bad_rows)
 
@@ -83,6 +77,26 @@ class CsvSource:
             return [row.cells for row in islice(records, n)]
         finally:
             records.close()
+
+    def _records(self, bad_rows: list[BadRow]) -> Iterator[RawRow]:
+        raise NotImplementedError
+
+
+@dataclass
+class CsvSource(Source):
+    """An opened CSV file. Build it with ``open_csv``.
+
+    ``encoding`` is a Python codec name, ``delimiter`` one of
+    ``layout.DELIMITERS``, ``header_line`` the 1-based physical line of the
+    header. How to read the text: ``escape`` (quotes backslash-escaped, not
+    doubled), ``remove_nul`` (the file holds NUL characters),
+    ``decode_errors`` (a codec error handler: "strict", or MIXED_FALLBACK for
+    mixed encodings).
+    """
+
+    escape: bool = False
+    remove_nul: bool = False
+    decode_errors: str = "strict"
 
     def _records(self, bad_rows: list[BadRow]) -> Iterator[RawRow]:
         if not self.header_line:
