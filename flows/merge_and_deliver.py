@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from csv_merger.errors import ConfigError
+from csv_merger.errors import ConfigError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.schema import TableType
 from csv_merger.settings import get_settings
@@ -34,6 +34,7 @@ from flows.cancellation import watch_cancellation
 from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import DeliveryConfig, DeliverySummary, default_job_id
+from tasks.deliver.redis_loss import redis_gone_for_job
 from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, resolve_redis_url
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
@@ -55,7 +56,16 @@ def _deliver_in_process(refs, config: DeliveryConfig, redis_url, out_dir: Path, 
     configs = [chunk_config(config, ref, out_dir / "dead-letter", per_chunk) for ref in refs]
     futures = deliver_chunk.map(refs, configs, unmapped(redis_url), cancel=unmapped(cancel),
                                 progress=unmapped(progress.set_chunk))
-    return futures.result()
+    futures.wait()
+    parts, gone = [], []
+    for future in futures:
+        try:
+            parts.append(future.result())
+        except RedisUnavailableError as exc:  # every chunk stopped (deliver_chunk set cancel): add up their counts
+            gone.append(exc)
+    if gone:
+        raise redis_gone_for_job(gone, parts, config.job_id)
+    return parts
 
 
 def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, rows_total: int, fan_out: bool,
@@ -96,7 +106,7 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                       mapping: dict[str, str] | None = None, limit_key: str | None = None, job_id: str | None = None,
                       concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
                       allow_private_targets: bool = False, auth_token_block: str | None = None,
-                      fan_out: bool = False) -> PipelineSummary:
+                      fan_out: bool = False, force_resend: bool = False) -> PipelineSummary:
     """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
 
     Rates in requests/s (``rate_limit``, shared by every run with the same
@@ -108,7 +118,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     (merged.csv, merge-report.json, dead-letter.csv, summary.json).
     ``fan_out``: hand chunks to runs of the ``deliver-chunk`` deployment on
     the work pool (needs Redis). ``auth_token_block``: name of a Secret block
-    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``).
+    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``). ``force_resend``: resume even though
+    Redis lost the job's ledger (tasks.deliver.redis_loss). ``redis_url`` default: ``REDIS_URL`` or
+    the ``CSV_MERGER_REDIS_BLOCK`` block, resolved inside the run (never pass a URL holding a
+    password: Prefect stores parameters in clear).
     """
     settings = get_settings()
     run_id = flow_run.get_id()
@@ -135,7 +148,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
 
     config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
-                             auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
+                             auth_token_block=auth_token_block, allow_private_targets=allow_private_targets,
+                             force_resend=force_resend)
     refs = chunk(merged, job, chunk_size, redis)
     delivery = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
                         auth_token_block=auth_token_block)

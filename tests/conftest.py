@@ -91,3 +91,25 @@ def data_dir(tmp_path, monkeypatch):
     get_settings.cache_clear()
     yield tmp_path / "data"
     get_settings.cache_clear()
+
+
+def prefect_database_text(path: str | Path | None = None) -> str:
+    """Every text and JSON value stored in a Prefect SQLite database (flow-run parameters,
+    states, logs, artifacts, blocks...), one per line: for tests that look for a secret in it.
+    ``path`` default: the harness's database."""
+    import sqlite3
+
+    if path is None:
+        import prefect.settings
+
+        path = str(prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1]
+    db = sqlite3.connect(path)
+    try:
+        found = []
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                found += [f"{table}: {v if isinstance(v, str) else v.decode('utf-8', 'replace')}"
+                          for v in row if isinstance(v, (str, bytes))]
+        return "\n".join(found)
+    finally:
+        db.close()

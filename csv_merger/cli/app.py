@@ -1,5 +1,6 @@
 """The Typer application every sub-command module registers on."""
 
+import shlex
 from pathlib import Path
 
 import typer
@@ -13,6 +14,22 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+
+
+invoked_with: list[str] = []  # this invocation's arguments (set by csv_merger.cli.main), for resume hints
+
+
+def resume_command(job_id: str) -> str:
+    """This invocation's command line with ``--job-id JOB_ID`` (replacing one given), shell-quoted."""
+    args, out, skip = list(invoked_with), [], False
+    for arg in args:
+        if skip:
+            skip = False
+        elif arg == "--job-id":
+            skip = True
+        elif not arg.startswith("--job-id="):
+            out.append(arg)
+    return shlex.join(["csv-merger", *out, "--job-id", job_id])
 
 
 @app.callback()

@@ -86,6 +86,8 @@ def deliver(
     max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="Attempts per row (default: 6)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets",
                                                help="Allow loopback/private hosts (local sink)."),
+    force_resend: bool = typer.Option(False, "--force-resend",
+                                      help="Resume even though Redis lost the job's ledger (every row is sent again)."),
 ) -> None:
     """POST one JSON body per row at the target's rate; resumable by job id."""
     from csv_merger.settings import get_settings
@@ -105,9 +107,9 @@ def deliver(
         webhook_url=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit), burst=_or(burst, s.burst),
         concurrency=_or(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
-        max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
+        max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s, outage_budget_s=s.outage_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
-        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path),
+        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), force_resend=force_resend,
     )
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
