@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import subprocess
 
+import pytest
+
 from test_delivery import deliver_args, env, read_csv, run, write_rows
 
 
@@ -57,3 +59,29 @@ def test_an_outage_longer_than_the_budget_dead_letters_the_rest_quickly(tmp_path
     assert s["delivered"] == 20 and s["failed"] == 80
     dl = read_csv(dead)
     assert len(dl) == 80 and all(r["_status"] == "503" and "outage budget of 3 s" in r["_reason"] for r in dl)
+
+
+def test_detector_trips_on_a_window_of_failures_from_several_rows_only():
+    from tasks.deliver.outage import OutageDetector, OutagePolicy
+
+    one_row = OutageDetector(OutagePolicy())
+    assert not any(one_row.failed(7) for _ in range(20))  # one row failing again and again: its own problem
+    flaky = OutageDetector(OutagePolicy())
+    outcomes = [flaky.succeeded() if i % 10 else flaky.failed(i) for i in range(100)]
+    assert not any(outcomes)  # one request in ten failing
+    down = OutageDetector(OutagePolicy())
+    assert [down.failed(row) for row in range(1, 9)] == [False] * 7 + [True]
+
+
+def test_outage_pause_doubles_per_probe_and_a_2xx_ends_it():
+    from tasks.deliver.ratelimit import LimitPolicy
+    from tasks.deliver.ratelimit.gcra import GcraState
+
+    policy, state = LimitPolicy(rate=10, burst=4), GcraState()
+    assert state.outage(policy, 100.0, 1.0, 15.0) == 0.0 and state.paused_until == 101.0
+    state.outage(policy, 100.5, 1.0, 15.0)  # same round (pause in force): not extended
+    assert state.paused_until == 101.0
+    assert state.outage(policy, 101.2, 1.0, 15.0) == pytest.approx(1.2) and state.paused_until == pytest.approx(103.2)
+    assert state.reserve(policy, 101.3)[0] == pytest.approx(1.9)  # every caller waits for the probe
+    state.succeed(policy, 103.3)
+    assert state.outage_age(103.4) is None and state.rate == 10  # ended; the rate was never lowered

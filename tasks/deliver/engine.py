@@ -320,10 +320,11 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
 
     Raises UnsafeTargetError (URL refused), ConfigError (bad setting or
     template), RedisUnavailableError (Redis asked for and not answering, at
-    start; RedisGone, with the counts, mid-run), LedgerLostError (a DeliveryError:
-    the job's Redis ledger was lost and ``config.force_resend`` is not set), DeliveryError (ledger write failed), TargetRefusedError
-    (a DeliveryError: the early stop, every row refused alike; ``.summary``). Rows that end in
-    the dead-letter file do not raise: check ``summary.failed``.
+    start; RedisGone, with the counts, mid-run), LedgerLostError (a
+    DeliveryError: the job's Redis ledger was lost and ``config.force_resend``
+    is not set), DeliveryError (ledger write failed), TargetRefusedError (a
+    DeliveryError: the early stop, every row refused alike; ``.summary``).
+    Rows that end in the dead-letter file do not raise: check ``summary.failed``.
     """
     config.validate()
     check_target(config.webhook_url, config.allow_private_targets)
