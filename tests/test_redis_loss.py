@@ -33,16 +33,17 @@ def own_redis(tmp_path):
         server.stop()
 
 
-def _wait_accepted(sink, n: int, timeout: float = 120.0) -> None:
+def _wait_accepted(sink, n: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while sink.stats()["accepted"] < n:
+        assert proc.poll() is None, f"exit {proc.returncode} before {n} rows were sent: {proc.communicate()}"
         assert time.monotonic() < deadline, f"sink got fewer than {n} rows in {timeout}s"
         time.sleep(0.05)
 
 
 def _kill_mid_delivery(server, sink, args, tmp_path, after: int = 60) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
-    _wait_accepted(sink, after)
+    _wait_accepted(sink, after, proc)
     server.kill()
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
@@ -90,13 +91,13 @@ def test_redis_dying_mid_run_ends_within_seconds_with_counts_and_the_resume_comm
                                                                                     own_redis):
     server, sink = own_redis(), sink_factory()
     rows = write_rows(tmp_path / "leads.csv", 1000)
-    cli_env = {**env(tmp_path), "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+    cli_env = {**env(tmp_path), "PREFECT_HOME": str(tmp_path / "prefect")}  # its own ephemeral API and database
     cli_env.pop("PREFECT_API_URL", None)
     args = ["run", str(rows), "--webhook-url", sink.url, "--allow-private-targets", "--rate", "25",
             "--redis-url", server.url, "--job-id", "job-r7"]
     proc = subprocess.Popen([sys.executable, "-m", "csv_merger", *args], cwd=tmp_path, env=cli_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_accepted(sink, 50, timeout=240)
+    _wait_accepted(sink, 50, proc, timeout=240)
     server.kill()
     killed = time.monotonic()
     out, err = proc.communicate(timeout=180)
@@ -113,3 +114,14 @@ def test_redis_dying_mid_run_ends_within_seconds_with_counts_and_the_resume_comm
     assert accepted - 8 <= delivered <= accepted and 0 <= unrecorded <= 8  # requests in flight at the kill
     assert line.endswith(f"resume with: csv-merger {' '.join(args)}"), line
     assert took < 30, f"{took:.1f} s from Redis death to the message"  # was 37 s (two chunk retries)
+
+
+def test_the_resume_hint_replaces_the_job_id_and_never_shows_a_redis_password():
+    from csv_merger.cli.app import invoked_with, resume_command
+
+    invoked_with[:] = ["run", "a b.csv", "--redis-url", "redis://:s3cret@h:6379/0", "--job-id", "old", "--rate", "5"]
+    try:
+        assert resume_command("job-1") == ("csv-merger run 'a b.csv' --redis-url 'redis://:***@h:6379/0' --rate 5"
+                                           " --job-id job-1")
+    finally:
+        invoked_with.clear()
