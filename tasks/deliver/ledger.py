@@ -49,11 +49,13 @@ class Ledger(Protocol):
 class RedisLedger:
     """Ledger in a Redis set. Raises RedisUnavailableError when Redis fails."""
 
-    def __init__(self, job_id: str, redis_url: str, ttl_s: int, data_dir: str | Path):
+    def __init__(self, job_id: str, redis_url: str, ttl_s: int, data_dir: str | Path | None = None):
         import redis.asyncio as aioredis
 
+        from csv_merger.settings import get_settings
+
         self.key, self.ttl_s, self.url = LEDGER_PREFIX + job_id, ttl_s, redis_url
-        self.job_id, self.data_dir = job_id, data_dir
+        self.job_id, self.data_dir = job_id, data_dir or get_settings().data_dir  # where the job's local record lives
         self.client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
 
     def _unavailable(self, exc: Exception) -> RedisUnavailableError:
