@@ -63,6 +63,7 @@ class OutageDetector:
         self.recent: deque[int | None] = deque(maxlen=policy.window)  # row number of a failure, None for a 2xx
 
     def succeeded(self) -> None:
+        """Record a 2xx: the window is no longer all failures."""
         self.recent.append(None)
 
     def failed(self, row: int) -> bool:
@@ -95,4 +96,5 @@ class OutageBreaker:
         return Verdict.PAUSED
 
     def succeeded(self) -> None:
+        """A 2xx (the limiter's ``succeeded`` ends the key's outage)."""
         self.detector.succeeded()

@@ -26,6 +26,7 @@ class RefusalWatch:
         self.fired = False  # set by the engine when it stopped because of this rule
 
     def delivered(self) -> None:
+        """A row was delivered: the rule is off for the run."""
         self.armed = False
 
     def dead(self, status: int | str) -> bool:

@@ -126,6 +126,7 @@ class LocalRateLimiter:
             _, self._rate = self._state.throttle(self.policy, time.monotonic(), retry_after_s)
 
     async def outage(self, probe_initial_s: float, probe_max_s: float) -> float:
+        """See ``RateLimiter.outage``."""
         with self._state.lock:
             self.outage_age = self._state.outage(self.policy, time.monotonic(), probe_initial_s, probe_max_s)
         return self.outage_age

@@ -156,6 +156,7 @@ class RedisRateLimiter:
         self._rate = float(rate)
 
     async def outage(self, probe_initial_s: float, probe_max_s: float) -> float:
+        """See ``RateLimiter.outage`` (one Lua script run)."""
         self.outage_age = float(await self._run(self._outage, self._args(probe_initial_s, probe_max_s)))
         return self.outage_age
 
