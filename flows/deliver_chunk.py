@@ -23,7 +23,8 @@ from tasks.stages import chunk_config, deliver_chunk, delivery_config, resolve_r
 
 @flow(name="deliver-chunk")
 def deliver_chunk_flow(chunk: ChunkRef, webhook_url: str, job_id: str, dead_letter_dir: str,
-                       redis_url: str | None = None, table_type: TableType = "people", rate_limit: float = 10.0, burst: int = 20,
+                       redis_url: str | None = None, table_type: TableType = "people", rate_limit: float = 10.0,
+                       burst: int = 20,
                        concurrency: int = 8, limit_key: str | None = None, payload: str = "flat",
                        allow_private_targets: bool = False, auth_token_block: str | None = None) -> DeliverySummary:
     """Deliver ``chunk`` of job ``job_id`` (rates in requests/s, shared by ``limit_key``).

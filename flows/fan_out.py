@@ -70,7 +70,8 @@ def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead
     URL holding a password, from its own environment or blocks)."""
     return dict(chunk=ref.model_dump(), webhook_url=config.webhook_url, job_id=config.job_id,
                 dead_letter_dir=str(dead_letter_dir), table_type=config.table_type, rate_limit=config.rate,
-                burst=config.burst, concurrency=config.concurrency, redis_url=shareable_redis_url(redis_url), limit_key=config.limit_key,
+                burst=config.burst, concurrency=config.concurrency, redis_url=shareable_redis_url(redis_url),
+                limit_key=config.limit_key,
                 payload=config.payload, allow_private_targets=config.allow_private_targets,
                 auth_token_block=auth_token_block)
 

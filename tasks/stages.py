@@ -194,7 +194,8 @@ def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people"
         webhook_url=webhook_url, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
         redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
-        retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s, payload_limit_bytes=settings.payload_limit_bytes,
+        retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
+        payload_limit_bytes=settings.payload_limit_bytes,
         row_ceiling=settings.row_ceiling, allow_private_targets=allow_private_targets, force_resend=force_resend)
 
 

@@ -93,17 +93,14 @@ def data_dir(tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
-def prefect_database_text(path: str | Path | None = None) -> str:
-    """Every text and JSON value stored in a Prefect SQLite database (flow-run parameters,
-    states, logs, artifacts, blocks...), one per line: for tests that look for a secret in it.
-    ``path`` default: the harness's database."""
+def prefect_database_text() -> str:
+    """Every text and JSON value stored in the harness's Prefect database (flow-run parameters,
+    states, logs, artifacts, blocks...), one per line: for tests that look for a secret in it."""
     import sqlite3
 
-    if path is None:
-        import prefect.settings
+    import prefect.settings
 
-        path = str(prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1]
-    db = sqlite3.connect(path)
+    db = sqlite3.connect(str(prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1])
     try:
         found = []
         for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):

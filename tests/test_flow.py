@@ -324,8 +324,11 @@ def test_cli_run_keeps_the_redis_password_out_of_the_prefect_database(sink_facto
     server = RedisServer(tmp_path / "redis", password=password)
     try:
         sink = sink_factory(rate=400, burst=100)
-        env = {k: v for k, v in os.environ.items() if k not in ("PREFECT_API_URL", "REDIS_URL")}
-        env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"))
+        import prefect.settings
+
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the harness's API and database
+        env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"),
+                   PREFECT_API_URL=str(prefect.settings.PREFECT_API_URL.value()))
         proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "run", *EXAMPLES, "--webhook-url", sink.url,
                                  "--allow-private-targets", "--rate", "200", "--redis-url", server.url,
                                  "--summary", str(tmp_path / "summary.json")], cwd=tmp_path, env=env,
@@ -338,8 +341,8 @@ def test_cli_run_keeps_the_redis_password_out_of_the_prefect_database(sink_facto
         assert redis.Redis.from_url(server.url).keys("csv-merger:ledger:*"), "the run used the Redis ledger"
     finally:
         server.stop()
-    stored = prefect_database_text(tmp_path / "prefect" / "prefect.db")
-    assert "merge-and-deliver" in stored  # the run's own database
+    stored = prefect_database_text()
+    assert "merge-and-deliver" in stored  # the database the run used
     assert password not in stored
     assert password not in out + err + (tmp_path / "summary.json").read_text()
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and password.encode() in p.read_bytes()]

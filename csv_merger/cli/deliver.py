@@ -107,7 +107,8 @@ def deliver(
         webhook_url=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit), burst=_or(burst, s.burst),
         concurrency=_or(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
-        max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s, outage_budget_s=s.outage_budget_s,
+        max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
+        outage_budget_s=s.outage_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), force_resend=force_resend,
     )

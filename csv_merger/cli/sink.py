@@ -44,7 +44,8 @@ def sink(
     config = SinkConfig(
         rate=rate, burst=burst, latency_ms=latency_ms, fail_every=fail_every, fail_rate=fail_rate,
         fail_status=fail_status, status=status, record=record, throttle_at=throttle_at,
-        throttle_for=throttle_for, outage_at=outage_at, outage_for=outage_for, reject_field=reject_field, reject_status=reject_status,
+        throttle_for=throttle_for, outage_at=outage_at, outage_for=outage_for, reject_field=reject_field,
+        reject_status=reject_status,
         auth_token=auth_token, seed=seed,
     )
     stats = serve(config, host=host, port=port)

@@ -158,8 +158,9 @@ class _Engine:
                                    response_excerpt(resp.content))
                 continue
             if is_retryable_status(status):
+                retry_after = parse_retry_after(resp.headers.get("retry-after"))
                 await self._target_failed(row, TransientFailure(status, f"HTTP {status}", response_excerpt(resp.content),
-                                                                parse_retry_after(resp.headers.get("retry-after"))))
+                                                                retry_after))
                 continue
             return resp
 
