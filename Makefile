@@ -5,10 +5,12 @@ BIN := $(VENV)/bin
 
 .PHONY: setup demo test bench
 
+# Quiet unless something fails: pip's output goes to .venv/install.log, shown on error.
 $(BIN)/csv-merger: pyproject.toml
-	$(PY) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e ".[test]"
+	@echo "setting up $(VENV) (a minute on first run)"
+	@$(PY) -m venv $(VENV)
+	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e ".[test]"; } > $(VENV)/install.log 2>&1 \
+		|| { cat $(VENV)/install.log; echo "setup failed: see $(VENV)/install.log"; exit 1; }
 	@touch $@
 
 setup: $(BIN)/csv-merger

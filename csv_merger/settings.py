@@ -52,7 +52,10 @@ class Settings(BaseSettings):
         600.0, gt=0, description="Seconds a target outage (every recent request failing with 5xx or no answer) may "
         "last: delivery pauses and probes meanwhile, then dead-letters the rows that still fail.")
     payload_limit_bytes: int = Field(100_000, description="Largest JSON body sent, in bytes (Clay: 100 KB per record).")
-    row_ceiling: int = Field(50_000, description="Rows a Clay table accepts by default; a bigger job is warned about.")
+    row_ceiling: int = Field(50_000, description="Submissions a webhook accepts in its lifetime, counted across jobs (Clay: 50,000); 0 = unlimited (passthrough tables).")
+    index_key: SecretStr | None = Field(
+        None, description="Key of the keyed hashes in the index of leads already sent to each destination "
+                          "(unset: one is made once and kept beside the index).")
     connect_timeout_s: float = Field(5.0, description="HTTP connect timeout, seconds.")
     read_timeout_s: float = Field(30.0, description="HTTP read timeout, seconds.")
     clay_webhook_auth: SecretStr | None = Field(
@@ -74,6 +77,11 @@ class Settings(BaseSettings):
         description="Webhook the scheduled nightly-inbox run delivers to (unset: it only merges).",
     )
     inbox_dir: Path = Field(Path("inbox"), description="Folder the nightly-inbox flow takes *.csv from; files move to processed/ or failed/ inside it.")
+    alert_webhook_url: SecretStr | None = Field(
+        None, description="Webhook (e.g. a Slack incoming webhook) that `csv-merger setup` makes the alert target: "
+                          'it receives {"text": ...} when a run fails, ends with dead letters or an inbox run finds nothing.')
+    alert_block: str | None = Field(
+        None, description="Name of an existing Prefect notification block (e.g. e-mail) for the alerts, instead of a webhook.")
 
     # Web service
     host: str = Field("127.0.0.1", description="Address `csv-merger web` binds to.")

@@ -1,5 +1,5 @@
-"""Real processes for tests and benchmarks: a throw-away ``redis-server`` and
-a ``csv-merger sink``, each on a free port of 127.0.0.1.
+"""Real processes for tests and benchmarks: a throw-away ``redis-server``, a
+``csv-merger sink`` and a ``prefect server``, each on a free port of 127.0.0.1.
 
 Imported by ``tests/conftest.py`` (as fixtures) and by ``bench/*.py``; no
 pytest import here, so a benchmark runs with the package alone. Both raise
@@ -9,6 +9,7 @@ RuntimeError with a one-line reason when the process cannot start.
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import socket
 import subprocess
@@ -132,3 +133,48 @@ class Sink:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+
+
+class PrefectServer:
+    """``prefect server start`` on a free port with its own PREFECT_HOME (SQLite) in ``tmp``.
+
+    ``env`` is ``os.environ`` plus what reaches it (``PREFECT_API_URL``) and
+    quiet, offline, quick-polling worker settings: pass it to the processes
+    (setup, workers, flows) that should use this server. Raises RuntimeError
+    when it is not healthy within ``timeout`` seconds.
+    """
+
+    def __init__(self, tmp: Path, timeout: float = 120.0):
+        import httpx
+
+        port = find_free_port()
+        self.url = f"http://127.0.0.1:{port}/api"
+        self.env = {**os.environ, "PREFECT_HOME": str(tmp / "prefect-home"), "PREFECT_API_URL": self.url,
+                    "PREFECT_SERVER_ANALYTICS_ENABLED": "false", "DO_NOT_TRACK": "1",
+                    "PREFECT_SERVER_LOGGING_LEVEL": "WARNING", "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING",
+                    "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
+                    "CSV_MERGER_DATA_DIR": str(tmp / "data")}
+        self.log = tmp / "prefect-server.log"
+        with open(self.log, "w") as out:
+            self.proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
+                                          "--port", str(port)], env=self.env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError(f"prefect server exited: {self.log.read_text()[-2000:]}")
+            try:
+                if httpx.get(f"{self.url}/health", timeout=2).status_code == 200:
+                    return
+            except httpx.HTTPError:
+                pass
+            time.sleep(0.5)
+        self.stop()
+        raise RuntimeError(f"prefect server not healthy after {timeout:g} s: {self.log.read_text()[-2000:]}")
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+            self.proc.wait()

@@ -21,7 +21,7 @@ import time
 import uuid
 from pathlib import Path
 
-from prefect import flow, get_run_logger, unmapped
+from prefect import flow, unmapped
 from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
@@ -35,13 +35,16 @@ from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import DeliveryConfig, DeliverySummary, default_job_id
 from tasks.deliver.redis_loss import redis_gone_for_job
-from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, resolve_redis_url
+from tasks.events import emit_job_finished
+from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, plan, resolve_redis_url
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
 
 def _finish(summary: PipelineSummary):
     """Publish the summary artifact and turn the summary into the run's final state."""
     publish_summary(summary)
+    if summary.plan is None:  # a dry run finished nothing
+        emit_job_finished(summary)
     if summary.state == "Cancelled":
         return Cancelled(message=str(PipelineCancelled(summary)), data=PipelineCancelled(summary))
     if summary.state == "Failed":
@@ -72,11 +75,6 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
              auth_token_block: str | None) -> DeliverySummary:
     """Deliver every chunk (in this run's task threads, or fanned out), with the progress artifact and
     cancellation watch; returns the job's summary with one dead-letter file for the job."""
-    warnings = []
-    if rows_total > config.row_ceiling:  # chunks are smaller than the ceiling: the job is what counts
-        warnings.append(f"{rows_total:,} rows exceed the target's row ceiling of {config.row_ceiling:,} "
-                        "(a full Clay table silently stops accepting rows)")
-        get_run_logger().warning(warnings[0])
     progress = DeliveryProgress(config.job_id, rows_total)
     started = time.monotonic()
     finished = cancelled = False
@@ -91,11 +89,12 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
     finally:  # 100 % only when every row was handled and the run was not cancelled
         progress.finish(complete=finished and not cancelled)
     dead = concat_csv([p.dead_letter_path for p in parts], out_dir / "dead-letter.csv")
+    skipped = concat_csv([p.skipped_path for p in parts if p.skipped_path], out_dir / "skipped.csv")
     shutil.rmtree(out_dir / "dead-letter", ignore_errors=True)
     delivery = combine_deliveries(parts, job_id=config.job_id, limit_key=config.limit_key, rows_total=rows_total,
                                   elapsed_s=round(time.monotonic() - started, 3), dead_letter_path=dead)
+    delivery.skipped_path = skipped
     delivery.cancelled = cancelled
-    delivery.warnings = warnings + delivery.warnings
     return delivery
 
 
@@ -106,7 +105,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                       mapping: dict[str, str] | None = None, limit_key: str | None = None, job_id: str | None = None,
                       concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
                       allow_private_targets: bool = False, auth_token_block: str | None = None,
-                      fan_out: bool = False, force_resend: bool = False) -> PipelineSummary:
+                      fan_out: bool = False, dry_run: bool = False, resend: bool = False,
+                      suppress_file: str | None = None, force_resend: bool = False) -> PipelineSummary:
     """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
 
     Rates in requests/s (``rate_limit``, shared by every run with the same
@@ -118,10 +118,14 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     (merged.csv, merge-report.json, dead-letter.csv, summary.json).
     ``fan_out``: hand chunks to runs of the ``deliver-chunk`` deployment on
     the work pool (needs Redis). ``auth_token_block``: name of a Secret block
-    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``). ``force_resend``: resume even though
-    Redis lost the job's ledger (tasks.deliver.redis_loss). ``redis_url`` default: ``REDIS_URL`` or
-    the ``CSV_MERGER_REDIS_BLOCK`` block, resolved inside the run (never pass a URL holding a
-    password: Prefect stores parameters in clear).
+    with the webhook token (default: ``CLAY_WEBHOOK_AUTH``). ``dry_run``: merge,
+    then check and render every row's body without sending (``summary.plan``).
+    Leads the destination already has (sent by earlier jobs) are skipped unless
+    ``resend``; rows matching ``suppress_file`` (e-mails, domains) always are.
+    ``force_resend``: resume even though Redis lost the job's ledger
+    (tasks.deliver.redis_loss). ``redis_url`` default: ``REDIS_URL`` or the
+    ``CSV_MERGER_REDIS_BLOCK`` block, resolved inside the run (never pass a URL
+    holding a password: Prefect stores parameters in clear).
     """
     settings = get_settings()
     run_id = flow_run.get_id()
@@ -149,7 +153,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets,
+                             resend=resend, suppress_path=suppress_file,
                              force_resend=force_resend)
+    if dry_run:
+        return _finish(summary.model_copy(update=dict(plan=plan(merged, config))))
     refs = chunk(merged, job, chunk_size, redis)
     delivery = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
                         auth_token_block=auth_token_block)

@@ -30,6 +30,7 @@ from pydantic import BaseModel
 from csv_merger.errors import InputError
 from csv_merger.settings import get_settings
 from flows.merge_and_deliver import merge_and_deliver, summary_of
+from tasks.events import emit_inbox_empty
 from tasks.merge import open_csv
 from tasks.summary import PipelineSummary
 
@@ -85,6 +86,7 @@ def nightly_inbox(inbox: str | None = None, webhook_url: str | None = None, tabl
             log.warning("%s moved to %s: %s", path.name, failed_dir, exc.reason)
     if not readable:
         log.info("inbox %s: no new CSV file", root)
+        emit_inbox_empty(str(root))
         return result
 
     state = merge_and_deliver([str(p) for p in readable], webhook_url=webhook_url or settings.webhook_url,

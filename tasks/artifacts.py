@@ -84,6 +84,8 @@ def publish_summary(summary: PipelineSummary) -> None:
                   f"| {rate:.1f}/s | {d.elapsed_s:.1f} s |", "",
                   f"- Dead-letter file: `{summary.dead_letter_path}`" if summary.dead_letter_path
                   else "- Dead-letter file: none (no row failed)"]
+        if d.destination_text():
+            lines.append(f"- Destination {d.destination_text()}")
     create_markdown_artifact(markdown="\n".join(lines), key=artifact_key("job-summary", summary.job_id),
                              description=f"Summary of job {summary.job_id}")
 

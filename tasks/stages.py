@@ -1,4 +1,4 @@
-"""The pipeline's Prefect tasks: merge, chunk, deliver one chunk.
+"""The pipeline's Prefect tasks: merge, chunk, deliver one chunk (or plan a dry run).
 
 Thin wrappers over plain functions (``tasks.merge.sources``, ``tasks.merge.engine``,
 ``tasks.deliver.chunks``, ``tasks.deliver.engine``); the plain function of each task is
@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
@@ -25,13 +26,13 @@ from prefect.cache_policies import NO_CACHE
 
 from csv_merger.errors import DeliveryError, RedisUnavailableError
 from csv_merger.settings import get_settings
-from tasks.deliver import ChunkRef, ChunkStore, make_chunk_store, write_chunks
-from tasks.deliver import DeliveryConfig, DeliverySummary, TargetRefusedError, deliver_rows, read_merged_csv
-from tasks.deliver import default_limit_key
+from tasks.deliver import (ChunkRef, ChunkStore, DeliveryConfig, DeliverySummary, TargetRefusedError, default_limit_key,
+                           make_chunk_store, read_merged_csv, write_chunks)
+from tasks.deliver.new_leads import deliver_new_leads
+from tasks.deliver.plan import DeliveryPlan, plan_delivery
 from tasks.deliver.redis_loss import LedgerLostError
-from tasks.merge import merge_files
-from tasks.merge import MergeReport
-from tasks.merge import resolve_inputs
+from tasks.merge import MergeReport, merge_files, resolve_inputs
+from tasks.merge.dedupe import lead_identities
 
 TAGS = ["csv-merger"]
 
@@ -125,6 +126,13 @@ def merge(files: list[str], out_path: str, table_type: str = "people", mapping: 
                        neutralise_formulas=neutralise_formulas, progress=get_run_logger().info)
 
 
+@task(name="plan-delivery", tags=TAGS, cache_policy=NO_CACHE)
+def plan(merged_csv: str, config: DeliveryConfig) -> DeliveryPlan:
+    """A dry run of delivering the merged CSV with ``config``: every check and body, no POST."""
+    rows = list(read_merged_csv(merged_csv))
+    return asyncio.run_coroutine_threadsafe(plan_delivery(rows, config), delivery_loop()).result()
+
+
 @task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)
 def chunk(merged_csv: str, job_id: str, chunk_size: int, redis_url: str | None = None) -> list[ChunkRef]:
     """Store the merged CSV's rows as chunks of ``chunk_size`` rows; returns their refs."""
@@ -168,16 +176,18 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
                                cancelled=True)
     report = None if progress is None else (
         lambda p: progress(ref.index, p.delivered + p.failed + p.skipped))
+    identities = functools.partial(lead_identities, table_type=config.table_type)
     try:
         rows = chunk_store(redis_url).get(ref)
-        summary = asyncio.run_coroutine_threadsafe(deliver_rows(rows, config, progress=report, cancel=cancel),
-                                                   delivery_loop()).result()
+        summary = asyncio.run_coroutine_threadsafe(
+            deliver_new_leads(rows, config, identities, progress=report, cancel=cancel), delivery_loop()).result()
     except RedisUnavailableError:
         if cancel is not None:  # the other chunks share this Redis: stop them now, not at their next write
             cancel.set()
         raise
     if progress is not None:
-        progress(ref.index, summary.delivered + summary.failed + summary.skipped_already_delivered)
+        progress(ref.index, summary.delivered + summary.failed + summary.skipped_already_delivered
+                 + summary.skipped_already_at_destination + summary.skipped_suppressed)
     get_run_logger().info("%s: %d delivered, %d failed, %d already delivered, %d x 429, %.1f s%s", ref.label, summary.delivered,
              summary.failed, summary.skipped_already_delivered, summary.http_429, summary.elapsed_s,
              " (cancelled)" if summary.cancelled else "")
@@ -187,7 +197,8 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
 def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
                     burst: int = 20, concurrency: int = 8, redis_url: str | None = None, limit_key: str | None = None,
                     payload: str = "flat", auth_token_block: str | None = None,
-                    allow_private_targets: bool = False, force_resend: bool = False) -> DeliveryConfig:
+                    allow_private_targets: bool = False, resend: bool = False,
+                    suppress_path: str | None = None, force_resend: bool = False) -> DeliveryConfig:
     """A ``DeliveryConfig`` from flow parameters; retry, payload and ceiling limits come from settings."""
     settings = get_settings()
     return DeliveryConfig(
@@ -195,8 +206,9 @@ def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people"
         redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
         retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
-        payload_limit_bytes=settings.payload_limit_bytes,
-        row_ceiling=settings.row_ceiling, allow_private_targets=allow_private_targets, force_resend=force_resend)
+        payload_limit_bytes=settings.payload_limit_bytes, row_ceiling=settings.row_ceiling,
+        allow_private_targets=allow_private_targets, resend=resend, suppress_path=suppress_path,
+        force_resend=force_resend)
 
 
 def chunk_config(config: DeliveryConfig, ref: ChunkRef, dead_letter_dir: str | Path, concurrency: int) -> DeliveryConfig:

@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from csv_merger.errors import CsvMergerError, DeliveryIncomplete
 from tasks.deliver import DeliverySummary
+from tasks.deliver.plan import DeliveryPlan
 from tasks.merge import MergeReport
 
 
@@ -25,7 +26,9 @@ class PipelineSummary(BaseModel):
 
     ``state``: "Completed" (every row delivered, or merge only), "Failed"
     (some rows dead-lettered) or "Cancelled". ``delivery`` is None in
-    merge-only mode (no webhook URL). ``chunks``: delivery chunks used.
+    merge-only mode (no webhook URL) and in a dry run, which sets ``plan``
+    instead (what the delivery would do; nothing sent). ``chunks``: delivery
+    chunks used.
     """
 
     job_id: str
@@ -36,6 +39,7 @@ class PipelineSummary(BaseModel):
     state: str = "Completed"
     chunks: int = 0
     flow_run_id: str | None = None
+    plan: DeliveryPlan | None = None
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -77,10 +81,15 @@ def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_k
         limit_key=limit_key, warnings=list(dict.fromkeys(w for p in parts for w in p.warnings)),
         delivered=sum(p.delivered for p in parts), failed=sum(p.failed for p in parts),
         skipped_already_delivered=sum(p.skipped_already_delivered for p in parts),
+        skipped_already_at_destination=sum(p.skipped_already_at_destination for p in parts),
+        skipped_suppressed=sum(p.skipped_suppressed for p in parts),
         http_429=sum(p.http_429 for p in parts), attempts=sum(p.attempts for p in parts),
         outage_pauses=sum(p.outage_pauses for p in parts),
         elapsed_s=elapsed_s, rows_total=rows_total, cancelled=any(p.cancelled for p in parts),
-        dead_letter_path=dead_letter_path, job_id=job_id)
+        dead_letter_path=dead_letter_path, job_id=job_id,
+        destination=next((p.destination for p in parts if p.destination), None),
+        destination_used=max((p.destination_used for p in parts if p.destination_used is not None), default=None),
+        destination_ceiling=max((p.destination_ceiling for p in parts), default=0))
 
 
 def concat_csv(paths: Sequence[str | Path], out: str | Path) -> str | None:

@@ -4,7 +4,13 @@
   session (the machine's own Redis, if any, is never touched). If the binary
   is missing the fixture fails (never skips) with the install hint.
 - ``free_port``: a free TCP port on 127.0.0.1.
-- ``corpus_dir``: ``../shared/corpus`` (real files written by other people).
+- ``corpus_dir``: ``../shared/corpus`` (real files written by other people);
+  the tests that need it are skipped with a one-line reason when it is
+  missing (set ``CSV_MERGER_CORPUS``).
+
+With ``CSV_MERGER_REQUIRE_ALL_TESTS=1`` (``.ci/run`` sets it) a run in which
+any test was skipped fails: CI has the corpus and Chromium, so nothing may
+be left out there.
 """
 
 from __future__ import annotations
@@ -14,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from csv_merger.testing import RedisServer, Sink, find_free_port
+from csv_merger.testing import PrefectServer, RedisServer, Sink, find_free_port
 
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
@@ -30,7 +36,8 @@ def free_port() -> int:
 
 @pytest.fixture(scope="session")
 def corpus_dir() -> Path:
-    assert CORPUS.is_dir(), f"corpus not found at {CORPUS} (set CSV_MERGER_CORPUS)"
+    if not CORPUS.is_dir():
+        pytest.skip(f"corpus of real CSV files not found at {CORPUS}: set CSV_MERGER_CORPUS to enable")
     return CORPUS
 
 
@@ -82,6 +89,19 @@ def prefect_harness():
 
 
 @pytest.fixture
+def prefect_server(tmp_path):
+    """A real ``prefect server start`` on a free port (its own SQLite); yields the
+    environment that reaches it (``PrefectServer.env``: PREFECT_API_URL and
+    quick worker polling)."""
+    try:
+        server = PrefectServer(tmp_path)
+    except RuntimeError as exc:
+        pytest.fail(str(exc))
+    yield server.env
+    server.stop()
+
+
+@pytest.fixture
 def data_dir(tmp_path, monkeypatch):
     """A fresh ``CSV_MERGER_DATA_DIR`` (ledgers, chunks, runs) for one test, so that a
     job id seen in an earlier test (same sink port, same rows) is not resumed here."""
@@ -110,3 +130,15 @@ def prefect_database_text() -> str:
         return "\n".join(found)
     finally:
         db.close()
+
+
+def pytest_sessionfinish(session, exitstatus):
+    """Fail the run when a test was skipped and every test is required (CI)."""
+    if os.environ.get("CSV_MERGER_REQUIRE_ALL_TESTS") != "1":
+        return
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    skipped = len(reporter.stats.get("skipped", [])) if reporter else 0
+    if skipped:
+        reporter.write_line("")
+        reporter.write_line(f"CSV_MERGER_REQUIRE_ALL_TESTS=1: {skipped} test(s) skipped, none may be", red=True)
+        session.exitstatus = pytest.ExitCode.TESTS_FAILED

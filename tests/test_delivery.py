@@ -53,21 +53,22 @@ def read_csv(path: Path) -> list[dict[str, str]]:
 
 def test_shared_pacing_four_processes_one_redis(tmp_path, sink_factory, redis_url):
     """1. Four processes, one limit key, sink strict at 20/s burst 20: all
-    800 rows delivered, <= 0.5% 429s, wall time within +10% of 40 s."""
+    800 rows delivered, <= 0.5% 429s, and the sink's record shows them paced
+    at the shared rate after the burst (exact figures: bench/deliver.py)."""
     sink = sink_factory(rate=20, burst=20)
     files = [write_rows(tmp_path / f"q{q}.csv", 200, start=q * 200 + 1) for q in range(4)]
-    start = time.monotonic()
     procs = [subprocess.Popen(deliver_args(f, sink.url, "--rate", 20, "--burst", 20, "--redis-url", redis_url,
                                            "--limit-key", "shared-pacing", "--summary", f.with_suffix(".json")),
                               stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
              for f in files]
-    outs = [p.communicate(timeout=120) for p in procs]
-    wall = time.monotonic() - start
+    outs = [p.communicate(timeout=180) for p in procs]
     assert [p.returncode for p in procs] == [0, 0, 0, 0], outs
     stats = sink.stats()
     assert stats["accepted"] == 800 and stats["distinct_keys"] == 800
     assert stats["rejected_429"] <= 4, stats  # 0.5% of 800
-    assert wall <= 44.0, f"wall {wall:.1f} s for 800 rows at 20/s"
+    times = sorted(r["t"] for r in sink.records())
+    steady = (len(times) - 20) / (times[-1] - times[19])  # accepted/s after the target's burst
+    assert 0.8 * 20 <= steady <= 1.05 * 20, f"{steady:.2f} rows/s after the burst, shared rate 20/s"
     summaries = [json.loads(f.with_suffix(".json").read_text()) for f in files]
     assert sum(s["delivered"] for s in summaries) == 800
     assert sum(s["http_429"] for s in summaries) == stats["rejected_429"]
@@ -296,7 +297,8 @@ def test_auth_token_from_env_is_sent_and_never_printed(tmp_path, sink_factory):
 
 def test_rows_never_sent_are_dead_lettered_with_the_reason(tmp_path, sink_factory):
     """Over the payload limit, or a template that cannot render the row: not
-    sent, dead-lettered; every other row delivered. Row ceiling: a warning."""
+    sent, dead-lettered; every other row delivered. (The destination's
+    ceiling: tests/test_destinations.py.)"""
     sink = sink_factory()
     rows = tmp_path / "rows.csv"
     rows.write_text("Work Email,Notes\na@x.com,fine\nb@x.com,\"says \"\"hi\"\"\"\nc@x.com," + "x" * 600
@@ -305,9 +307,8 @@ def test_rows_never_sent_are_dead_lettered_with_the_reason(tmp_path, sink_factor
     template.write_text('{"email": {{ row["Work Email"] | tojson }}, "notes": "{{ row["Notes"] }}"}')
     dead = tmp_path / "dead.csv"
     proc = run(deliver_args(rows, sink.url, "--rate", 100, "--payload", template, "--dead-letter", dead), tmp_path,
-               CSV_MERGER_PAYLOAD_LIMIT_BYTES="300", CSV_MERGER_ROW_CEILING="5")
+               CSV_MERGER_PAYLOAD_LIMIT_BYTES="300")
     assert proc.returncode == 3, proc.stderr
-    assert "8 rows exceed the target's row ceiling of 5" in proc.stderr
     by_row = {r["_row_number"]: r for r in read_csv(dead)}
     assert set(by_row) == {"2", "3"}
     assert by_row["2"]["_status"] == "not-sent" and by_row["2"]["_reason"].startswith("row 2: template did not render JSON")

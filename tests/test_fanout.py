@@ -11,54 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
-import time
 from pathlib import Path
 
-import httpx
 import pytest
-
-from csv_merger.testing import find_free_port
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
 RATE, BURST = 4, 4  # slow enough that chunks would overlap beyond the pool's limit without it
-
-
-def _wait_healthy(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        assert proc.poll() is None, f"prefect server exited: {log.read_text()[-2000:]}"
-        try:
-            if httpx.get(f"{url}/health", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.5)
-    raise AssertionError(f"prefect server not healthy after {timeout}s: {log.read_text()[-2000:]}")
-
-
-@pytest.fixture
-def prefect_server(tmp_path):
-    """`prefect server start` on a free port with its own PREFECT_HOME; yields the environment to reach it."""
-    port = find_free_port()
-    env = {**os.environ, "PREFECT_HOME": str(tmp_path / "prefect-home"), "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
-           "DO_NOT_TRACK": "1", "PREFECT_SERVER_LOGGING_LEVEL": "WARNING", "PREFECT_API_URL": f"http://127.0.0.1:{port}/api",
-           "PREFECT_WORKER_QUERY_SECONDS": "1", "PREFECT_WORKER_PREFETCH_SECONDS": "1",
-           "PREFECT_LOGGING_HANDLERS_CONSOLE_LEVEL": "WARNING", "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
-    log = tmp_path / "server.log"
-    with open(log, "w") as out:
-        proc = subprocess.Popen([sys.executable, "-m", "prefect", "server", "start", "--host", "127.0.0.1",
-                                 "--port", str(port)], env=env, stdout=out, stderr=subprocess.STDOUT)
-    try:
-        _wait_healthy(env["PREFECT_API_URL"], proc, log)
-        yield env
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
 
 
 def _child_runs(env: dict) -> list:

@@ -25,6 +25,7 @@ from csv_merger.cli import web  # noqa: E402,F401
 from csv_merger.cli import sink  # noqa: E402,F401
 from csv_merger.cli import deliver  # noqa: E402,F401
 from csv_merger.cli import merge  # noqa: E402,F401
+from csv_merger.cli import destinations  # noqa: E402,F401
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,5 +1,11 @@
 """``csv-merger deliver``: POST every row of a merged CSV to a webhook.
 
+Given a dead-letter file (or as ``csv-merger redeliver DEAD-LETTER.csv``) it
+sends the failed rows again: the ``_row_number/_status/_reason/_response/
+_attempts`` columns are stripped, and each row keeps its original row number,
+job id (``--job-id``, or from the file name ``dead-letter-<job>.csv``),
+Idempotency-Key and ledger. ``--dry-run`` does everything but the POSTs.
+
 Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
 2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the
 early stop: the target refused the first rows alike, e.g. a wrong token);
@@ -8,20 +14,20 @@ early stop: the target refused the first rows alike, e.g. a wrong token);
 
 from __future__ import annotations
 
+import csv
 import os
 import signal
 import sys
 import threading
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from csv_merger.cli.app import app, check_output_paths
+from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.errors import ConfigError, DeliveryIncomplete
 
-PROGRESS_LINE_EVERY_S = 5.0
 CANCELLED_EXIT = 130
 
 
@@ -43,28 +49,31 @@ def _auth_token(flag: str | None, block: str | None) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
+def _input_rows(path: Path, job_id: str | None, webhook_url: str, payload: str,
+                table_type: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
+    """(rows, job id) of a merged CSV, or of a dead-letter file for a re-delivery
+    (then the original job id is required). Raises InputError / ConfigError."""
+    from csv_merger.errors import InputError
+    from tasks.deliver import default_job_id, read_merged_csv
+    from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS, read_dead_letter
+
+    if not path.is_file():
+        raise InputError(str(path), "no such file")
+    with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
+        header = set(next(csv.reader(f), []))
+    if not header.issuperset(DEAD_LETTER_COLUMNS):
+        return list(read_merged_csv(path)), job_id or default_job_id(path, webhook_url, payload, table_type)
+    if job_id is None and path.stem.startswith("dead-letter-"):
+        job_id = path.stem.removeprefix("dead-letter-")
+    if not job_id:
+        raise ConfigError(f"{path} is a dead-letter file: give the original job's --job-id (printed by the run "
+                          "that wrote it), so each row keeps its Idempotency-Key")
+    return read_dead_letter(path), job_id
+
+
 def _or(value, default):
     """The option's value when given (even 0, which validation refuses), else the setting."""
     return default if value is None else value
-
-
-class _ProgressLine:
-    """A stderr line every few seconds: delivered/failed, rate, ETA."""
-
-    def __init__(self) -> None:
-        self.last = time.monotonic()
-
-    def __call__(self, p) -> None:
-        now = time.monotonic()
-        if now - self.last < PROGRESS_LINE_EVERY_S:
-            return
-        self.last = now
-        done = p.delivered + p.failed + p.skipped
-        speed = (p.delivered + p.failed) / p.elapsed_s if p.elapsed_s else 0.0
-        eta = f"{(p.rows_total - done) / speed:.0f} s" if speed else "?"
-        print(f"csv-merger: {done}/{p.rows_total} rows ({p.delivered} delivered, {p.failed} failed,"
-              f" {p.http_429} x 429), {speed:.1f} rows/s, limit {p.current_rate:.1f}/s, ETA {eta}",
-              file=sys.stderr, flush=True)
 
 
 @app.command()
@@ -88,20 +97,27 @@ def deliver(
                                                help="Allow loopback/private hosts (local sink)."),
     force_resend: bool = typer.Option(False, "--force-resend",
                                       help="Resume even though Redis lost the job's ledger (every row is sent again)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Everything but the POSTs: checks, bodies, estimate."),
+    resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
+    suppress: Optional[Path] = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent."),
 ) -> None:
-    """POST one JSON body per row at the target's rate; resumable by job id."""
+    """POST one JSON body per row at the target's rate; resumable by job id. A dead-letter
+    file is re-delivered with its rows' original numbers and Idempotency-Keys."""
+    import asyncio
+
     from csv_merger.settings import get_settings
-    from tasks.deliver import DeliveryConfig, TargetRefusedError, default_job_id, deliver_csv
+    import functools
+
+    from tasks.deliver import DeliveryConfig, TargetRefusedError
+    from tasks.deliver.new_leads import deliver_new_leads
+    from tasks.merge.dedupe import lead_identities
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
     check_output_paths(summary=summary_path, dead_letter=dead_letter)
     s = get_settings()
-    if not in_csv.is_file():
-        from csv_merger.errors import InputError
-
-        raise InputError(str(in_csv), "no such file")
-    job_id = job_id or default_job_id(in_csv, webhook_url, payload, table_type)
+    rows, job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
     dead_path = dead_letter or Path(s.data_dir) / f"dead-letter-{job_id}.csv"
     config = DeliveryConfig(
         webhook_url=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit), burst=_or(burst, s.burst),
@@ -110,8 +126,15 @@ def deliver(
         max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
         outage_budget_s=s.outage_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
-        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), force_resend=force_resend,
+        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
+        suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
+    if dry_run:
+        from csv_merger.cli.plan import print_plan
+        from tasks.deliver.plan import plan_delivery
+
+        print_plan(asyncio.run(plan_delivery(rows, config)))
+        return
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
     cancel = threading.Event()
@@ -127,11 +150,20 @@ def deliver(
     import logging
 
     logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    meter = DeliveryMeter(burst=config.burst, quiet=quiet)
+
+    def show(p) -> None:
+        meter.update(p.delivered + p.failed + p.skipped, p.rows_total, delivered=p.delivered, failed=p.failed,
+                     http_429=p.http_429, limit=p.current_rate)
+
     refused = None
     try:
-        summary = deliver_csv(in_csv, config, progress=_ProgressLine(), cancel=cancel)
+        identities = functools.partial(lead_identities, table_type=table_type)
+        summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
     except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
         refused, summary = exc, exc.summary
+    finally:
+        meter.close()
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
@@ -139,9 +171,18 @@ def deliver(
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
           f" {summary.attempts} requests in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
+    if summary.destination_text():
+        print(f"destination {summary.destination_text()}")
+    if summary.skipped_path:
+        print(f"skipped {summary.skipped_already_at_destination} already at the destination, "
+              f"{summary.skipped_suppressed} suppressed: {summary.skipped_path}")
     if refused is not None:
         raise refused
     if summary.failed:
         raise DeliveryIncomplete(f"{summary.failed} rows not delivered: see {summary.dead_letter_path}")
     if summary.cancelled:
         raise typer.Exit(CANCELLED_EXIT)
+
+
+app.command("redeliver", help="Send a dead-letter file's rows again, each with its original Idempotency-Key "
+                              "(same options as deliver).")(deliver)

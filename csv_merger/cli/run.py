@@ -14,16 +14,16 @@ import os
 import shutil
 import signal
 import sys
-import time
 from pathlib import Path
 from typing import Optional
 
 import typer
 
 from csv_merger.cli.app import app, check_output_paths, resume_command
+from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.errors import ConfigError
 
-PROGRESS_EVERY_S = 2.0
+PROGRESS_EVERY_S = 2.0  # plain progress lines (no terminal) of a run
 
 # Quiet, offline console defaults for a command-line run (the user's environment wins).
 _QUIET_PREFECT = {
@@ -57,26 +57,7 @@ def quiet_prefect() -> None:
         logging.getLogger(service).setLevel(logging.ERROR)
 
 
-class _ProgressLine:
-    """``fn(handled, total)`` listener printing a line to stderr every few seconds."""
-
-    def __init__(self) -> None:
-        self.started: float | None = None
-        self.last = 0.0
-
-    def __call__(self, handled: int, total: int) -> None:
-        now = time.monotonic()
-        if self.started is None:
-            self.started = self.last = now  # first call: delivery just started
-        if now - self.last < PROGRESS_EVERY_S or not total:
-            return
-        self.last = now
-        speed = handled / (now - self.started)
-        print(f"csv-merger: {handled}/{total} rows handled ({100 * handled / total:.0f}%), {speed:.1f} rows/s",
-              file=sys.stderr, flush=True)
-
-
-def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | None, show_progress: bool = True,
+def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | None, quiet: bool = False,
                  **params):
     """Run ``merge_and_deliver`` in this process with Ctrl-C mapped to a graceful cancel.
 
@@ -97,15 +78,14 @@ def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | No
         signal.signal(signum, signal.default_int_handler)
 
     previous = signal.signal(signal.SIGINT, on_signal)
-    listener = _ProgressLine()
-    if show_progress:
-        DeliveryProgress.listeners.append(listener)
+    meter = DeliveryMeter(burst=params.get("burst") or 0, quiet=quiet, every_s=PROGRESS_EVERY_S)
+    DeliveryProgress.listeners.append(meter.update)
     try:
         state = merge_and_deliver(files, webhook_url=webhook_url, return_state=True, **params)
     finally:
         signal.signal(signal.SIGINT, previous)
-        if listener in DeliveryProgress.listeners:
-            DeliveryProgress.listeners.remove(listener)
+        DeliveryProgress.listeners.remove(meter.update)
+        meter.close()
     summary = summary_of(state)
     if output is not None:
         shutil.copyfile(summary.merged_csv, output)
@@ -117,10 +97,20 @@ def print_summary(summary) -> None:
     """The closing lines: counts, and where the merged CSV, report and dead letters are."""
     out_dir = Path(summary.report.output_path).parent
     print(summary.one_line())
+    if summary.plan is not None:
+        from csv_merger.cli.plan import print_plan
+
+        print_plan(summary.plan)
     print(f"  merged CSV:   {summary.merged_csv}")
     print(f"  merge report: {out_dir / 'merge-report.json'}")
     if summary.dead_letter_path:
         print(f"  dead letters: {summary.dead_letter_path}")
+    if summary.delivery is not None and summary.delivery.destination_text():
+        print(f"  destination:  {summary.delivery.destination_text()}")
+    if summary.delivery is not None and summary.delivery.skipped_path:
+        d = summary.delivery
+        print(f"  skipped:      {d.skipped_already_at_destination} already at the destination, "
+              f"{d.skipped_suppressed} suppressed: {d.skipped_path}")
     if summary.delivery is not None:
         print(f"  job id:       {summary.job_id} (run again with --job-id {summary.job_id} to resume)")
 
@@ -157,6 +147,10 @@ def run(
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
     force_resend: bool = typer.Option(False, "--force-resend",
                                       help="Resume even though Redis lost the job's ledger (every row is sent again)."),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
+    dry_run: bool = typer.Option(False, "--dry-run", help="Merge, then check every row's body; send nothing."),
+    resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
+    suppress: Optional[Path] = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent."),
 ) -> None:
     """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
     from csv_merger.settings import get_settings
@@ -183,7 +177,8 @@ def run(
             mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
             redis_url=shareable_redis_url(redis_url),
             output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
-            allow_private_targets=allow_private_targets, force_resend=force_resend)
+            allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run, resend=resend,
+            suppress_file=str(suppress.resolve()) if suppress else None, force_resend=force_resend)
     except RedisGone as exc:  # one line: the counts and the exact command that resumes
         raise exc.with_hint(f"once Redis is back, resume with: {resume_command(exc.job_id)}") from None
     if summary_path is not None:

@@ -16,6 +16,8 @@ import csv
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from csv_merger.errors import InputError
+
 DEAD_LETTER_COLUMNS = ("_row_number", "_status", "_reason", "_response", "_attempts")
 RESPONSE_EXCERPT_BYTES = 500
 
@@ -49,3 +51,30 @@ class DeadLetterWriter:
     def close(self) -> None:
         if self._file is not None:
             self._file.close()
+
+
+def read_dead_letter(path: str | Path) -> list[tuple[int, dict[str, str]]]:
+    """The rows of a dead-letter file as (original row number, record) with the
+    ``DEAD_LETTER_COLUMNS`` removed and every other cell exactly as written,
+    so a re-delivery sends the original values under the original
+    Idempotency-Keys. Raises InputError naming the file (and line) when it is
+    not a dead-letter file or a row number is not a positive whole number."""
+    try:
+        f = open(path, encoding="utf-8", newline="")
+    except OSError as exc:
+        raise InputError(str(path), f"cannot open: {exc.strerror or exc}") from None
+    with f:
+        reader = csv.DictReader(f)
+        missing = [c for c in DEAD_LETTER_COLUMNS if c not in (reader.fieldnames or [])]
+        if missing:
+            raise InputError(str(path), f"not a dead-letter file: no {', '.join(missing)} column")
+        columns = [c for c in reader.fieldnames if c not in DEAD_LETTER_COLUMNS]
+        rows = []
+        for record in reader:
+            number = record["_row_number"]
+            if not number.isdigit() or int(number) < 1:
+                raise InputError(str(path), f"_row_number {number!r} is not a row number", line=reader.line_num)
+            if None in record:
+                raise InputError(str(path), "row has more cells than the header", line=reader.line_num)
+            rows.append((int(number), {c: "" if record[c] is None else record[c] for c in columns}))
+        return rows

@@ -16,10 +16,9 @@ Outcomes per row:
   pause. A 429 does not spend one of the row's ``max_attempts`` (the target
   said "slower", not "failed"); only the row's time budget bounds it, and
   a row throttled past its budget goes to the dead-letter file, never lost.
-- 5xx, 408, timeouts, connection errors: when the target is down for every
-  row (tasks.deliver.outage), every worker on the limit key pauses and probes
-  and the row is sent again without spending an attempt, until the job's
-  ``outage_budget_s`` is spent. Otherwise retried per tasks.deliver.retry
+- 5xx, 408, timeouts, connection errors: when the target is down for every row
+  (tasks.deliver.outage), every worker on the limit key pauses and probes, the row
+  is sent again without spending an attempt. Otherwise retried per tasks.deliver.retry
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
 - Other statuses (4xx, and 3xx: redirects are never followed): dead-lettered
@@ -27,10 +26,8 @@ Outcomes per row:
 - A body above ``payload_limit_bytes`` or a row the template cannot render:
   dead-lettered, never sent.
 
-Early stop (a wrong auth token or URL, tasks.deliver.refusal): the first
-rows all refused alike and none delivered: the engine stops taking rows as a
-cancel does (requests in flight finish) and raises ``TargetRefusedError``
-(a DeliveryError carrying the summary).
+Early stop (a wrong auth token or URL: tasks.deliver.refusal): the engine stops taking rows
+as a cancel does and raises ``TargetRefusedError`` (a DeliveryError carrying the summary).
 
 Guarantee: at-least-once. A row is written to the ledger only after its 2xx,
 so the ledger never claims a row the target did not acknowledge. A worker
@@ -58,6 +55,7 @@ import httpx
 from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
+from tasks.deliver.destinations import DestinationGate, open_destinations
 from tasks.deliver.dead_letter import DeadLetterWriter, response_excerpt
 from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
 from tasks.deliver.ledger import Ledger, open_ledger
@@ -107,8 +105,9 @@ class _Engine:
 
     def __init__(self, config: DeliveryConfig, rows: list[tuple[int, dict[str, str]]], job_id: str,
                  limit_key: str, limiter: RateLimiter, ledger: Ledger, client: httpx.AsyncClient,
-                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None):
-        self.config, self.limiter, self.ledger, self.client = config, limiter, ledger, client
+                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None,
+                 gate: DestinationGate):
+        self.config, self.limiter, self.ledger, self.client, self.gate = config, limiter, ledger, client, gate
         self.breaker = OutageBreaker(OutagePolicy(budget_s=config.outage_budget_s), limiter)
         self.progress, self.cancel = progress, cancel
         self.summary = DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=len(rows))
@@ -127,9 +126,8 @@ class _Engine:
     # -- one row -------------------------------------------------------------
 
     async def _attempt(self, row: _Row, worker: _Worker) -> httpx.Response:
-        """Send once, re-sending after each 429 and each failure during a target outage once the
-        limiter allows. Returns a final response (not 429/5xx/408); raises TransientFailure for
-        a retryable outcome, _RowDead when throttled past the budget or the outage past its budget."""
+        """Send, again after each 429 or target-outage failure once the limiter allows. Returns a final response
+        (not 429/5xx/408); raises TransientFailure (retryable), _RowDead (429 or outage past its budget)."""
         while True:
             if worker.recorded is not None:  # at most one unrecorded row per worker
                 await asyncio.shield(worker.recorded)  # shared by workers: one cancelled must not cancel it
@@ -158,26 +156,25 @@ class _Engine:
                                    response_excerpt(resp.content))
                 continue
             if is_retryable_status(status):
-                retry_after = parse_retry_after(resp.headers.get("retry-after"))
-                await self._target_failed(row, TransientFailure(status, f"HTTP {status}", response_excerpt(resp.content),
-                                                                retry_after))
+                failure = TransientFailure(status, f"HTTP {status}", response_excerpt(resp.content),
+                                           parse_retry_after(resp.headers.get("retry-after")))
+                await self._target_failed(row, failure)
                 continue
             return resp
 
     async def _target_failed(self, row: _Row, failure: TransientFailure) -> None:
-        """A 5xx/408/timeout/connection error: return when it is part of a target outage (every worker
-        paused: send again), raise ``failure`` when it is the row's own, _RowDead past the outage budget."""
+        """A 5xx/408/timeout/connection error: return when the target is down (every worker paused: send
+        again); raise ``failure`` when it is the row's own, _RowDead when the outage is past its budget."""
         verdict = await self.breaker.failed(row.number)
-        if verdict is Verdict.PAUSED:
-            self.summary.outage_pauses += 1
-            return
         if verdict is Verdict.OVER_BUDGET:
-            raise _RowDead(failure.dead_status, f"target outage longer than the outage budget"
-                           f" of {self.config.outage_budget_s:g} s: {failure.reason}", failure.response)
-        raise failure
+            raise _RowDead(failure.dead_status, self.breaker.over_budget(failure.reason), failure.response)
+        if verdict is Verdict.ROW_FAILURE:
+            raise failure
+        self.summary.outage_pauses += 1
 
     async def _deliver(self, number: int, record: dict[str, str], worker: _Worker, retrying) -> None:
         row = _Row(number, record)
+        reserved = False
         try:
             try:
                 row.body = self.build(number, record)
@@ -188,6 +185,8 @@ class _Engine:
                 raise _RowDead("not-sent", too_big)
             row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
             row.deadline = time.monotonic() + self.config.retry_budget_s
+            if not (reserved := await self.gate.reserve()):  # never past the destination's ceiling
+                raise _RowDead("not-sent", self.gate.full_reason())
             try:
                 async for attempt in retrying:
                     with attempt:
@@ -209,6 +208,8 @@ class _Engine:
                 reason += f": redirect to {resp.headers.get('location', '?')!r} not followed"
             raise _RowDead(resp.status_code, reason + " (not retried)", response_excerpt(resp.content))
         except _RowDead as dead:
+            if reserved:
+                await self.gate.release()
             self.summary.failed += 1
             log.info("row %d dead-lettered: %s %s", number, dead.status, dead.reason)
             if self.dead is not None:
@@ -304,6 +305,9 @@ class _Engine:
                 t.cancel()
             if tasks or not recorder.done():  # an error: do not wait long on a dead Redis
                 await asyncio.wait({*tasks, ticker, recorder}, timeout=SHUTDOWN_WAIT_S)
+            for t in (*tasks, ticker, recorder):  # the first error is raised; the others end with it
+                if t.done() and not t.cancelled():
+                    t.exception()
         self._report()
         return self.summary
 
@@ -335,6 +339,8 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     rows = list(rows)
     limiter = make_limiter(limit_key, config.rate, config.burst, config.redis_url)
     ledger = open_ledger(job_id, redis_url=config.redis_url, data_dir=settings.data_dir, ttl_s=settings.chunk_ttl_s)
+    destinations = open_destinations(redis_url=config.redis_url, data_dir=settings.data_dir)
+    gate = DestinationGate(destinations, config.webhook_url, config.row_ceiling)
     headers = {"Content-Type": "application/json"}
     if config.auth_token:
         headers["x-clay-webhook-auth"] = config.auth_token
@@ -345,14 +351,12 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     )
     engine = None
     try:
-        engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel)
+        engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel, gate)
         engine.summary.warnings += await ledger.guard(force_resend=config.force_resend)
         done = await ledger.delivered()
         pending = [r for r in rows if r[0] not in done]
         engine.summary.skipped_already_delivered = len(rows) - len(pending)
-        if len(rows) > config.row_ceiling:
-            message = (f"{len(rows):,} rows exceed the target's row ceiling of {config.row_ceiling:,}"
-                       " (a full Clay table silently stops accepting rows)")
+        if message := await gate.shortfall(len(pending)):
             engine.summary.warnings.append(message)
             log.warning(message)
         if pending and isinstance(engine.build, TemplatePayload):
@@ -361,6 +365,8 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
             except PayloadError as exc:
                 raise ConfigError(f"payload template {config.payload}: {exc}") from None
         summary = await engine.run(pending)
+        summary.destination, summary.destination_used = gate.label, await gate.used()
+        summary.destination_ceiling = gate.ceiling
         if engine.refusal.fired and summary.delivered == 0:
             summary.stopped_reason = engine.refusal.reason(summary)
     except RedisUnavailableError as exc:
@@ -378,6 +384,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
         await client.aclose()
         await limiter.aclose()
         await ledger.aclose()
+        await destinations.aclose()
     if engine.dead is not None and engine.dead.count:
         summary.dead_letter_path = str(engine.dead.path)
     if summary.stopped_reason:

@@ -43,6 +43,8 @@ class DeliveryConfig:
     allow_private_targets: bool = False
     dead_letter_path: str | None = None
     force_resend: bool = False  # resume even though the Redis ledger was lost (tasks.deliver.redis_loss)
+    resend: bool = False  # send leads the destination already has (tasks.deliver.new_leads)
+    suppress_path: str | None = None  # do-not-contact list: e-mails and domains never sent to
 
     def validate(self) -> None:
         """Raise ConfigError naming the first out-of-range setting."""
@@ -76,10 +78,23 @@ class DeliverySummary(BaseModel):
     cancelled: bool = False
     dead_letter_path: str | None = None
     stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
+    destination: str | None = None  # the webhook as ``host #hash`` (never the URL)
+    destination_used: int | None = None  # its submissions used so far, every job counted
+    destination_ceiling: int = 0  # its lifetime ceiling (0: unlimited)
+    skipped_already_at_destination: int = 0  # leads an earlier job sent there (not sent again)
+    skipped_suppressed: int = 0  # rows on the suppression list
+    skipped_path: str | None = None  # CSV listing the skipped rows, beside the dead-letter file
     warnings: list[str] = []
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
+
+    def destination_text(self) -> str:
+        """``"host #hash: 1,234 of 50,000 used"`` (or ``"... used, no ceiling"``); "" when unknown."""
+        if self.destination is None or self.destination_used is None:
+            return ""
+        of = f" of {self.destination_ceiling:,}" if self.destination_ceiling else ""
+        return f"{self.destination}: {self.destination_used:,}{of} used" + ("" if of else ", no ceiling")
 
 
 @dataclass

@@ -95,6 +95,10 @@ class OutageBreaker:
         self.pauses += 1
         return Verdict.PAUSED
 
+    def over_budget(self, reason: str) -> str:
+        """The dead-letter reason of a row that failed (``reason``) after the budget was spent."""
+        return f"target outage longer than the outage budget of {self.policy.budget_s:g} s: {reason}"
+
     def succeeded(self) -> None:
         """A 2xx (the limiter's ``succeeded`` ends the key's outage)."""
         self.detector.succeeded()

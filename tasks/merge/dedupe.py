@@ -167,3 +167,30 @@ class UnionFind:
                 else:
                     bucket.append(row)
         return members
+
+
+_STRONG_FIELDS = {"people": ("Work Email", "Personal Email", "LinkedIn Profile"),
+                  "company": ("Company Domain", "Company LinkedIn")}
+
+
+def lead_identities(record: dict[str, str], table_type: str) -> list[str]:
+    """The strong keys of one merged-CSV row ({header: text}), as the merge's
+    de-duplication uses them: people by every e-mail address (numbered
+    columns included) and LinkedIn profile key; companies by every company
+    domain and LinkedIn company key. Prefixed like ``KeyMatcher`` keys, so an
+    e-mail never equals a domain. [] when the row has none."""
+    keys = []
+    fields = _STRONG_FIELDS[table_type]
+    for header, value in record.items():
+        value = value.strip()
+        base = header.rstrip("0123456789").rstrip() if header[-1:].isdigit() else header
+        if not value or base not in fields:
+            continue
+        if base.endswith("Email"):
+            keys.append("e" + value.lower())
+        elif base.endswith("LinkedIn") or base == "LinkedIn Profile":
+            if key := linkedin_key(value):
+                keys.append("l" + key)
+        elif is_domain(value.lower()):
+            keys.append("d" + value.lower())
+    return keys

@@ -1,0 +1,142 @@
+"""Send only new leads: rows whose lead is already at the destination (its
+lead index, see ``lead_index``) or on a suppression list (do-not-contact
+e-mails and domains) are skipped, counted and listed, never sent.
+
+``deliver_new_leads`` wraps ``deliver_rows``: it filters the rows first,
+delivers the rest, then adds the identities of every row the job's ledger
+holds as delivered to the destination's index (also when the run stopped
+early: what was delivered is known). A crash between the two steps leaves
+at most those rows out of the index; the job's own ledger still keeps a
+resume from re-sending them. ``config.resend`` sends every row regardless
+of the index (the suppression list still applies).
+
+Skipped rows go to ``<dead-letter file>.skipped.csv`` in the dead-letter
+format (``_status`` "skipped", ``_reason`` why), so ``redeliver --resend``
+can send them on purpose.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import csv
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from csv_merger.errors import InputError
+from csv_merger.settings import get_settings
+from tasks.deliver.dead_letter import DeadLetterWriter
+from tasks.deliver.destinations import destination_id
+from tasks.deliver.engine import deliver_rows
+from tasks.deliver.job import DeliveryConfig, DeliverySummary
+from tasks.deliver.lead_index import digest, open_lead_index
+from tasks.deliver.ledger import open_ledger
+
+Identities = Callable[[dict[str, str]], list[str]]
+"""A merged-CSV row -> its identities, prefixed "e" (e-mail), "l" (LinkedIn key), "d" (domain)."""
+
+ALREADY_THERE = "already at the destination (sent by an earlier job); --resend sends it anyway"
+SUPPRESSED = "on the suppression list"
+
+
+def read_suppression(path: str | Path) -> set[str]:
+    """Identities to never send to, from a file of e-mail addresses and domains
+    (one per line, or any CSV: every cell is read; a header is ignored when it
+    holds neither). Returns {"e"+address, "d"+domain}. Raises InputError naming
+    the file when it cannot be read or holds no address or domain at all."""
+    entries: set[str] = set()
+    try:
+        with open(path, encoding="utf-8-sig", newline="") as f:
+            for row in csv.reader(f):
+                for cell in row:
+                    value = cell.strip().lower().removeprefix("mailto:")
+                    if "@" in value:
+                        entries.add("e" + value)
+                    elif "." in value and " " not in value:
+                        host = value.split("//")[-1].split("/")[0].removeprefix("www.")
+                        entries.add("d" + host)
+    except (OSError, UnicodeDecodeError, csv.Error) as exc:
+        raise InputError(str(path), f"cannot read the suppression list: {exc}") from None
+    if not entries:
+        raise InputError(str(path), "suppression list holds no e-mail address or domain")
+    return entries
+
+
+def _suppressed(identities: Iterable[str], entries: set[str]) -> bool:
+    for identity in identities:
+        if identity in entries or (identity[0] == "e" and "d" + identity.rsplit("@", 1)[-1] in entries):
+            return True
+    return False
+
+
+async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig, identities: Identities,
+                            **engine) -> DeliverySummary:
+    """``deliver_rows`` for the rows whose lead is new at ``config.webhook_url``
+    and not on ``config.suppress_path``'s list (see module docstring); ``engine``: ``progress``,
+    ``cancel`` as for ``deliver_rows``, whose errors this raises. The summary
+    counts every row (``rows_total``) and ``skipped_already_at_destination`` /
+    ``skipped_suppressed``."""
+    settings = get_settings()
+    suppress = read_suppression(config.suppress_path) if config.suppress_path else None
+    key = settings.index_key.get_secret_value() if settings.index_key else None
+    index = open_lead_index(destination_id(config.webhook_url), redis_url=config.redis_url,
+                            data_dir=settings.data_dir, key=key)
+    try:
+        secret = await index.key()
+        ids = {number: identities(record) for number, record in rows}
+        digests = {number: [digest(secret, i) for i in found] for number, found in ids.items()}
+        known = set() if config.resend else await index.known([d for ds in digests.values() for d in ds])
+        send, skipped = [], []
+        for number, record in rows:
+            if suppress and _suppressed(ids[number], suppress):
+                skipped.append((number, record, SUPPRESSED))
+            elif any(d in known for d in digests[number]):
+                skipped.append((number, record, ALREADY_THERE))
+            else:
+                send.append((number, record))
+        sent = {n: digests[n] for n, _ in send}
+        try:
+            summary = await deliver_rows(send, config, **engine)
+        except BaseException:
+            with contextlib.suppress(Exception):  # e.g. Redis gone: the engine's error (with its counts) tells more
+                await _index_delivered(index, config, sent)
+            raise
+        await _index_delivered(index, config, sent)
+    finally:
+        await index.aclose()
+    summary.rows_total += len(skipped)
+    summary.skipped_suppressed = sum(reason == SUPPRESSED for *_, reason in skipped)
+    summary.skipped_already_at_destination = len(skipped) - summary.skipped_suppressed
+    if skipped and config.dead_letter_path:
+        summary.skipped_path = _write_skipped(Path(config.dead_letter_path), skipped)
+    return summary
+
+
+async def _index_delivered(index, config: DeliveryConfig, digests: dict[int, list[str]]) -> None:
+    settings = get_settings()
+    ledger = open_ledger(config.job_id, redis_url=config.redis_url, data_dir=settings.data_dir,
+                         ttl_s=settings.chunk_ttl_s)
+    try:
+        delivered = await ledger.delivered()
+    finally:
+        await ledger.aclose()
+    await index.add(d for number, ds in digests.items() if number in delivered for d in ds)
+
+
+def _write_skipped(dead_letter: Path, skipped: list[tuple[int, dict[str, str], str]]) -> str:
+    path = dead_letter.with_name(dead_letter.stem + ".skipped.csv")
+    writer = DeadLetterWriter(path, list(skipped[0][1]))
+    try:
+        for number, record, reason in skipped:
+            writer.write(number, record, status="skipped", reason=reason)
+    finally:
+        writer.close()
+    return str(path)
+
+
+async def forget_destination(webhook_url: str, *, redis_url: str | None, data_dir: str | Path) -> int:
+    """Remove the lead index of ``webhook_url``'s destination; return how many identities it held."""
+    index = open_lead_index(destination_id(webhook_url), redis_url=redis_url, data_dir=data_dir)
+    try:
+        return await index.forget()
+    finally:
+        await index.aclose()

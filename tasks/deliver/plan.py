@@ -1,0 +1,81 @@
+"""A dry run: everything a delivery would do except the POSTs.
+
+``plan_delivery(rows, config)`` checks the target URL, opens the limiter
+(so a Redis that does not answer fails here as it would in the run) and the
+job's ledger, renders and size-checks the body of every row still to send,
+and returns a ``DeliveryPlan``: what a real run with the same settings
+would send, what it would dead-letter and why, the first bodies, and how
+long it would take at the configured rate.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from csv_merger.safety import check_target
+from csv_merger.settings import get_settings
+from tasks.deliver.job import DeliveryConfig
+from tasks.deliver.ledger import open_ledger
+from tasks.deliver.payloads import PayloadError, idempotency_key, make_body_builder, oversize_reason
+from tasks.deliver.ratelimit import LimitPolicy, default_limit_key, make_limiter
+
+SAMPLE_BODIES = 3
+
+
+@dataclass
+class DeliveryPlan:
+    """What a run would do. ``refused``: (row number, reason) of rows it would
+    dead-letter without sending; ``samples``: (row number, Idempotency-Key,
+    body text) of the first ``SAMPLE_BODIES`` rows it would send;
+    ``estimate_s``: seconds to send ``to_send`` rows at ``rate`` requests/s
+    after the burst (the target's limit, whatever the number of workers)."""
+
+    job_id: str
+    limit_key: str
+    rows_total: int
+    already_delivered: int
+    to_send: int
+    rate: float
+    estimate_s: float
+    refused: list[tuple[int, str]] = field(default_factory=list)
+    samples: list[tuple[int, str, str]] = field(default_factory=list)
+
+
+async def plan_delivery(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig) -> DeliveryPlan:
+    """The ``DeliveryPlan`` of delivering ``rows`` with ``config`` (``config.job_id`` set).
+
+    Raises what a real run raises before its first request: UnsafeTargetError,
+    ConfigError (bad setting, template or Redis URL), RedisUnavailableError.
+    """
+    config.validate()
+    check_target(config.webhook_url, config.allow_private_targets)
+    limit_key = config.limit_key or default_limit_key(config.webhook_url)
+    await make_limiter(limit_key, config.rate, config.burst, config.redis_url).aclose()
+    settings = get_settings()
+    ledger = open_ledger(config.job_id, redis_url=config.redis_url, data_dir=settings.data_dir,
+                         ttl_s=settings.chunk_ttl_s)
+    try:
+        done = await ledger.delivered()
+    finally:
+        await ledger.aclose()
+    build = make_body_builder(config.payload, config.table_type, config.job_id)
+    plan = DeliveryPlan(job_id=config.job_id, limit_key=limit_key, rows_total=len(rows), already_delivered=0,
+                        to_send=0, rate=config.rate, estimate_s=0.0)
+    for number, record in rows:
+        if number in done:
+            plan.already_delivered += 1
+            continue
+        try:
+            body = build(number, record)
+        except PayloadError as exc:
+            plan.refused.append((number, exc.reason))
+            continue
+        if reason := oversize_reason(body, config.payload_limit_bytes):
+            plan.refused.append((number, reason))
+            continue
+        plan.to_send += 1
+        if len(plan.samples) < SAMPLE_BODIES:
+            plan.samples.append((number, idempotency_key(config.job_id, number), body.decode()))
+    burst = LimitPolicy(rate=config.rate, burst=config.burst).effective_burst
+    plan.estimate_s = max(0, plan.to_send - burst) / config.rate
+    return plan

@@ -1,0 +1,97 @@
+"""What long work shows on the command line: a rich progress bar on a
+terminal (a real pseudo-terminal here), plain lines otherwise, nothing but
+warnings with -q; ``--help`` whole at 80 columns."""
+
+from __future__ import annotations
+
+import csv
+import os
+import pty
+import select
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from csv_merger.cli.progress import DeliveryMeter
+
+COMMANDS = ("merge", "deliver", "run", "web", "worker", "sink", "setup", "demo")
+
+
+def _rows(path: Path, n: int) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["First Name", "Work Email"])
+        w.writerows([f"Ann{i}", f"ann{i}@acme.example"] for i in range(n))
+    return path
+
+
+def _deliver_args(path: Path, url: str, *extra: str) -> list[str]:
+    return [sys.executable, "-m", "csv_merger", "deliver", str(path), "--webhook-url", url,
+            "--allow-private-targets", "--rate", "20", "--burst", "5", *extra]
+
+
+def _env(tmp_path: Path, **extra: str) -> dict:
+    return {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data"), **extra}
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_help_is_whole_at_80_columns(command):
+    done = subprocess.run([sys.executable, "-m", "csv_merger", command, "--help"], capture_output=True, text=True,
+                          env={**os.environ, "COLUMNS": "80"})
+    assert done.returncode == 0, done.stderr
+    assert "…" not in done.stdout and "--help" in done.stdout
+    assert max(map(len, done.stdout.splitlines())) <= 80
+
+
+def test_rate_is_measured_after_the_opening_burst():
+    meter = DeliveryMeter(burst=20, quiet=True)
+    assert meter.rate(20, now=100.0) is None      # the burst is spent: the clock starts here
+    assert meter.rate(25, now=100.5) is None      # under a second of evidence
+    assert meter.rate(40, now=102.0) == 10.0      # 20 rows in 2 s after the burst, not 40 in 2 s
+
+
+def test_a_terminal_gets_a_progress_bar(tmp_path, sink_factory):
+    sink = sink_factory()
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(_deliver_args(_rows(tmp_path / "in.csv", 80), sink.url), stdin=slave, stdout=slave,
+                            stderr=slave, env=_env(tmp_path, COLUMNS="160"), close_fds=True)
+    os.close(slave)
+    screen = b""
+    deadline = time.monotonic() + 120
+    while time.monotonic() < deadline:
+        ready, _, _ = select.select([master], [], [], 1.0)
+        if ready:
+            try:
+                chunk = os.read(master, 65536)
+            except OSError:  # the child closed the terminal
+                break
+            if not chunk:
+                break
+            screen += chunk
+        elif proc.poll() is not None:
+            break
+    os.close(master)
+    assert proc.wait(timeout=30) == 0
+    text = screen.decode("utf-8", "replace")
+    assert "delivering" in text and "━" in text and "80/80 rows" in text  # rich's bar, drawn to the end
+    assert "x 429" in text and "limit 20.0/s" in text and "ETA" in text
+    assert "csv-merger: 80/80 rows (" not in text  # not the plain line
+
+
+def test_plain_lines_without_a_terminal_and_quiet_keeps_warnings(tmp_path, sink_factory):
+    sink = sink_factory()
+    path = _rows(tmp_path / "in.csv", 150)  # 150 rows at 20/s: a few plain lines, 5 s apart
+    plain = subprocess.run(_deliver_args(path, sink.url), capture_output=True, text=True, timeout=120,
+                           env=_env(tmp_path / "a"))
+    assert plain.returncode == 0, plain.stderr
+    lines = [line for line in plain.stderr.splitlines() if " rows (" in line]
+    assert lines and all(line.startswith("csv-merger: ") and ("rows/s" in line or "after the burst" in line)
+                         for line in lines)
+    quiet = subprocess.run(_deliver_args(path, sink.url, "-q", "--job-id", "quiet-run"), capture_output=True,
+                           text=True, timeout=120, env=_env(tmp_path / "b", CSV_MERGER_ROW_CEILING="100"))
+    assert quiet.returncode == 3, quiet.stderr  # 50 rows past the destination's ceiling: not sent
+    assert "fewer of its 100 lifetime submissions left than rows to send" in quiet.stderr  # a warning is not progress
+    assert " rows (" not in quiet.stderr and "delivered 100/150 rows" in quiet.stdout

@@ -1,0 +1,88 @@
+"""The destination ledger: a webhook's lifetime ceiling counted across jobs
+and processes (Redis or the local database), never passed, and shown.
+Real sink, real CLI processes, real redis-server."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+
+def _merged(path: Path, n: int, start: int = 1) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["First Name", "Work Email"])
+        w.writerows([f"Ann{i}", f"ann{i}@acme.example"] for i in range(start, start + n))
+    return path
+
+
+def _cli(env: dict, *args: str, wait: bool = True):
+    cmd = [sys.executable, "-m", "csv_merger", *args]
+    if not wait:
+        return subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
+
+
+@pytest.fixture(params=["local", "redis"])
+def env(request, tmp_path):
+    e = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    e["CSV_MERGER_DATA_DIR"] = str(tmp_path / "data")
+    if request.param == "redis":
+        e["REDIS_URL"] = request.getfixturevalue("redis_url")
+    return e
+
+
+def test_a_destination_stops_at_its_ceiling_across_jobs(env, tmp_path, sink_factory):
+    sink = sink_factory()
+    assert _cli(env, "destinations", "set", sink.url, "49990").returncode == 0
+    first = _cli(env, "deliver", str(_merged(tmp_path / "a.csv", 30)), "--webhook-url", sink.url,
+                 "--allow-private-targets", "--job-id", "a", "--dead-letter", str(tmp_path / "dead-letter-a.csv"))
+    assert first.returncode == 3, first.stderr
+    assert sink.stats()["accepted"] == 10  # 49,990 + 10 = the ceiling, not one more
+    assert "fewer of its 50,000 lifetime submissions left than rows to send" in first.stderr
+    assert "delivered 10/30 rows, 20 failed" in first.stdout and "50,000 of 50,000 used" in first.stdout
+    with open(tmp_path / "dead-letter-a.csv", newline="", encoding="utf-8") as f:
+        dead = list(csv.DictReader(f))
+    assert len(dead) == 20 and {d["_status"] for d in dead} == {"not-sent"}
+    assert all("is full (50,000 submissions" in d["_reason"] for d in dead)
+
+    second = _cli(env, "deliver", str(_merged(tmp_path / "b.csv", 5, start=100)), "--webhook-url", sink.url,
+                  "--allow-private-targets", "--job-id", "b")
+    assert second.returncode == 3 and sink.stats()["accepted"] == 10  # another job: still full
+
+    other = sink_factory()  # roll over by hand: the failed rows to a second webhook, same keys
+    moved = _cli(env, "redeliver", str(tmp_path / "dead-letter-a.csv"), "--webhook-url", other.url,
+                 "--allow-private-targets", "--dead-letter", str(tmp_path / "dl2.csv"))
+    assert moved.returncode == 0, moved.stderr
+    assert other.stats()["accepted"] == 20 and "20 of 50,000 used" in moved.stdout
+    listed = _cli(env, "destinations", "list").stdout
+    assert "50,000 of 50,000 used" in listed and "20 of 50,000 used" in listed
+    assert sink.url not in listed and "/hook" not in listed  # the URL is a credential: only its hash is kept
+
+
+def test_concurrent_jobs_never_pass_the_ceiling(tmp_path, sink_factory, redis_url):
+    env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data"), "REDIS_URL": redis_url}
+    sink = sink_factory()
+    assert _cli(env, "destinations", "set", sink.url, "49985").returncode == 0
+    procs = [_cli(env, "deliver", str(_merged(tmp_path / f"p{n}.csv", 20, start=100 * n)), "--webhook-url",
+                  sink.url, "--allow-private-targets", "--job-id", f"p{n}", "--rate", "100", "--burst", "100",
+                  wait=False) for n in range(3)]
+    for proc in procs:
+        proc.communicate(timeout=180)
+    assert sink.stats()["accepted"] == 15  # 60 rows offered by three processes, 15 left
+    assert "50,000 of 50,000 used" in _cli(env, "destinations", "list").stdout
+
+
+def test_rows_the_target_refuses_do_not_count(env, tmp_path, sink_factory):
+    sink = sink_factory(reject_field="First Name=Ann2")
+    done = _cli(env, "deliver", str(_merged(tmp_path / "a.csv", 3)), "--webhook-url", sink.url,
+                "--allow-private-targets", "--job-id", "r")
+    assert done.returncode == 3
+    assert "2 of 50,000 used" in done.stdout  # the refused row gave its reservation back
+    assert "count forgotten, 2 lead identities forgotten" in _cli(env, "destinations", "forget", sink.url).stdout
+    assert "no destination recorded yet" in _cli(env, "destinations", "list").stdout

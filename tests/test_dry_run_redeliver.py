@@ -1,0 +1,87 @@
+"""Try before sending, send again what failed: ``--dry-run`` for deliver and
+run sends nothing and says what a run would do; ``redeliver`` (and deliver
+given a dead-letter file) sends exactly the original values under the
+original Idempotency-Keys. Real sink, real CLI processes."""
+
+from __future__ import annotations
+
+import csv
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+NOTE = 'said "hi", =1+1'  # exact text: quotes, a leading formula sign
+
+
+def _merged(path: Path, n: int) -> Path:
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        w = csv.writer(f)
+        w.writerow(["First Name", "Work Email", "Notes"])
+        w.writerows([f"Ann{i}", f"ann{i}@acme.example", NOTE] for i in range(1, n + 1))
+    return path
+
+
+def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "csv_merger", *args], capture_output=True, text=True, timeout=180,
+                          env={**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data"), **env})
+
+
+def test_deliver_dry_run_sends_nothing_and_reports_what_a_run_would_do(tmp_path, sink_factory):
+    sink = sink_factory()
+    path = _merged(tmp_path / "merged.csv", 30)
+    with open(path, "a", newline="", encoding="utf-8") as f:  # one row too big for the payload limit
+        csv.writer(f).writerow(["Big", "big@acme.example", "x" * 500])
+    done = _cli(tmp_path, "deliver", str(path), "--webhook-url", sink.url, "--allow-private-targets", "--dry-run",
+                "--job-id", "dry", "--rate", "10", "--burst", "20", CSV_MERGER_PAYLOAD_LIMIT_BYTES="300")
+    assert done.returncode == 0, done.stderr
+    assert sink.stats()["accepted"] == 0 and sink.records() == []
+    out = done.stdout
+    assert "31 rows, 0 already delivered, 30 to send, 1 would be dead-lettered without sending" in out
+    assert "row 31: body is" in out and "above the payload limit of 300 bytes" in out
+    assert '(Idempotency-Key dry-1): {"First Name":"Ann1"' in out and "dry-3" in out and "dry-4" not in out
+    assert "estimate: 2 s at 10 requests/s" in out  # 30 rows, effective burst 13, then 10/s: 1.7 s
+
+
+def test_run_dry_run_merges_and_sends_nothing(tmp_path, sink_factory):
+    sink = sink_factory()
+    examples = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
+    done = _cli(tmp_path, "run", *examples, "--webhook-url", sink.url, "--allow-private-targets", "--dry-run",
+                "--output-dir", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    assert sink.stats()["accepted"] == 0
+    assert "80 rows merged from 111" in done.stdout and "80 to send" in done.stdout
+    assert (tmp_path / "out" / "merged.csv").is_file()
+
+
+def test_redeliver_sends_original_values_with_original_keys(tmp_path, sink_factory):
+    refusing = sink_factory(reject_field="First Name=Ann2")
+    path = _merged(tmp_path / "merged.csv", 3)
+    first = _cli(tmp_path, "deliver", str(path), "--webhook-url", refusing.url, "--allow-private-targets",
+                 "--job-id", "j1", "--dead-letter", str(tmp_path / "dead-letter-j1.csv"))
+    assert first.returncode == 3, first.stderr
+    assert {r["key"] for r in refusing.records()} == {"j1-1", "j1-3"}
+
+    good = sink_factory()
+    again = _cli(tmp_path, "redeliver", str(tmp_path / "dead-letter-j1.csv"), "--webhook-url", good.url,
+                 "--allow-private-targets", "--dead-letter", str(tmp_path / "dl2.csv"))
+    assert again.returncode == 0, again.stderr
+    [record] = good.records()
+    assert record["key"] == "j1-2"  # the original row's Idempotency-Key, job id from the file name
+    assert record["body"] == {"First Name": "Ann2", "Work Email": "ann2@acme.example", "Notes": NOTE}
+
+    # The same job's ledger now holds row 2: delivering the merged CSV again sends nothing.
+    rerun = _cli(tmp_path, "deliver", str(path), "--webhook-url", good.url, "--allow-private-targets",
+                 "--job-id", "j1")
+    assert rerun.returncode == 0 and "0/3 rows" in rerun.stdout and len(good.records()) == 1
+
+
+def test_a_dead_letter_file_needs_its_job_id(tmp_path, sink_factory):
+    sink = sink_factory()
+    dead = tmp_path / "failed-rows.csv"
+    dead.write_text("First Name,_row_number,_status,_reason,_response,_attempts\nAnn,7,400,bad,,1\n", encoding="utf-8")
+    done = _cli(tmp_path, "deliver", str(dead), "--webhook-url", sink.url, "--allow-private-targets")
+    assert done.returncode == 2
+    assert "is a dead-letter file: give the original job's --job-id" in done.stderr
+    assert sink.stats()["accepted"] == 0
