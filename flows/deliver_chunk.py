@@ -42,7 +42,7 @@ def deliver_chunk_flow(chunk: ChunkRef, webhook_url: str, job_id: str, dead_lett
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets)
     with watch_cancellation(flow_run.get_id()) as cancel:
         summary = deliver_chunk(chunk, chunk_config(config, chunk, dead_letter_dir, concurrency), redis_url,
-                                cancel=cancel, progress=lambda _index, handled: board.set_handled(chunk.index, handled))
+                                cancel=cancel, progress=board.set_handled)
     board.set_summary(chunk.index, summary)
     if summary.cancelled:
         return Cancelled(message=f"{chunk.label}: cancelled after {summary.delivered} rows delivered")

@@ -50,14 +50,26 @@ class ChunkBoard:
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
-    def set_handled(self, index: int, handled: int) -> None:
-        self._set(f"{index}:handled", handled)
+    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None) -> None:
+        """Rows handled so far by chunk ``index``, its 429 answers and its limiter's rate (requests/s)."""
+        pipe = self.client.pipeline()
+        pipe.hset(self.key, mapping={f"{index}:handled": handled, f"{index}:http_429": http_429,
+                                     f"{index}:rate": "" if current_rate is None else current_rate})
+        pipe.expire(self.key, self.ttl_s)
+        pipe.execute()
 
     def set_summary(self, index: int, summary: DeliverySummary) -> None:
         self._set(f"{index}:summary", summary.model_dump_json())
 
     def handled(self) -> dict[int, int]:
-        return {int(k.split(b":")[0]): int(v) for k, v in self.client.hgetall(self.key).items() if k.endswith(b":handled")}
+        return {index: live[0] for index, live in self.live().items()}
+
+    def live(self) -> dict[int, tuple[int, int, float | None]]:
+        """``{chunk index: (rows handled, 429 answers, limiter rate or None)}`` of the chunks that reported."""
+        fields = {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
+        return {int(k.split(":")[0]): (int(v), int(fields.get(k.replace("handled", "http_429"), 0)),
+                                       float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None)
+                for k, v in fields.items() if k.endswith(":handled")}
 
     def summary(self, index: int) -> DeliverySummary | None:
         raw = self.client.hget(self.key, f"{index}:summary")
@@ -120,8 +132,8 @@ def deliver_fanned_out(refs: list[ChunkRef], config: DeliveryConfig, redis_url: 
                 if state is not None and state.is_final():
                     finals[index] = state
                     pending.discard(index)
-            for index, handled in board.handled().items():
-                progress.set_chunk(index, handled)
+            for index, (handled, http_429, rate) in board.live().items():
+                progress.set_chunk(index, handled, http_429, rate)
             if pending:
                 time.sleep(POLL_S)
     parts = []

@@ -40,6 +40,10 @@ from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, me
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
 
 
+LIVE_PROGRESS = "delivery-progress.json"
+"""Written next to merge-report.json about once a second while rows are delivered (``DeliveryProgress``)."""
+
+
 def _finish(summary: PipelineSummary):
     """Publish the summary artifact and turn the summary into the run's final state."""
     publish_summary(summary)
@@ -75,7 +79,7 @@ def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, 
              auth_token_block: str | None) -> DeliverySummary:
     """Deliver every chunk (in this run's task threads, or fanned out), with the progress artifact and
     cancellation watch; returns the job's summary with one dead-letter file for the job."""
-    progress = DeliveryProgress(config.job_id, rows_total)
+    progress = DeliveryProgress(config.job_id, rows_total, live_path=out_dir / LIVE_PROGRESS)
     started = time.monotonic()
     finished = cancelled = False
     try:
@@ -115,7 +119,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     default: derived from the merged rows, URL, payload and table type, so
     running the same job again resumes it (rows already delivered are
     skipped). ``output_dir`` default: ``<data_dir>/runs/<flow run id>``
-    (merged.csv, merge-report.json, dead-letter.csv, summary.json).
+    (merged.csv, merge-report.json, delivery-progress.json, dead-letter.csv,
+    summary.json).
     ``fan_out``: hand chunks to runs of the ``deliver-chunk`` deployment on
     the work pool (needs Redis). ``auth_token_block``: name of a Secret block
     with the webhook token (default: ``CLAY_WEBHOOK_AUTH``). ``dry_run``: merge,

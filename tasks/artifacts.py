@@ -15,10 +15,13 @@ artifact history.
 from __future__ import annotations
 
 import contextvars
+import json
 import logging
+import os
 import re
 import threading
 from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from prefect.artifacts import (
@@ -93,20 +96,27 @@ def publish_summary(summary: PipelineSummary) -> None:
 class DeliveryProgress:
     """A progress artifact fed from several chunk tasks at once.
 
-    ``set_chunk(index, handled)`` records how many rows of a chunk are
-    handled (delivered, dead-lettered or already delivered); a background
-    thread pushes the total to the API at most every ``interval_s`` seconds,
-    so the delivery loop never waits for the API. The pushed value never
-    goes down and stays below 100 % until ``finish(complete=True)``.
-    ``listeners`` (class-wide) are also called as ``fn(handled, rows_total)``
-    at each push (the CLI's progress line).
+    ``set_chunk(index, handled, http_429, current_rate)`` records how many
+    rows of a chunk are handled (delivered, dead-lettered or already
+    delivered), its 429 answers and its limiter's allowed rate (requests/s,
+    None once the chunk is done); a background thread pushes the total to
+    the API at most every ``interval_s`` seconds, so the delivery loop never
+    waits for the API. The pushed value never goes down and stays below
+    100 % until ``finish(complete=True)``. ``listeners`` (class-wide) are
+    also called as ``fn(handled, rows_total, http_429=, limit=)`` at each
+    push (the CLI's progress display; ``limit`` as ``current_rate`` below). With ``live_path``, each push also writes
+    ``{"handled", "rows_total", "http_429", "current_rate"}`` there as JSON
+    (replaced atomically; ``current_rate`` the lowest rate of the running
+    chunks, None when none runs) for the web page's live counts.
     """
 
-    listeners: list[Callable[[int, int], None]] = []
+    listeners: list[Callable[..., None]] = []
 
-    def __init__(self, job_id: str, rows_total: int, interval_s: float = 1.0):
-        self.rows_total, self.interval_s = rows_total, interval_s
+    def __init__(self, job_id: str, rows_total: int, interval_s: float = 1.0, live_path: Path | None = None):
+        self.rows_total, self.interval_s, self.live_path = rows_total, interval_s, live_path
         self._handled: dict[int, int] = {}
+        self._http_429: dict[int, int] = {}
+        self._rates: dict[int, float] = {}
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._shown = 0.0
@@ -130,13 +140,36 @@ class DeliveryProgress:
             return _RUNNING_CAP
         return min(_RUNNING_CAP, 100.0 * self.handled / self.rows_total)
 
-    def set_chunk(self, index: int, handled: int) -> None:
+    def set_chunk(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None) -> None:
         with self._lock:
             self._handled[index] = max(handled, self._handled.get(index, 0))
+            self._http_429[index] = max(http_429, self._http_429.get(index, 0))
+            if current_rate is None:
+                self._rates.pop(index, None)
+            else:
+                self._rates[index] = current_rate
+
+    def snapshot(self) -> dict:
+        """``{"handled", "rows_total", "http_429", "current_rate"}`` as of now."""
+        with self._lock:
+            return {"handled": sum(self._handled.values()), "rows_total": self.rows_total,
+                    "http_429": sum(self._http_429.values()),
+                    "current_rate": min(self._rates.values()) if self._rates else None}
+
+    def _write_live(self, live: dict) -> None:
+        tmp = self.live_path.with_name(f".{self.live_path.name}.tmp")
+        try:
+            tmp.write_text(json.dumps(live), encoding="utf-8")
+            os.replace(tmp, self.live_path)
+        except OSError as exc:  # a full disk must not stop delivery; the page keeps its last counts
+            log.warning("live progress not written: %s", exc)
 
     def _push(self, value: float) -> None:
+        live = self.snapshot()
         for listener in self.listeners:
-            listener(self.handled, self.rows_total)
+            listener(live["handled"], live["rows_total"], http_429=live["http_429"], limit=live["current_rate"])
+        if self.live_path is not None:
+            self._write_live(live)
         if value > self._shown:
             self._shown = value
             update_progress_artifact(self.artifact_id, round(value, 1), _sync=True)

@@ -136,3 +136,18 @@ def test_weak_key_record_without_strong_key_joins_first_seen_only():
                            ["Robert Hall", "", "", "acme.com", "", ""],
                            ["Robert Hall", "", "linkedin.com/in/rob2", "acme.com", "", ""]])
     assert members == [[0, 1], [2]]
+
+
+def test_merge_explains_its_duplicate_groups_only_when_asked(tmp_path):
+    from tasks.merge import merge_files
+
+    (tmp_path / "orgs.csv").write_text("Company Name,Website\nAcme,https://acme.example/\nACME Inc,acme.example\n"
+                                       "Nameless Co,\nnameless co,\nOther,other.example\n", encoding="utf-8")
+    out = tmp_path / "merged.csv"
+    report = merge_files([tmp_path / "orgs.csv"], out, table_type="company", explain=5)
+    assert report.rows_out == 3
+    assert [(g.sources, g.reasons) for g in report.duplicate_groups] == [
+        (["orgs.csv", "orgs.csv"], ["same company domain: acme.example"]),
+        (["orgs.csv", "orgs.csv"], ["same company name: nameless co"])]
+    assert merge_files([tmp_path / "orgs.csv"], out, table_type="company").duplicate_groups == []
+    assert len(merge_files([tmp_path / "orgs.csv"], out, table_type="company", explain=1).duplicate_groups) == 1

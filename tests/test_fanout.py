@@ -47,6 +47,16 @@ def _max_overlap(intervals: list[tuple[float, float]]) -> int:
 
 
 @pytest.mark.timeout(300)
+def test_chunk_board_carries_429s_and_the_limiters_rate(redis_url):
+    from flows.fan_out import ChunkBoard
+
+    board = ChunkBoard(redis_url, f"board-{os.getpid()}-{time.monotonic_ns()}")
+    board.set_handled(0, 40, 3, 6.5)
+    board.set_handled(1, 10)
+    assert board.live() == {0: (40, 3, 6.5), 1: (10, 0, None)}
+    assert board.handled() == {0: 40, 1: 10}
+
+
 def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink_factory, tmp_path):
     env = {**prefect_server, "WORKER_COUNT": "2", "WORK_POOL": f"fanout-{os.getpid()}", "REDIS_URL": redis_url}
     setup = subprocess.run([sys.executable, "-m", "deployments.setup"], env=env, cwd=REPO, capture_output=True,

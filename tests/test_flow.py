@@ -106,6 +106,35 @@ def test_progress_artifact_is_monotonic_and_100_only_when_finished():
     assert feed() == [50.0, 50.0, 99.9, 99.9, 99.9, 100.0]
 
 
+def test_live_progress_file_has_429s_and_the_limiters_rate(tmp_path):
+    """What the web page reads while a job runs: 429s and the lowest rate of the running chunks."""
+    from prefect import flow
+
+    from tasks.artifacts import DeliveryProgress
+
+    live = tmp_path / "delivery-progress.json"
+
+    def read() -> dict:
+        time.sleep(0.3)  # a few writes of the 0.05 s pump
+        return json.loads(live.read_text(encoding="utf-8"))
+
+    @flow
+    def feed() -> list[dict]:
+        progress = DeliveryProgress(f"live-{time.monotonic_ns()}", rows_total=10, interval_s=0.05, live_path=live)
+        progress.set_chunk(0, 3, http_429=2, current_rate=5.0)
+        progress.set_chunk(1, 2, http_429=1, current_rate=7.5)
+        seen = [read()]
+        progress.set_chunk(0, 5, http_429=2, current_rate=None)  # chunk 0 done: its limiter is gone
+        seen.append(read())
+        progress.set_chunk(1, 5, http_429=1, current_rate=None)
+        progress.finish(complete=True)
+        return seen + [json.loads(live.read_text(encoding="utf-8"))]
+
+    assert feed() == [{"handled": 5, "rows_total": 10, "http_429": 3, "current_rate": 5.0},
+                      {"handled": 7, "rows_total": 10, "http_429": 3, "current_rate": 7.5},
+                      {"handled": 10, "rows_total": 10, "http_429": 3, "current_rate": None}]
+
+
 def test_without_webhook_it_only_merges(tmp_path):
     summary = merge_and_deliver(EXAMPLES, output_dir=str(tmp_path))
     assert summary.delivery is None and summary.state == "Completed"

@@ -119,6 +119,25 @@ def test_eta_is_remaining_rows_over_the_rate():
     assert store.get(job.id).eta_s() == pytest.approx(500 / 5.0)
 
 
+def test_rate_history_for_the_chart_stays_bounded_and_keeps_its_span():
+    from csv_merger.web.jobs import HISTORY_POINTS
+
+    store = JobStore()
+    job = _job(store)
+    store.set_status(job.id, JobStatus.RUNNING)
+    for n in range(3 * HISTORY_POINTS):
+        store.progress(job.id, JobCounts(rows_total=10_000, delivered=n, current_rate=float(n), limit_rate=10.0))
+    history = store.get(job.id).history
+    assert len(history) <= HISTORY_POINTS
+    accepted = [rate for _, rate, _ in history]
+    assert accepted[0] == 0.0 and accepted[-1] == 3 * HISTORY_POINTS - 1 and accepted == sorted(accepted)
+    assert accepted[-HISTORY_POINTS // 2:] == [float(n) for n in range(int(accepted[-1]) - HISTORY_POINTS // 2 + 1,
+                                                                       int(accepted[-1]) + 1)]  # latest: every one
+    assert {limit for _, _, limit in history} == {10.0}
+    store.set_status(job.id, JobStatus.COMPLETED)
+    assert store.get(job.id).counts.limit_rate is None  # no limiter once the job ended
+
+
 def test_a_cancelled_job_stays_cancelled():
     store = JobStore()
     job = _job(store)
@@ -558,6 +577,132 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
     finally:
         if proc.poll() is None:
             proc.kill()
+
+
+# ---------------------------------------------------------------- merge preview (before Start)
+
+LEADS_A = ("First Name,Last Name,Email,LinkedIn,Title\n"
+           "Ada,Lovelace,ada@analytical.example,,Countess\n"
+           "Alan,Turing,,https://www.linkedin.com/in/aturing/,Mathematician\n"
+           "Grace,Hopper,grace@navy.example,,Admiral\n")
+LEADS_B = ("Email,Full Name,LinkedIn Profile,Phone\n"
+           " ADA@Analytical.example ,Ada Lovelace,,+44 20 7946 0000\n"
+           "alan@bletchley.example,Alan Turing,http://linkedin.com/in/aturing,\n")
+
+
+async def _upload_two(client) -> list[str]:
+    r = await client.post("/api/uploads", files=_files(("a.csv", LEADS_A.encode()), ("b.csv", LEADS_B.encode())))
+    assert r.status_code == 201, r.text
+    return [f["id"] for f in r.json()["files"]]
+
+
+async def test_merge_preview_shows_records_duplicates_and_why_rows_and_the_body(make_client):
+    client = await make_client()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids})
+    assert r.status_code == 200, r.text
+    preview = r.json()
+    assert (preview["rows_in"], preview["rows_out"], preview["duplicates_merged"]) == (5, 3, 2)
+    # Ada matched on her e-mail (case and spaces aside), Alan on his LinkedIn URL (http vs https, "www.")
+    assert sorted((g["sources"], g["reasons"]) for g in preview["duplicate_groups"]) == [
+        (["a.csv", "b.csv"], ["same LinkedIn URL: linkedin.com/in/aturing"]),
+        (["a.csv", "b.csv"], ["same e-mail address: ada@analytical.example"])]
+    first = preview["sample_rows"][0]
+    assert (first["Work Email"], first["Phone Number"], first["Source"]) == (
+        "ada@analytical.example", "+44 20 7946 0000", "a.csv | b.csv")
+    assert len(preview["sample_rows"]) == 3
+    # flat: the body is row 1's non-empty cells, exactly what the sink would receive
+    assert preview["body"] == {k: v for k, v in first.items() if v}
+    assert preview["body_bytes"] > 0 and preview["body_error"] is None
+    assert preview["destination_capacity"] is None  # unknown until a destination ledger exists
+    assert str(client.app.state.service.root) not in r.text
+    assert list((client.app.state.service.root / "previews").iterdir()) == []  # the temporary merge is gone
+
+    seed = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "seed"})).json()
+    assert seed["body"]["person"]["Work Email"] == "ada@analytical.example"
+    assert seed["body"]["_metadata"]["record_number"] == 1 and seed["rows_out"] == 3
+
+
+async def test_merge_preview_with_an_uploaded_template(make_client):
+    client = await make_client()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template"})
+    assert r.status_code == 422 and r.json()["field"] == "template"
+    bad = await client.post("/api/templates", files={"file": ("bad.j2", b'{"email": {{ row["Work Email"] | tojson }')})
+    assert bad.status_code == 422 and bad.json()["field"] == "template"
+    assert bad.json()["error"].startswith("bad.j2: payload template error")
+    assert str(client.app.state.service.root) not in bad.text
+    template = b'{"email": {{ row["Work Email"] | tojson }}, "n": {{ row_number }}}'
+    r = await client.post("/api/templates", files={"file": ("body.j2", template)})
+    assert r.status_code == 201, r.text
+    tid = r.json()["id"]
+    preview = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template",
+                                                             "template": tid})).json()
+    assert preview["body"] == {"email": "ada@analytical.example", "n": 1}
+    broken = b'{"missing": {{ row["No Such Column"] | tojson }}}'
+    tid = (await client.post("/api/templates", files={"file": ("t.j2", broken)})).json()["id"]
+    preview = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template",
+                                                             "template": tid})).json()
+    assert preview["body"] is None and "template error" in preview["body_error"]
+
+
+async def test_merge_preview_names_a_file_that_cannot_be_merged(make_client):
+    client = await make_client()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids, "mapping": {"Title": "Job Titel"}})
+    assert r.status_code == 422 and r.json()["field"] == "mapping.Title"
+    r = await client.post("/api/merge-preview", json={"uploads": [ids[0], "0123456789abcdef"]})
+    assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"]
+
+
+# ---------------------------------------------------------------- live 429s and limiter rate (while running)
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_running_job_shows_live_429s_and_the_limiters_rate(make_client, sink_factory):
+    sink = sink_factory(throttle_at=40, throttle_for=2)  # after 40 rows: 429 with Retry-After for 2 s
+    client = await make_client(allow_private_targets=True)
+    rows = "".join(f"Lead,{n},lead{n}@example.com,Buyer\n" for n in range(200))
+    upload = (await client.post("/api/uploads", files=_files(("leads.csv", ("First Name,Last Name,Email,Title\n"
+                                                                           + rows).encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": sink.url, "rate": 30,
+                                             "burst": 5, "chunk_size": 100})
+    assert r.status_code == 201, r.text
+    job_id = r.json()["id"]
+    running = await _wait_job(client, job_id, lambda j: j["counts"]["http_429"] > 0
+                              or j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert running["status"] == "Running", "the 429s were only shown once the job ended"
+    assert running["counts"]["http_429"] <= sink.stats()["rejected_429"]
+    limits = [limit for _, _, limit in running["history"] if limit is not None]
+    assert limits and max(limits) <= 30  # the limiter's rate, requests/s, never above the job's rate
+    ended = await _wait_job(client, job_id, lambda j: j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert ended["status"] == "Completed" and ended["counts"]["delivered"] == 200 == sink.stats()["accepted"]
+    assert ended["counts"]["http_429"] == sink.stats()["rejected_429"] >= 1
+    assert ended["counts"]["limit_rate"] is None  # no limiter once the job ended
+    assert any(accepted > 0 for _, accepted, _ in ended["history"])
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_job_delivers_the_chosen_payload_shape(make_client, sink_factory):
+    sink = sink_factory()
+    client = await make_client(allow_private_targets=True)
+    ids = await _upload_two(client)
+    template = b'{"email": {{ row["Work Email"] | tojson }}, "n": {{ row_number }}}'
+    tid = (await client.post("/api/templates", files={"file": ("clay.j2", template)})).json()["id"]
+    r = await client.post("/api/jobs", json={"uploads": ids, "webhook_url": sink.url, "payload": "template"})
+    assert r.status_code == 422 and r.json()["field"] == "template"  # the template shape needs its file
+    r = await client.post("/api/jobs", json={"uploads": ids, "webhook_url": sink.url, "payload": "template",
+                                             "template": tid})
+    assert r.status_code == 201, r.text
+    assert r.json()["payload"] == "clay.j2" and str(client.app.state.service.root) not in r.text
+    ended = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert ended["status"] == "Completed"
+    preview = (await client.post("/api/merge-preview", json={"uploads": ids, "payload": "template",
+                                                             "template": tid})).json()
+    bodies = sorted((rec["body"] for rec in sink.records()), key=lambda b: b["n"])
+    assert bodies[0] == preview["body"]  # the preview showed exactly what the target received for row 1
+    assert bodies == [{"email": "ada@analytical.example", "n": 1}, {"email": "alan@bletchley.example", "n": 2},
+                      {"email": "grace@navy.example", "n": 3}]
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -12,7 +12,9 @@ from __future__ import annotations
 import contextlib
 import csv
 import io
+import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -22,6 +24,7 @@ import pytest
 
 from csv_merger.testing import find_free_port, wait_for_port
 from tests.conftest import REPO
+from tests.test_web_api import LEADS_A, LEADS_B
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = ["--no-sandbox", "--disable-gpu", "--disable-background-networking", "--disable-component-update",
@@ -101,7 +104,7 @@ def _shot(page, name: str) -> Path:
 def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpus_dir, tmp_path):
     from playwright.sync_api import expect
 
-    sink = sink_factory()
+    sink = sink_factory(throttle_at=300, throttle_for=3)  # 429s mid-run, shown while it runs
     people, thunderbird = corpus_dir / "datablist_people-1000.csv", corpus_dir / "roundcube_tb_plain.csv"
     _open(page, web_server)
     page.set_input_files("#file-input", [str(people), str(thunderbird)])
@@ -135,6 +138,14 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     expect(detail.locator(".stat", has_text="Delivered").locator("dd")).not_to_have_text("0")
     running_percent = float(detail.locator(".percent").get_attribute("data-percent"))
     assert 0 < running_percent < 100
+    # Live, not only at the end: the 429s, the limiter's rate and a chart of both rates over time.
+    expect(detail.locator(".stat", has_text="429s").locator("dd")).not_to_have_text(re.compile(r"^(0|–)$"))
+    assert detail.get_attribute("data-status") == "Running"
+    expect(detail.locator(".stat", has_text="Limit").locator("dd")).to_have_text(re.compile(r"^\d+\.\d/s$"))
+    chart = detail.locator("svg.rate-chart")
+    expect(chart).to_be_visible()
+    assert int(chart.get_attribute("data-points")) >= 2
+    assert chart.locator("path.line-accepted").get_attribute("d").startswith("M")
     _shot(page, "web-job-running.png")
     expect(detail).to_have_attribute("data-status", "Completed", timeout=60_000)
     expect(detail.locator(".percent")).to_have_text("100%")
@@ -154,6 +165,7 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     source_emails = {row["Email"] for row in csv.DictReader(people.open(encoding="utf-8"))}
     assert source_emails <= {row["Work Email"] for row in merged}
     assert sink.stats()["accepted"] == 1001
+    expect(detail.locator(".stat", has_text="429s").locator("dd")).to_have_text(f"{sink.stats()['rejected_429']:,}")
     assert page.violations == []  # the page works under its Content-Security-Policy
 
 
@@ -186,3 +198,68 @@ def test_page_asks_for_the_api_token(tmp_path, page):
         expect(page.locator("#app")).to_be_visible()
         expect(page.locator("#health-badge")).to_have_text("All services up")
         assert "page-token-1" not in page.content()
+
+
+
+def test_merge_preview_and_payload_shape_before_start(web_server, page, tmp_path):
+    from playwright.sync_api import expect
+
+    (tmp_path / "a.csv").write_text(LEADS_A, encoding="utf-8")
+    (tmp_path / "b.csv").write_text(LEADS_B, encoding="utf-8")
+    _open(page, web_server)
+    page.set_input_files("#file-input", [str(tmp_path / "a.csv"), str(tmp_path / "b.csv")])
+    box = page.locator("#merge-preview")
+    expect(box).to_have_attribute("data-state", "ready")
+    expect(box.locator(".stat", has_text="Records after de-duplication").locator("dd")).to_have_text("3")
+    expect(box.locator(".stat", has_text="Duplicates merged").locator("dd")).to_have_text("2")
+    expect(box.locator(".dup-list li")).to_have_text([
+        "a.csv + b.csv: same e-mail address: ada@analytical.example",
+        "a.csv + b.csv: same LinkedIn URL: linkedin.com/in/aturing"])
+    expect(box.locator(".sample-table tbody tr")).to_have_count(3)
+    expect(box.locator(".stat", has_text="Destination")).to_have_count(0)  # capacity unknown: nothing shown
+    body = box.locator(".json-body")
+    assert json.loads(body.inner_text()) == {
+        "First Name": "Ada", "Last Name": "Lovelace", "Full Name": "Ada Lovelace", "Work Email": "ada@analytical.example",
+        "Phone Number": "+44 20 7946 0000", "Company Domain": "analytical.example", "Source": "a.csv | b.csv",
+        "Title": "Countess"}
+    _shot(page, "web-merge-preview.png")
+
+    page.check("input[name=payload][value=seed]")
+    expect(body).to_contain_text('"person"')
+    assert json.loads(body.inner_text())["person"]["Work Email"] == "ada@analytical.example"
+    page.check("input[name=payload][value=template]")
+    expect(page.locator("#template-field")).to_be_visible()
+    expect(box.locator("[role=alert]")).to_contain_text("upload a jinja2 template")
+    template = tmp_path / "clay.j2"
+    template.write_text('{"email": {{ row["Work Email"] | tojson }}, "row": {{ row_number }}}', encoding="utf-8")
+    page.set_input_files("#template-input", str(template))
+    expect(page.locator("#template-note")).to_contain_text("clay.j2")
+    expect(body).to_contain_text('"row": 1')
+    assert json.loads(body.inner_text()) == {"email": "ada@analytical.example", "row": 1}
+    assert page.violations == []
+
+
+def test_usable_at_390_px(web_server, page, corpus_dir):
+    from playwright.sync_api import expect
+
+    page.set_viewport_size({"width": 390, "height": 844})
+    _open(page, web_server)
+    page.set_input_files("#file-input", [str(corpus_dir / "datablist_people-1000.csv"),
+                                         str(corpus_dir / "roundcube_tb_plain.csv")])
+    expect(page.locator("#merge-preview")).to_have_attribute("data-state", "ready")
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    # The mapping table scrolls inside its box, and the box says so until its end is reached.
+    frame = page.locator("article.file-card[data-file='roundcube_tb_plain.csv'] .mapping-wrap")
+    expect(frame).to_have_attribute("data-more", "right down")
+    expect(frame.locator(".scroll-hint")).to_be_visible()
+    _shot(page, "web-390-files.png")
+    frame.locator(".scroll-box").evaluate("box => { box.scrollLeft = box.scrollWidth; box.scrollTop = box.scrollHeight; }")
+    expect(frame).to_have_attribute("data-more", "")
+    expect(frame.locator(".scroll-hint")).to_be_hidden()
+    page.check("input[name=mode][value=merge_only]")
+    page.click("#start-btn")
+    expect(page.locator("#job-detail")).to_have_attribute("data-status", "Completed", timeout=60_000)
+    expect(page.locator("#job-rows tr")).to_have_count(1)
+    assert page.evaluate("document.documentElement.scrollWidth") <= 390
+    _shot(page, "web-390-job.png")
+    assert page.violations == []

@@ -72,6 +72,34 @@ function fmtDuration(s) {
 }
 
 const fmtTime = (unix) => (unix ? new Date(unix * 1000).toLocaleString() : "–");
+const fmtRate = (r) => (r === null || r === undefined ? "–" : `${r.toFixed(1)}/s`);
+
+// ---------------------------------------------------------------- scroll boxes
+// A box that scrolls says so: the frame gets data-more="right down" (edge
+// shadows in CSS) and a hint naming the direction, until the end is reached.
+function scrollFrame(content, label) {
+  return el("div", { class: "scroll-frame" },
+    el("div", { class: "scroll-box", tabindex: "0", role: "region", "aria-label": label }, content),
+    el("span", { class: "scroll-hint", "aria-hidden": "true" }));
+}
+
+function updateScroll(box) {
+  const frame = box.parentElement;
+  const more = [];
+  if (box.scrollLeft + box.clientWidth < box.scrollWidth - 1) more.push("right");
+  if (box.scrollTop + box.clientHeight < box.scrollHeight - 1) more.push("down");
+  frame.dataset.more = more.join(" ");
+  const hint = frame.querySelector(".scroll-hint");
+  if (hint) hint.textContent = more.length ? `Scroll ${more.map((m) => (m === "right" ? "→" : "↓")).join(" ")} for more` : "";
+}
+
+function watchScroll(box) {
+  if (!box.dataset.watched) {
+    box.dataset.watched = "1";
+    box.addEventListener("scroll", () => updateScroll(box), { passive: true });
+  }
+  updateScroll(box);
+}
 
 // ---------------------------------------------------------------- start-up
 async function boot() {
@@ -259,10 +287,11 @@ function renderFile(entry) {
     el("td", {}, mappingSelect(entry, c)),
     el("td", {}, el("span", { class: `how how-${c.how}`, text: c.how })),
     el("td", { class: "note", text: c.note || "" })));
-  const table = el("div", { class: "mapping-wrap" }, el("table", { class: "table mapping-table" },
+  const table = scrollFrame(el("table", { class: "table mapping-table" },
     el("caption", { class: "visually-hidden", text: `Header mapping for ${entry.name}` }),
     el("thead", {}, el("tr", {}, ["#", "Column in file", "Maps to", "Matched by", "Why"].map((h) => el("th", { scope: "col", text: h })))),
-    el("tbody", {}, rows)));
+    el("tbody", {}, rows)), `Header mapping for ${entry.name}`);
+  table.classList.add("mapping-wrap");
   return el("article", { class: "file-card", "data-file": entry.name },
     el("div", { class: "file-head" }, el("div", {}, el("div", { class: "file-name", text: entry.name }), facts), remove),
     notice, warnings, table);
@@ -270,6 +299,7 @@ function renderFile(entry) {
 
 function renderFiles() {
   $("#file-list").replaceChildren(...state.files.map(renderFile));
+  document.querySelectorAll("#file-list .scroll-box").forEach(watchScroll);
   const ready = state.files.filter((f) => f.upload && !f.error);
   const busy = state.files.some((f) => f.busy);
   $("#start-btn").disabled = busy || ready.length === 0;
@@ -278,6 +308,7 @@ function renderFiles() {
     : ready.length === 0 ? "Add at least one file."
     : `${ready.length} file${ready.length > 1 ? "s" : ""}, ${fmtInt(ready.reduce((n, f) => n + f.upload.rows, 0))} rows ready` +
       (bad ? ` (${bad} file${bad > 1 ? "s" : ""} with errors will be left out)` : "");
+  schedulePreview();
 }
 
 // ---------------------------------------------------------------- jobs
@@ -298,6 +329,7 @@ async function startJob(event) {
     rate: Number($("#rate").value) || null,
     burst: Number($("#burst").value) || null,
     chunk_size: Number($("#chunk-size").value) || null,
+    ...payloadFields(),
   };
   if (mode === "deliver") {
     payload.webhook_url = $("#webhook-url").value.trim();
@@ -367,14 +399,24 @@ function renderJobDetail(job) {
       stat("Delivered", fmtInt(c.delivered)),
       stat("Failed", fmtInt(c.failed), c.failed ? "bad" : ""),
       stat("Remaining", fmtInt(job.remaining)),
-      stat("Current rate", c.current_rate ? `${c.current_rate.toFixed(1)}/s` : "–"),
-      // The flow reports 429s with its summary, so the count is shown once the job ended.
-      stat("429s", job.ended_at ? fmtInt(c.http_429) : "–", c.http_429 ? "bad" : ""),
+      stat("Accepted", c.current_rate ? fmtRate(c.current_rate) : "–"),
+      stat("Limit", fmtRate(c.limit_rate)),
+      stat("429s", fmtInt(c.http_429), c.http_429 ? "bad" : ""),
       job.ended_at && job.started_at ? stat("Took", fmtDuration(job.ended_at - job.started_at))
         : stat("ETA", fmtDuration(job.eta_s))) : null,
+    isDeliver && job.history.length > 1 ? rateFigure(job, box) : null,
     actions].filter(Boolean));
   box.dataset.job = job.id;
   box.dataset.status = job.status;
+}
+
+// The chart of accepted rows/s and the limit, with its legend (chart.js draws the SVG).
+function rateFigure(job, box) {
+  const width = box.clientWidth - 40;  // the detail box's padding
+  return el("figure", { class: "rate-figure" }, rateChart(job.history, job.rate, width),
+    el("figcaption", {},
+      el("span", { class: "key key-accepted" }, "accepted rows/s"),
+      el("span", { class: "key key-limit" }, "limit (limiter's rate, requests/s)")));
 }
 
 async function cancelJob(id) {
@@ -416,6 +458,7 @@ async function refreshJobs() {
   el("td", { text: job.mode === "deliver" ? `deliver → ${job.target}` : "merge only" }),
   el("td", {}, statusBadge(job)),
   el("td", {}, bar(job)))));
+  updateScroll($(".jobs-wrap .scroll-box"));
 }
 
 function selectJob(id) {
@@ -426,6 +469,8 @@ function selectJob(id) {
 
 // ---------------------------------------------------------------- wiring
 function wire() {
+  window.addEventListener("resize", () => document.querySelectorAll(".scroll-box").forEach(updateScroll));
+  watchScroll($(".jobs-wrap .scroll-box"));
   const drop = $("#dropzone");
   const input = $("#file-input");
   input.addEventListener("change", () => { addFiles([...input.files]); input.value = ""; });

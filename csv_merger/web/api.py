@@ -13,7 +13,7 @@ from starlette.datastructures import UploadFile
 
 from csv_merger.schema import TableType
 from csv_merger.web.errors import ApiError
-from csv_merger.web.service import IGNORE, KEEP, JobRequest, WebService, mappable_fields
+from csv_merger.web.service import IGNORE, KEEP, JobRequest, MergePreviewRequest, WebService, mappable_fields
 from csv_merger.web.window import next_window_start
 from tasks.merge import iter_neutralised_csv
 
@@ -72,6 +72,24 @@ def build_api(service: WebService) -> APIRouter:
     @router.post("/uploads/{upload_id}/preview")
     async def preview(upload_id: str, body: PreviewRequest) -> dict:
         return await run_in_threadpool(service.preview, upload_id, body.table_type, body.mapping)
+
+    @router.post("/templates", status_code=201)
+    async def upload_template(request: Request) -> dict:
+        form = await request.form(max_files=1)
+        try:
+            item = form.get("file")
+            if not isinstance(item, UploadFile):
+                raise ApiError(422, "file: no template in the upload (multipart field 'file')", field="template")
+            table_type = str(form.get("table_type") or "people")
+            if table_type not in ("people", "company"):
+                raise ApiError(422, f"table_type: {table_type!r} is not 'people' or 'company'", field="table_type")
+            return await run_in_threadpool(service.add_template, item.filename or "", item.file, table_type)
+        finally:
+            await form.close()
+
+    @router.post("/merge-preview")
+    async def merge_preview(body: MergePreviewRequest) -> dict:
+        return await run_in_threadpool(service.merge_preview, body)
 
     @router.delete("/uploads/{upload_id}", status_code=204)
     async def delete_upload(upload_id: str) -> None:

@@ -9,7 +9,8 @@ from dataclasses import dataclass, field
 class FlowRequest:
     """One job's flow parameters plus what the runner needs around them.
 
-    ``rate_limit`` in requests/s, ``burst`` in requests, ``chunk_size`` in
+    ``payload``: "flat", "seed" or a template path. ``rate_limit`` in
+    requests/s, ``burst`` in requests, ``chunk_size`` in
     rows, ``scheduled_for`` Unix seconds (None = now). ``auth_token`` is kept
     out of repr and never stored beyond the Secret block.
     """
@@ -26,6 +27,7 @@ class FlowRequest:
     redis_url: str | None
     allow_private_targets: bool
     data_dir: str
+    payload: str = "flat"
     auth_token: str | None = field(default=None, repr=False)
     scheduled_for: float | None = None
 
@@ -42,6 +44,6 @@ class FlowRequest:
         return dict(
             files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
             rate_limit=self.rate_limit, burst=self.burst, chunk_size=self.chunk_size, mapping=self.mapping,
-            job_id=self.job_id, redis_url=shareable_redis_url(self.redis_url), output_dir=self.output_dir,
+            payload=self.payload, job_id=self.job_id, redis_url=shareable_redis_url(self.redis_url), output_dir=self.output_dir,
             allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
         )

@@ -7,8 +7,10 @@ memory (thread-safe) and enforces the two rules the old system broke:
 - a terminal status is final, and a job whose cancel was asked for ends
   Cancelled, never Completed.
 
-ETA is remaining rows divided by the rate deliveries currently run at (the
-limiter's allowed rate, requests/s), never derived from request latency.
+ETA is remaining rows divided by the rate rows are currently accepted at
+(measured, rows/s), never derived from request latency. While a job runs
+it keeps a short history of that rate and the limiter's allowed rate for
+the page's chart.
 """
 
 from __future__ import annotations
@@ -37,8 +39,14 @@ class JobStatus(str, Enum):
         return self in (JobStatus.COMPLETED, JobStatus.FAILED, JobStatus.CANCELLED)
 
 
+HISTORY_POINTS = 240
+"""Most rate samples a job keeps; beyond it every other old sample is dropped (coarser, same span)."""
+
+
 class JobCounts(BaseModel):
-    """Delivery counters (rows) and the current allowed rate (requests/s)."""
+    """Delivery counters (rows, 429 answers), ``current_rate``: rows accepted
+    per second lately (measured), ``limit_rate``: the limiter's allowed
+    requests/s (None when not known: before delivery starts, after it ends)."""
 
     rows_total: int = 0
     delivered: int = 0
@@ -46,6 +54,7 @@ class JobCounts(BaseModel):
     skipped: int = 0
     http_429: int = 0
     current_rate: float = 0.0
+    limit_rate: float | None = None
 
 
 class Job(BaseModel):
@@ -61,11 +70,14 @@ class Job(BaseModel):
     rate: float
     burst: int
     chunk_size: int
+    payload: str = "flat"                    # "flat" | "seed" | the template's file name
     status: JobStatus = JobStatus.PENDING
     scheduled_for: float | None = None       # Unix seconds, off-hours jobs
     started_at: float | None = None
     ended_at: float | None = None
     counts: JobCounts = Field(default_factory=JobCounts)
+    # (seconds since start, accepted rows/s, limit requests/s or None), one per progress update
+    history: list[tuple[float, float, float | None]] = Field(default_factory=list)
     rows_in: int | None = None
     rows_out: int | None = None
     duplicates_merged: int | None = None
@@ -160,7 +172,12 @@ class JobStore:
                 skipped=max(old.skipped, counts.skipped),
                 http_429=max(old.http_429, counts.http_429),
                 current_rate=counts.current_rate,
+                limit_rate=counts.limit_rate,
             )
+            since = time.time() - (job.started_at or job.created_at)
+            job.history.append((round(since, 1), round(counts.current_rate, 2), counts.limit_rate))
+            if len(job.history) > HISTORY_POINTS:
+                job.history[:-HISTORY_POINTS // 2] = job.history[:-HISTORY_POINTS // 2:2]
 
     def set_status(self, job_id: str, status: JobStatus, *, error: str | None = None) -> Job:
         """Move a job to ``status``, keeping the lifecycle rules.
@@ -181,7 +198,7 @@ class JobStore:
                 job.started_at = now
             if status.terminal:
                 job.ended_at = now
-                job.counts.current_rate = 0.0
+                job.counts.current_rate, job.counts.limit_rate = 0.0, None
             job.status = status
             if error:
                 job.error = error

@@ -1,7 +1,8 @@
 """Following a web job's flow run from what it leaves behind while it runs:
 ``merge-report.json`` (rows to deliver), the job's delivery ledger (rows
-delivered), the per-chunk dead-letter files (rows failed) and, at the end,
-``summary.json`` (every count, 429s too)."""
+delivered), the per-chunk dead-letter files (rows failed),
+``delivery-progress.json`` (429 answers and the limiter's current rate, about
+once a second) and, at the end, ``summary.json`` (every count)."""
 
 from __future__ import annotations
 
@@ -42,7 +43,11 @@ class ProgressProbe:
         self._history = [(t, n) for t, n in self._history if now - t <= RATE_WINDOW_S] + [(now, delivered)]
         (t0, n0) = self._history[0]
         rate = (delivered - n0) / (now - t0) if now - t0 >= 1.0 else 0.0
-        return JobCounts(rows_total=report["rows_out"], delivered=delivered, failed=failed, current_rate=rate)
+        from flows.merge_and_deliver import LIVE_PROGRESS
+
+        live = _read_json(self.out / LIVE_PROGRESS) or {}
+        return JobCounts(rows_total=report["rows_out"], delivered=delivered, failed=failed, current_rate=rate,
+                         http_429=live.get("http_429", 0), limit_rate=live.get("current_rate"))
 
     def _delivered(self) -> int:
         from tasks.deliver import open_ledger

@@ -25,6 +25,7 @@ from csv_merger.schema import TableType, fields_for
 from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
 from csv_merger.web.jobs import Job, JobStatus, JobStore
+from csv_merger.web.merge_preview import merge_preview
 from csv_merger.web.preview import preview_file
 from csv_merger.web.flow_request import FlowRequest
 from csv_merger.web.runners import DEPLOYMENT, make_runner, prefect_api_url_setting
@@ -38,12 +39,19 @@ def mappable_fields(table_type: TableType) -> list[str]:
     return [f for f in fields_for(table_type) if f != "Source"]
 
 
-class JobRequest(BaseModel):
-    """Body of ``POST /api/jobs``. Rates in requests/s; ``None`` = the setting's default."""
+class MergePreviewRequest(BaseModel):
+    """Body of ``POST /api/merge-preview``: the files, mapping and payload shape of a job to be."""
 
     uploads: list[str] = Field(min_length=1, description="upload ids, in merge order")
     table_type: TableType = "people"
     mapping: dict[str, str] = Field(default_factory=dict, description="header -> canonical field | ignore | keep")
+    payload: Literal["flat", "seed", "template"] = "flat"
+    template: str | None = Field(None, description="id of an uploaded jinja2 template (payload 'template')")
+
+
+class JobRequest(MergePreviewRequest):
+    """Body of ``POST /api/jobs``. Rates in requests/s; ``None`` = the setting's default."""
+
     mode: Literal["deliver", "merge_only"] = "deliver"
     webhook_url: str | None = None
     auth_token: SecretStr | None = None
@@ -70,13 +78,16 @@ class WebService:
 
     # Uploads -----------------------------------------------------------------
 
-    def add_upload(self, filename: str, data: BinaryIO, table_type: TableType) -> dict:
-        """Store one uploaded file and return its preview; a file that cannot be read is not kept."""
+    def _save(self, filename: str, data: BinaryIO, field: str) -> Upload:
         try:
-            upload = self.uploads.save(filename, data)
+            return self.uploads.save(filename, data)
         except UploadTooLarge as exc:
             raise ApiError(413, f"{exc.name}: file is larger than the upload limit of {exc.limit:,} bytes "
-                                "(CSV_MERGER_UPLOAD_LIMIT_BYTES)", file=exc.name, field="files") from None
+                                "(CSV_MERGER_UPLOAD_LIMIT_BYTES)", file=exc.name, field=field) from None
+
+    def add_upload(self, filename: str, data: BinaryIO, table_type: TableType) -> dict:
+        """Store one uploaded file and return its preview; a file that cannot be read is not kept."""
+        upload = self._save(filename, data, "files")
         try:
             preview = self._preview(upload, table_type, {})
             if not preview["columns"]:
@@ -86,6 +97,40 @@ class WebService:
             self.uploads.delete(upload.id)
             raise
         return preview
+
+    def add_template(self, filename: str, data: BinaryIO, table_type: TableType) -> dict:
+        """Store a jinja2 payload template (``{id, name, size}``); one that does not compile is not kept."""
+        upload = self._save(filename, data, "template")
+        try:
+            _check_template(upload, table_type)
+        except ApiError:
+            self.uploads.delete(upload.id)
+            raise
+        return {"id": upload.id, "name": upload.name, "size": upload.size}
+
+    def merge_preview(self, request: MergePreviewRequest) -> dict:
+        """What the job would merge and send (``merge_preview.merge_preview``), without sending anything."""
+        uploads = [self._upload(upload_id) for upload_id in request.uploads]
+        mapping = self.check_mapping(request.mapping, request.table_type)
+        payload = self._payload(request)
+        settings = self.settings
+        with self._named_errors(*uploads):
+            return merge_preview([u.path for u in uploads], request.table_type, mapping,
+                                 str(payload.path) if isinstance(payload, Upload) else payload, self.root / "previews",
+                                 settings.payload_limit_bytes, settings.row_ceiling)
+
+    def _payload(self, request: MergePreviewRequest) -> str | Upload:
+        """"flat", "seed", or the template upload (422 on ``template`` when missing)."""
+        if request.payload != "template":
+            return request.payload
+        if not request.template:
+            raise ApiError(422, "template: upload a jinja2 template (.j2) for the 'template' payload",
+                           field="template")
+        template = self.uploads.get(request.template)
+        if template is None:
+            raise ApiError(404, f"template {request.template!r} not found (it may have expired)", field="template")
+        _check_template(template, request.table_type)  # the id may name any upload, not only a template
+        return template
 
     def preview(self, upload_id: str, table_type: TableType, mapping: dict[str, str]) -> dict:
         """The upload's preview with the mapping overrides applied."""
@@ -121,16 +166,23 @@ class WebService:
         return {"id": upload.id, "name": upload.name, "size": upload.size, **preview}
 
     @contextlib.contextmanager
-    def _named_errors(self, upload: Upload) -> Iterator[None]:
+    def _named_errors(self, *uploads: Upload) -> Iterator[None]:
         """Turn reader/mapper errors into a 422 naming the upload (never its server path)."""
+        def scrub(text: str) -> str:
+            for upload in uploads:
+                text = text.replace(str(upload.path), upload.name)
+            return text
+
         try:
             yield
         except InputError as exc:
-            reason = exc.reason.replace(str(upload.path), upload.name)
+            name = next((u.name for u in uploads if str(u.path) == exc.path), uploads[0].name)
             where = f", line {exc.line}" if exc.line else ""
-            raise ApiError(422, f"{upload.name}{where}: {reason}", file=upload.name) from None
+            raise ApiError(422, f"{name}{where}: {scrub(exc.reason)}", file=name) from None
         except ConfigError as exc:
-            raise ApiError(422, f"{upload.name}: {exc}", file=upload.name, field="mapping") from None
+            prefix = f"{uploads[0].name}: " if len(uploads) == 1 else ""
+            raise ApiError(422, prefix + scrub(str(exc)), file=uploads[0].name if prefix else None,
+                           field="mapping") from None
 
     # Jobs --------------------------------------------------------------------
 
@@ -139,6 +191,7 @@ class WebService:
         settings = self.settings
         uploads = [self._upload(upload_id) for upload_id in request.uploads]
         mapping = self.check_mapping(request.mapping, request.table_type)
+        payload = self._payload(request) if request.mode == "deliver" else "flat"
         webhook_url = self._checked_webhook(request) if request.mode == "deliver" else None
         scheduled_for = self._window_start() if request.schedule == "off_hours" else None
         job = self.jobs.add(
@@ -146,6 +199,7 @@ class WebService:
             files=[u.name for u in uploads], target=urlsplit(webhook_url).hostname if webhook_url else None,
             rate=request.rate or settings.rate_limit, burst=request.burst or settings.burst,
             chunk_size=request.chunk_size or settings.chunk_size, scheduled_for=scheduled_for,
+            payload=payload.name if isinstance(payload, Upload) else payload,
             status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
         )
         job_dir = self.jobs_root / job.id
@@ -157,6 +211,7 @@ class WebService:
             table_type=request.table_type,
             rate_limit=job.rate, burst=job.burst, chunk_size=job.chunk_size,
             mapping=mapping or None,
+            payload=str(_link_input(payload, job_dir / "template")) if isinstance(payload, Upload) else payload,
             redis_url=settings.redis_url,
             allow_private_targets=self.allow_private_targets,
             data_dir=str(settings.data_dir),
@@ -232,6 +287,17 @@ class WebService:
 
     def close(self) -> None:
         self.runner.close()
+
+
+def _check_template(upload: Upload, table_type: TableType) -> None:
+    """422 on ``template``, naming the file, when ``upload`` is not a jinja2 template that compiles."""
+    from tasks.deliver.payloads import make_body_builder
+
+    try:
+        make_body_builder(str(upload.path), table_type)
+    except ConfigError as exc:
+        raise ApiError(422, str(exc).replace(str(upload.path), upload.name), file=upload.name,
+                       field="template") from None
 
 
 def _mtime(path: Path) -> float:

@@ -85,11 +85,12 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
         ids = {number: identities(record) for number, record in rows}
         digests = {number: [digest(secret, i) for i in found] for number, found in ids.items()}
         known = set() if config.resend else await index.known([d for ds in digests.values() for d in ds])
+        resumed = await _job_delivered(config)  # this job's own rows: a resume skips them as such
         send, skipped = [], []
         for number, record in rows:
             if suppress and _suppressed(ids[number], suppress):
                 skipped.append((number, record, SUPPRESSED))
-            elif any(d in known for d in digests[number]):
+            elif number not in resumed and any(d in known for d in digests[number]):
                 skipped.append((number, record, ALREADY_THERE))
             else:
                 send.append((number, record))
@@ -111,14 +112,19 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
     return summary
 
 
-async def _index_delivered(index, config: DeliveryConfig, digests: dict[int, list[str]]) -> None:
+async def _job_delivered(config: DeliveryConfig) -> set[int]:
+    """Row numbers the job's ledger holds as delivered."""
     settings = get_settings()
     ledger = open_ledger(config.job_id, redis_url=config.redis_url, data_dir=settings.data_dir,
                          ttl_s=settings.chunk_ttl_s)
     try:
-        delivered = await ledger.delivered()
+        return await ledger.delivered()
     finally:
         await ledger.aclose()
+
+
+async def _index_delivered(index, config: DeliveryConfig, digests: dict[int, list[str]]) -> None:
+    delivered = await _job_delivered(config)
     await index.add(d for number, ds in digests.items() if number in delivered for d in ds)
 
 

@@ -93,6 +93,20 @@ class KeyMatcher:
         return keys
 
 
+_REASONS = {"e": "same e-mail address", "l": "same LinkedIn URL", WEAK: "same full name and company domain",
+            "d": "same company domain", "c": "same company name"}
+
+
+def shared_key_reasons(row_keys: list[list[str]]) -> list[str]:
+    """Why rows were matched: one line per key that two or more of them carry,
+    first-seen order, e.g. ``["same e-mail address: ann@x.com"]``."""
+    counts: dict[str, int] = {}
+    for keys in row_keys:
+        for key in dict.fromkeys(keys):
+            counts[key] = counts.get(key, 0) + 1
+    return [f"{_REASONS[key[0]]}: {key[1:].replace(chr(0), ' @ ')}" for key, n in counts.items() if n > 1]
+
+
 class UnionFind:
     """Groups row numbers (0, 1, 2, ... in reading order) that share a key.
 

@@ -25,12 +25,12 @@ from typing import NamedTuple
 
 from csv_merger.errors import ConfigError, InputError
 from csv_merger.schema import TableType, fields_for
-from tasks.merge.dedupe import KeyMatcher, UnionFind
+from tasks.merge.dedupe import KeyMatcher, UnionFind, shared_key_reasons
 from tasks.merge.headers import map_headers
 from tasks.merge.output import CsvOutput, OutputPlan
 from tasks.merge.reading import open_csv
 from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
-from tasks.merge.report import BadRowReport, FileReport, MergeReport
+from tasks.merge.report import BadRowReport, DuplicateGroup, FileReport, MergeReport
 
 PROGRESS_EVERY = 100_000
 """Rows between two progress lines while reading a file."""
@@ -95,9 +95,11 @@ def source_labels(paths: Sequence[Path]) -> list[str]:
 
 
 class _Store:
-    """Packed records of every committed file, their file, and the groups."""
+    """Packed records of every committed file, their file, and the groups
+    (and each row's match keys when ``keep_keys``, to explain the groups)."""
 
-    def __init__(self) -> None:
+    def __init__(self, keep_keys: bool = False) -> None:
+        self.keys: list[list[str]] | None = [] if keep_keys else None
         self.rows: list[str] = []
         self.file_starts: list[int] = []
         self.file_slots: list[list[int]] = []
@@ -109,6 +111,8 @@ class _Store:
         self.file_slots.append(slot_ids)
         self.file_labels.append(label)
         self.rows.extend(rows)
+        if self.keys is not None:
+            self.keys.extend(keys)
         for row_keys in keys:
             self.union.add(row_keys)
 
@@ -205,7 +209,7 @@ def inspect_file(path: str | Path, table_type: TableType = "people",
 
 def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_type: TableType = "people",
                 mapping: dict[str, str] | None = None, skip_bad_files: bool = False,
-                neutralise_formulas: bool = True,
+                neutralise_formulas: bool = True, explain: int = 0,
                 progress: Callable[[str], None] | None = None) -> MergeReport:
     """Merge CSV files (paths or globs) into one de-duplicated CSV at ``out_path``.
 
@@ -215,7 +219,9 @@ def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_typ
     first one raises InputError and nothing is written. ``progress`` receives
     one line per file, every ``PROGRESS_EVERY`` rows and per stage.
     Raises ConfigError for a bad table type, an output directory that does
-    not exist, or no readable input at all.
+    not exist, or no readable input at all. ``explain``: also report the
+    first ``explain`` groups of merged rows and the keys that matched them
+    (``MergeReport.duplicate_groups``; keeps every row's keys in memory).
     """
     # The merge allocates millions of small acyclic objects; the cyclic garbage
     # collector would rescan them again and again (about 15% of the run time).
@@ -223,14 +229,15 @@ def merge_files(inputs: Sequence[str | Path], out_path: str | Path, *, table_typ
     gc.disable()
     try:
         return _merge(inputs, Path(out_path), table_type, mapping, skip_bad_files, neutralise_formulas,
-                      progress or (lambda _line: None))
+                      progress or (lambda _line: None), explain)
     finally:
         if collecting:
             gc.enable()
 
 
 def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mapping: dict[str, str] | None,
-           skip_bad_files: bool, neutralise_formulas: bool, say: Callable[[str], None]) -> MergeReport:
+           skip_bad_files: bool, neutralise_formulas: bool, say: Callable[[str], None],
+           explain: int = 0) -> MergeReport:
     started = time.monotonic()
     fields_for(table_type)
     if not out.parent.is_dir():
@@ -245,7 +252,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     labels = source_labels(paths)
     layout = Layout(table_type)
     matcher = KeyMatcher(layout)
-    store = _Store()
+    store = _Store(keep_keys=explain > 0)
     report = MergeReport(output_path=str(out), table_type=table_type)
     file_reports: dict[Path, FileReport] = {}
     opened = []
@@ -304,6 +311,11 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     report.warnings += [f"{name!r}: one record holds {count} distinct values (many rows matched one key; "
                         f"is --type right?)" for name, count in zip(layout.names, layout.max_values)
                         if count > WIDE_SLOT]
+    if store.keys is not None:
+        report.duplicate_groups = [
+            DuplicateGroup(sources=[store.file_labels[store.file_of(r)] for r in members],
+                           reasons=shared_key_reasons([store.keys[r] for r in members]))
+            for members in list(groups.values())[:explain]]
     report.elapsed_s = round(time.monotonic() - started, 3)
     say(f"wrote {writer.rows:,} records ({report.duplicates_merged:,} duplicates merged) to {out}")
     return report

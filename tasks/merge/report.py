@@ -40,6 +40,18 @@ class FileReport(BaseModel):
     error: str | None = None
 
 
+class DuplicateGroup(BaseModel):
+    """Rows the merge folded into one record, and why.
+
+    ``sources``: the file label of each row, in reading order (a label
+    repeats for duplicates within one file); ``reasons``: each match key two
+    or more of the rows share, e.g. ``same e-mail address: ann@x.com``.
+    """
+
+    sources: list[str]
+    reasons: list[str]
+
+
 class MergeReport(BaseModel):
     """Totals of one merge.
 
@@ -47,7 +59,8 @@ class MergeReport(BaseModel):
     written; ``duplicates_merged``: rows folded into an earlier record
     (``rows_in = rows_out + duplicates_merged + empty_rows``);
     ``formulas_neutralised``: cells given a leading ``'``; ``elapsed_s``:
-    wall time in seconds.
+    wall time in seconds. ``duplicate_groups``: the first groups of merged
+    rows and why they matched (only when ``merge_files(explain=N)``).
     """
 
     rows_in: int = 0
@@ -62,6 +75,7 @@ class MergeReport(BaseModel):
     table_type: str = "people"
     warnings: list[str] = Field(default_factory=list)
     elapsed_s: float = 0.0
+    duplicate_groups: list[DuplicateGroup] = Field(default_factory=list)
 
     def to_json(self) -> str:
         """The report as indented JSON text."""
