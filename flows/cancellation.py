@@ -7,8 +7,12 @@ to Cancelling. ``watch_cancellation`` polls the run's state every
 ``poll_s`` seconds and sets a ``threading.Event`` that ``deliver_rows``
 checks before each new request; the flow then ends in a Cancelled state with
 its counts. The same event is set by ``request_local_cancel`` (the CLI's
-Ctrl-C handler). Under a worker the run is also cancelled by the worker; the
-watcher makes the stop graceful before that.
+Ctrl-C handler). Under a worker, Cancel makes the worker send SIGTERM to the
+run's process, which Prefect turns into ``TerminationSignal`` in the flow's
+main thread, maybe before the next poll: the flow body is then unwound while
+the chunk tasks' threads go on. So the event is also set whenever the
+``with`` body is left by an exception: the delivery stops taking rows, the
+requests in flight finish, and the process can exit.
 """
 
 from __future__ import annotations
@@ -65,6 +69,9 @@ def watch_cancellation(flow_run_id: UUID | None, poll_s: float = 0.5) -> Iterato
     thread.start()
     try:
         yield event
+    except BaseException:  # unwound (TerminationSignal, KeyboardInterrupt, an error): stop sending too
+        event.set()
+        raise
     finally:
         stop.set()
         thread.join(timeout=5)

@@ -8,7 +8,8 @@ ledger and chunk store, and report progress and their final summary in a
 Redis hash (``csv-merger:job:<job_id>:chunks``, same TTL as chunks), which
 the parent reads, since a child's return value lives on its worker.
 
-Cancelling the parent cancels its unfinished children.
+Cancelling the parent cancels its unfinished children, also when the parent's
+own process is being stopped (its worker's SIGTERM unwinds the wait loop).
 """
 
 from __future__ import annotations
@@ -89,9 +90,11 @@ def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead
 
 
 def _cancel_children(client, runs: dict, pending: set[int]) -> None:
+    """Move unfinished children to Cancelling as ``prefect flow-run cancel`` does (orchestrated, not forced:
+    the server turns a child no worker took yet into Cancelled; a running child's worker stops it)."""
     for index in pending:
         try:
-            client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"), force=True)
+            client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"))
         except Exception as exc:  # an already-finished child cannot be cancelled
             log.debug("could not cancel child %s: %s", index, exc)
 
@@ -119,23 +122,28 @@ def deliver_fanned_out(refs: list[ChunkRef], config: DeliveryConfig, redis_url: 
     pending, finals, cancelled_children = set(runs), {}, False
     started, hinted = time.monotonic(), False
     with get_client(sync_client=True) as client:
-        while pending:
-            if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
-                run_log.warning("no chunk started after %.0f s: is a worker polling the work pool? "
-                            "(start one with `csv-merger worker`)", IDLE_HINT_S)
-                hinted = True
-            if cancel.is_set() and not cancelled_children:
+        try:
+            while pending:
+                if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
+                    run_log.warning("no chunk started after %.0f s: is a worker polling the work pool? "
+                                    "(start one with `csv-merger worker`)", IDLE_HINT_S)
+                    hinted = True
+                if cancel.is_set() and not cancelled_children:
+                    _cancel_children(client, runs, pending)
+                    cancelled_children = True
+                for index in sorted(pending):
+                    state = client.read_flow_run(runs[index].id).state
+                    if state is not None and state.is_final():
+                        finals[index] = state
+                        pending.discard(index)
+                for index, (handled, http_429, rate) in board.live().items():
+                    progress.set_chunk(index, handled, http_429, rate)
+                if pending:
+                    time.sleep(POLL_S)
+        except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too
+            if not cancelled_children:
                 _cancel_children(client, runs, pending)
-                cancelled_children = True
-            for index in sorted(pending):
-                state = client.read_flow_run(runs[index].id).state
-                if state is not None and state.is_final():
-                    finals[index] = state
-                    pending.discard(index)
-            for index, (handled, http_429, rate) in board.live().items():
-                progress.set_chunk(index, handled, http_429, rate)
-            if pending:
-                time.sleep(POLL_S)
+            raise
     parts = []
     for ref in refs:
         state, summary = finals[ref.index], board.summary(ref.index)

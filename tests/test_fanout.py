@@ -9,8 +9,10 @@ limit holds against a strict 4/s sink.
 from __future__ import annotations
 
 import os
+import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -99,3 +101,92 @@ def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink
         final = [s.timestamp.timestamp() for s in states if s.is_final()]
         intervals.append((min(running), max(final)))
     assert _max_overlap(intervals) == 2  # the work pool's concurrency limit, reached and never exceeded
+
+
+def _people_csv(path: Path, rows: int) -> str:
+    lines = ["Email,First Name,Company Name"] + [f"p{i}@lead{i}.example,Person{i},Company {i}" for i in range(rows)]
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return str(path)
+
+
+def _wait_final(client, flow_run_ids, timeout: float = 90.0) -> list:
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = [client.read_flow_run(i) for i in flow_run_ids]
+        if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
+            return runs
+        time.sleep(0.5)
+
+
+def _check_stopped(client, sink, ledger, run_id, job: str, seen: int, stopped_at: float, label: str,
+                   children: int = 0) -> int:
+    """The run ended Cancelled (its ``children`` deliver-chunk runs final, none Completed), no request came
+    more than 2 s after ``stopped_at``, every row at most once and the ledger holds exactly the rows the
+    sink accepted (so a resume sends the rest). Returns the sink's record count."""
+    child_ids = [r.id for r in client.read_flow_runs() if r.parent_task_run_id and r.name.startswith(job)]
+    [ended, *ended_children] = _wait_final(client, [run_id, *child_ids])
+    time.sleep(3)  # anything still sending would show now
+    records = sink.records()[seen:]
+    late = max(r["t"] for r in records) - stopped_at
+    print(f"{label}: {len(records)} rows accepted, last request {late:+.2f} s after the cancel")
+    assert ended.state.is_cancelled(), ended.state
+    assert len(ended_children) == children
+    assert all(c.state.is_final() and not c.state.is_completed() for c in ended_children), [
+        (c.name, c.state.type.value) for c in ended_children]
+    assert late <= 2.0  # no new request 2 s after the cancel
+    keys = [r["key"] for r in records]
+    assert len(keys) == len(set(keys)) < 400  # stopped early, every row at most once
+    assert ledger.scard(f"csv-merger:ledger:{job}") == len(keys)
+    return seen + len(records)
+
+
+@pytest.mark.timeout(480)
+def test_cancel_or_sigterm_of_a_worker_stops_sending_within_2s_also_in_fan_out_children(
+        prefect_server, redis_url, sink_factory, tmp_path):
+    """Issue 9 items 1 and 4: `prefect flow-run cancel` (state Cancelling, as the UI's Cancel) of a
+    merge-and-deliver run executed by a `csv-merger worker`: the worker SIGTERMs the run's process; no request
+    reaches the sink more than 2 s later, with the chunks as tasks of the run, then fanned out as deliver-chunk
+    children. Then SIGTERM to the `csv-merger worker` itself (docker stop) cancels its run the same way."""
+    import redis
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+    from prefect.states import Cancelling
+
+    env = {**prefect_server, "WORKER_COUNT": "3", "WORK_POOL": f"cancel-{os.getpid()}", "REDIS_URL": redis_url}
+    setup = subprocess.run([sys.executable, "-m", "csv_merger", "setup"], env=env, cwd=REPO, capture_output=True,
+                           text=True, timeout=120)
+    assert setup.returncode == 0, setup.stderr
+    worker = subprocess.Popen([sys.executable, "-m", "csv_merger", "worker", "--name", "w1"], env=env, cwd=tmp_path,
+                              stdout=open(tmp_path / "worker.log", "w"), stderr=subprocess.STDOUT)
+    sink = sink_factory(rate=1000, burst=1000)
+    files = [_people_csv(tmp_path / "people400.csv", 400)]
+    ledger = redis.Redis.from_url(redis_url)
+    try:
+        with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}), \
+                get_client(sync_client=True) as client:
+            deployment = client.read_deployment_by_name("merge-and-deliver/merge-and-deliver")
+            seen = 0
+            for mode in ("tasks", "fan-out", "worker SIGTERM"):
+                job = f"job-cancel-{mode.replace(' ', '-')}-{os.getpid()}"
+                run = client.create_flow_run_from_deployment(deployment.id, parameters=dict(
+                    files=files, webhook_url=sink.url, allow_private_targets=True, rate_limit=20.0, burst=10,
+                    chunk_size=100, job_id=job, fan_out=mode == "fan-out", output_dir=str(tmp_path / job)))
+                deadline = time.monotonic() + 180
+                while sink.stats()["accepted"] < seen + 40:
+                    assert time.monotonic() < deadline, (tmp_path / "worker.log").read_text()[-3000:]
+                    time.sleep(0.1)
+                if mode == "worker SIGTERM":
+                    worker.send_signal(signal.SIGTERM)
+                else:
+                    client.set_flow_run_state(run.id, Cancelling(message="test cancel"), force=True)
+                stopped_at = time.time()
+                try:
+                    seen = _check_stopped(client, sink, ledger, run.id, job, seen, stopped_at, mode,
+                                          children=4 if mode == "fan-out" else 0)
+                except AssertionError as exc:
+                    raise AssertionError(f"{exc}\n{(tmp_path / 'worker.log').read_text()[-4000:]}") from None
+        assert worker.wait(timeout=90) == 143, (tmp_path / "worker.log").read_text()[-3000:]
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait(timeout=30)

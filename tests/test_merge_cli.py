@@ -106,3 +106,35 @@ def test_file_warnings_and_ragged_rows_reach_the_terminal(corpus_dir, tmp_path):
     assert any("csvkit_bad.csv: 2 ragged rows kept (lines 2, 3" in w for w in warnings)
     quiet = run(str(corpus_dir / "csvkit_bad.csv"), "-o", str(out), "-q")
     assert "warning" not in quiet.stderr
+
+
+def test_unclosed_quote_tells_the_console_what_the_report_says(tmp_path):
+    """Issue 9 item 14: the console named '1 ragged rows kept' while the report said lines 2-4 were
+    swallowed by a quote never closed; both now name the quote and the lines."""
+    src, out, report = tmp_path / "unclosed.csv", tmp_path / "out.csv", tmp_path / "report.json"
+    src.write_text('Name,Email,Company\n"Ann,ann@x.com,Acme\nBob,bob@x.com,Beta\nCid,cid@x.com,Gamma\n'
+                   "Dan,dan@x.com\n")
+    proc = run(str(src), "-o", str(out), "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("csv-merger: warning: ")]
+    (bad,) = json.loads(report.read_text())["files"][0]["bad_rows"]
+    assert bad["line"] == 2 and bad["unclosed_quote"] is True
+    assert "a quote is never closed: lines 2-5 (end of file) were read as one record" in bad["reason"]
+    assert warnings == [f"csv-merger: warning: {src}: line 2: {bad['reason']}"]
+    assert "ragged" not in proc.stderr
+
+
+@pytest.mark.parametrize("data, what", [
+    ('[{"name": "Ann", "email": "ann@x.com"}, {"name": "Bob", "email": "bob@x.com"}]\n', "a JSON array"),
+    ('{"name": "Ann", "email": "ann@x.com"}\n{"name": "Bob", "email": "bob@x.com"}\n', "JSON Lines"),
+    ("<head><title>Error</title></head><body>502 Bad Gateway</body>\n", "an HTML page"),
+    ("<rows><row><name>Ann</name><email>ann@x.com</email></row></rows>\n", "an XML document"),
+])
+def test_json_html_or_xml_saved_as_csv_is_an_error_naming_the_file(tmp_path, data, what):
+    """Issue 9 item 13: these merged as junk with exit 0 (a JSON array gave 'header only')."""
+    src, out = tmp_path / "leads.csv", tmp_path / "out.csv"
+    src.write_text(data)
+    proc = run(str(src), "-o", str(out))
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines()[-1].startswith(f"csv-merger: error: {src}: looks like {what}, not CSV")
+    assert not out.exists()

@@ -461,6 +461,15 @@ def test_nul_bytes_are_removed_with_a_warning(tmp_path):
     (b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR", "leads.csv", "a PNG image"),
     (b"\x1f\x8b\x08\x00" + b"\x00" * 20, "leads.csv.gz", "a gzip archive"),
     (b"<!DOCTYPE html>\n<html><body>Sign in</body></html>", "leads.csv", "an HTML page"),
+    (b'[{"name": "Ann", "email": "ann@x.com"}, {"name": "Bob"}]\n', "leads.csv", "a JSON array"),
+    (b'[\n  {\n    "name": "Ann"\n  }\n]\n', "leads.csv", "a JSON array"),
+    (b'\xef\xbb\xbf[{"name": "Ann"}]', "leads.csv", "a JSON array"),
+    (b'{"name": "Ann"}\n{"name": "Bob"}\n{"name": "Cid"}\n', "leads.csv", "JSON Lines"),
+    (b'{\n  "data": [{"name": "Ann"}]\n}\n', "leads.csv", "a JSON document"),
+    (b"<head><title>502 Bad Gateway</title></head><body>nginx</body>\n", "leads.csv", "an HTML page"),
+    (b"<!-- proxy -->\n<html><body>Sign in</body></html>", "leads.csv", "an HTML page"),
+    (b"<rows><row><name>Ann</name></row></rows>\n", "leads.csv", "an XML document"),
+    (b'<?xml version="1.0"?>\n<rows/>', "leads.csv", "an XML document"),
     (b"a,b\n" + b"\x00" * 4000, "leads.csv", "binary"),
     (bytes(range(256)) * 4, "leads.csv", "binary"),
 ])
@@ -469,6 +478,15 @@ def test_binary_and_non_csv_files_are_input_errors(tmp_path, data, name, what):
     with pytest.raises(InputError) as info:
         open_csv(path)
     assert what in info.value.reason and info.value.path == str(path)
+
+
+@pytest.mark.parametrize("data, rows", [
+    (b'{"a": 1},x\n1,2\n', [["1", "2"]]),          # a cell that is JSON, then more cells
+    (b"<b>Title</b>,x\n1,2\n", [["1", "2"]]),      # a header cell with markup
+    (b'a,b\n[1],{"x": 1}\n', [["[1]", '{"x": 1}']]),
+])
+def test_csv_that_merely_starts_like_json_or_markup_is_read(tmp_path, data, rows):
+    assert read(write(tmp_path, data))[1] == rows
 
 
 def test_mostly_nul_after_a_clean_first_block_is_an_input_error(tmp_path):

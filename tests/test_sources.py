@@ -53,3 +53,45 @@ def test_errors_name_the_input(http_dir, tmp_path):
         resolve_inputs([f"{http_dir}/a/leads.csv"], tmp_path / "dl")  # loopback refused by default
     with pytest.raises(ConfigError, match="no input files"):
         resolve_inputs([], tmp_path / "dl")
+
+
+@pytest.fixture
+def listener():
+    """A TCP listener on 127.0.0.1 that counts the connections made to it: (port, accepted list)."""
+    import socket
+
+    server = socket.create_server(("127.0.0.1", 0))
+    server.settimeout(0.2)
+    accepted, stop = [], threading.Event()
+
+    def accept():
+        while not stop.is_set():
+            try:
+                conn, _ = server.accept()
+            except OSError:
+                continue
+            accepted.append(conn)
+            conn.close()
+
+    threading.Thread(target=accept, daemon=True).start()
+    yield server.getsockname()[1], accepted
+    stop.set()
+    server.close()
+
+
+@pytest.mark.parametrize("allow_private", [False, True])
+def test_input_schemes_outside_the_allow_list_are_refused_before_any_connection(
+        http_dir, listener, tmp_path, allow_private):
+    """Issue 9 item 10: ftp:// reached 127.0.0.1 and fsspec's chained simplecache::http:// fetched
+    from it, both without the SSRF check; now refused as input URLs, nothing connects."""
+    port, accepted = listener
+    for url, why in ((f"ftp://127.0.0.1:{port}/leads.csv", "input URL scheme 'ftp' refused"),
+                     (f"simplecache::{http_dir}/a/leads.csv", "input URL scheme 'simplecache' refused")):
+        with pytest.raises(UnsafeTargetError, match=why):
+            resolve_inputs([url], tmp_path / "dl", allow_private=allow_private)
+    assert accepted == [] and not (tmp_path / "dl").exists()
+
+
+def test_refused_input_host_is_named_as_an_input_url(http_dir, tmp_path):
+    with pytest.raises(UnsafeTargetError, match="^input URL host '127.0.0.1' resolves to 127.0.0.1, a loopback"):
+        resolve_inputs([f"{http_dir}/a/leads.csv"], tmp_path / "dl")

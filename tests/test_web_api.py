@@ -242,6 +242,21 @@ async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
     assert list(uploads.root.iterdir()) == []  # nothing kept
 
 
+@pytest.mark.parametrize("data, what", [
+    (b'[{"name": "Ann", "email": "ann@x.com"}, {"name": "Bob"}]', "a JSON array"),
+    (b'{"name": "Ann"}\n{"name": "Bob"}\n', "JSON Lines"),
+    (b"<head><title>Error</title></head><body>502</body>", "an HTML page"),
+])
+async def test_json_or_html_saved_as_csv_is_refused_like_a_binary_file(make_client, data, what):
+    """Issue 9 item 13: the page shows the same error card as for a binary file."""
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("leads.csv", data)))
+    assert r.status_code == 422
+    assert r.json() == {"error": f"leads.csv: looks like {what}, not CSV: " + r.json()["error"].split(": ", 2)[2],
+                        "file": "leads.csv"}
+    assert list(client.app.state.service.uploads.root.iterdir()) == []
+
+
 async def test_oversized_upload_is_413_with_the_limit(make_client):
     client = await make_client({"upload_limit_bytes": 1000})
     r = await client.post("/api/uploads", files=_files(("big.csv", PEOPLE_CSV.encode() * 200)))
@@ -270,6 +285,28 @@ async def test_same_names_kept_unicode_kept_traversal_removed(make_client):
     root = client.app.state.service.uploads.root
     stored = sorted(p.relative_to(root).parts[1] for p in root.glob("*/*.csv"))
     assert stored == ["Kontakte März.csv", "Kontakte März.csv"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_an_upload_named_like_server_metadata_keeps_its_rows_and_no_path_leaks(make_client, data_dir):
+    """Issue 9 item 12: a file named upload.json overwrote the upload's metadata (rows lost) and the
+    preview showed the metadata, absolute server path included."""
+    client = await make_client()
+    responses = [await client.post("/api/uploads", files=_files(("upload.json", PEOPLE_CSV.encode())))]
+    assert responses[0].status_code == 201, responses[0].text
+    (upload,) = responses[0].json()["files"]
+    assert upload["name"] == "upload.json" and upload["rows"] == 1
+    assert [c["header"] for c in upload["columns"]] == ["First Name", "Last Name", "Email", "Title"]
+    responses.append(await client.post(f"/api/uploads/{upload['id']}/preview", json={}))
+    assert responses[-1].json()["rows"] == 1
+    responses.append(await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only"}))
+    job_id = responses[-1].json()["id"]
+    await _wait_job(client, job_id, lambda j: j["status"] == "Completed")
+    responses += [await client.get(f"/api/jobs/{job_id}"), await client.get("/api/jobs"),
+                  await client.get(f"/api/jobs/{job_id}/merged.csv"), await client.get("/api/config")]
+    assert "ada@analytical.example" in responses[-2].text and responses[-3].json()["jobs"][0]["rows_out"] == 1
+    for r in responses:
+        assert str(data_dir) not in r.text and str(data_dir.resolve()) not in r.text, r.request.url
 
 
 async def test_mapping_override_must_name_a_canonical_field(make_client):
@@ -408,6 +445,51 @@ async def test_cancel_mid_delivery_stays_cancelled(make_client, sink_factory, co
 
 
 @pytest.mark.usefixtures("prefect_harness")
+async def test_start_pressed_twice_is_one_job_and_a_restart_resumes(make_client, sink_factory):
+    """Issue 9 item 8: a second Start with the same upload, target and settings started a second job
+    that sent every row again under other Idempotency-Keys. Now: 409 naming the running job; started
+    again after it ended, it resumes on the same ledger and every row reaches the sink once."""
+    sink = sink_factory()
+    client = await make_client(allow_private_targets=True)
+    rows = "".join(f"P{i},Q{i},p{i}@example.com,Title {i}\n" for i in range(60))
+    upload = (await client.post("/api/uploads", files=_files(("p.csv", (PEOPLE_CSV + rows).encode()))))
+    upload = upload.json()["files"][0]
+    body = {"uploads": [upload["id"]], "webhook_url": sink.url, "rate": 10, "burst": 2, "chunk_size": 20}
+    first = await client.post("/api/jobs", json=body)
+    assert first.status_code == 201, first.text
+    first_id = first.json()["id"]
+    again = await client.post("/api/jobs", json={**body, "rate": 20})  # another rate: still the same rows
+    assert again.status_code == 409
+    assert again.json()["field"] == "job" and f"job {first_id} with the same files" in again.json()["error"]
+    await _wait_job(client, first_id, lambda j: j["counts"]["delivered"] >= 5)
+    await client.post(f"/api/jobs/{first_id}/cancel")
+    await _wait_job(client, first_id, lambda j: j["status"] == "Cancelled", timeout=30)
+    assert 5 <= sink.stats()["accepted"] < 61
+    second = await client.post("/api/jobs", json=body)
+    assert second.status_code == 201, second.text
+    done = await _wait_job(client, second.json()["id"], lambda j: j["status"] in ("Completed", "Failed"),
+                           timeout=90)
+    assert done["status"] == "Completed" and done["percent"] == 100
+    keys = [r["key"] for r in sink.records()]
+    assert len(keys) == 61 and len(set(keys)) == 61 and sink.stats()["duplicate_keys"] == 0
+    assert [j["id"] for j in (await client.get("/api/jobs")).json()["jobs"]] == [second.json()["id"], first_id]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_a_job_with_no_rows_is_refused(make_client):
+    """Issue 9 item 8: a header-only upload made a job that ended 'Completed 100 %'."""
+    client = await make_client()
+    upload = (await client.post("/api/uploads", files=_files(("empty.csv", b"First Name,Email\n"))))
+    assert upload.status_code == 201  # the preview shows it, with its warning
+    upload = upload.json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only"})
+    assert r.status_code == 422
+    assert r.json() == {"error": "empty.csv: no data rows (header only or blank): nothing to merge or deliver",
+                        "file": "empty.csv", "field": "uploads"}
+    assert (await client.get("/api/jobs")).json()["jobs"] == []
+
+
+@pytest.mark.usefixtures("prefect_harness")
 async def test_off_hours_job_waits_for_the_window(make_client):
     now = datetime.now(timezone.utc)
     start = (now.hour + 2) % 24
@@ -531,8 +613,9 @@ def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
                     burst=20, chunk_size=500, status=JobStatus.SCHEDULED)
     start_at = time.time() + 3
     runner = EmbeddedRunner(store)
-    runner.start(FlowRequest(job_id=job.id, files=[str(source)], output_dir=str(tmp_path / "out"), webhook_url=None,
-                             table_type="people", rate_limit=10, burst=20, chunk_size=500, mapping=None,
+    runner.start(FlowRequest(job_id=job.id, ledger_id=f"web-{job.id}", files=[str(source)],
+                             output_dir=str(tmp_path / "out"), webhook_url=None, table_type="people",
+                             rate_limit=10, burst=20, chunk_size=500, mapping=None,
                              redis_url=None, allow_private_targets=False, data_dir=str(web_settings.data_dir),
                              scheduled_for=start_at))
     try:
@@ -550,9 +633,13 @@ def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
         runner.close()
 
 
-def test_stopping_the_server_stops_its_prefect_api(tmp_path):
-    """SIGTERM to ``csv-merger web`` must not leave Prefect's ephemeral API
-    process behind (uvicorn re-raises the signal, which skips atexit)."""
+@pytest.mark.timeout(240)
+def test_sigterm_to_the_server_cancels_its_job_gracefully_and_stops_its_prefect_api(tmp_path, sink_factory):
+    """SIGTERM to ``csv-merger web`` (docker stop) while a job delivers: no request 2 s after the signal,
+    the job's summary says Cancelled with the sink's exact count, exit by SIGTERM (143), and Prefect's
+    ephemeral API does not outlive the server (uvicorn re-raises the signal, which skips atexit)."""
+    import json
+
     import psutil
 
     from csv_merger.testing import find_free_port, wait_for_port
@@ -560,8 +647,9 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
     port = find_free_port()
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}
     env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"))
-    proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "web", "--port", str(port)], env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "web", "--port", str(port),
+                             "--allow-private-targets"], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    sink = sink_factory(rate=1000, burst=1000)
     try:
         wait_for_port(port, timeout=30)
         deadline, api = time.monotonic() + 60, []
@@ -570,8 +658,26 @@ def test_stopping_the_server_stops_its_prefect_api(tmp_path):
                    if "prefect.server.api.server" in " ".join(p.cmdline())]
             time.sleep(0.2)
         assert api, "the embedded server never started Prefect's API"
+        base = f"http://127.0.0.1:{port}"
+        rows = "Email,First Name\n" + "".join(f"p{i}@lead{i}.example,P{i}\n" for i in range(300))
+        upload = httpx.post(f"{base}/api/uploads", files=_files(("people.csv", rows.encode())), timeout=30)
+        job = httpx.post(f"{base}/api/jobs", json={"uploads": [upload.json()["files"][0]["id"]],
+                                                   "webhook_url": sink.url, "rate": 10, "burst": 5}, timeout=30)
+        assert job.status_code == 201, job.text
+        while sink.stats()["accepted"] < 10:
+            assert time.monotonic() < deadline + 60, "the job never delivered"
+            time.sleep(0.1)
         proc.send_signal(signal.SIGTERM)
-        proc.wait(timeout=30)
+        signalled_at = time.time()
+        proc.wait(timeout=60)
+        assert proc.returncode in (-signal.SIGTERM, 143)  # killed by SIGTERM, as the shell's 143
+        records = sink.records()
+        late = max(r["t"] for r in records) - signalled_at
+        print(f"web, SIGTERM: {len(records)} rows accepted, last request {late:+.2f} s after the signal")
+        assert late <= 2.0
+        (summary_path,) = (tmp_path / "data").rglob("summary.json")
+        summary = json.loads(summary_path.read_text())
+        assert summary["state"] == "Cancelled" and summary["delivery"]["delivered"] == len(records) < 300
         gone, alive = psutil.wait_procs(api, timeout=15)
         assert not alive, f"Prefect API still running after the server stopped: {[p.pid for p in alive]}"
     finally:

@@ -147,11 +147,15 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     assert int(chart.get_attribute("data-points")) >= 2
     assert chart.locator("path.line-accepted").get_attribute("d").startswith("M")
     _shot(page, "web-job-running.png")
+    # Issue 9 item 8: Start stays disabled while the job it started runs (a second press sent every row twice).
+    expect(page.locator("#start-btn")).to_be_disabled()
+    expect(page.locator("#start-note")).to_contain_text("is running")
     expect(detail).to_have_attribute("data-status", "Completed", timeout=60_000)
     expect(detail.locator(".percent")).to_have_text("100%")
     expect(detail.locator(".stat", has_text="Delivered").locator("dd")).to_have_text("1,001")
     expect(detail.locator(".stat", has_text="Failed").locator("dd")).to_have_text("0")
     expect(page.locator("#job-rows .badge")).to_have_text("Completed")
+    expect(page.locator("#start-btn")).to_be_enabled()
     _shot(page, "web-job-finished.png")
 
     with page.expect_download() as info:
@@ -169,16 +173,18 @@ def test_upload_map_deliver_watch_download(web_server, page, sink_factory, corpu
     assert page.violations == []  # the page works under its Content-Security-Policy
 
 
-def test_binary_file_shows_its_error(web_server, page, tmp_path):
+def test_binary_or_json_file_shows_its_error(web_server, page, tmp_path):
     from playwright.sync_api import expect
 
-    fake = tmp_path / "photo.csv"
+    fake, json_file = tmp_path / "photo.csv", tmp_path / "export.csv"
     fake.write_bytes(PNG)
+    json_file.write_text('[{"name": "Ann", "email": "ann@x.com"}, {"name": "Bob", "email": "bob@x.com"}]')
     _open(page, web_server)
-    page.set_input_files("#file-input", [str(fake)])
-    error = page.locator("article.file-card.error[data-file='photo.csv']")
-    expect(error).to_contain_text("photo.csv")
-    expect(error).to_contain_text("PNG image, not CSV")
+    page.set_input_files("#file-input", [str(fake), str(json_file)])
+    for name, what in (("photo.csv", "PNG image, not CSV"), ("export.csv", "a JSON array, not CSV")):
+        error = page.locator(f"article.file-card.error[data-file='{name}']")
+        expect(error).to_contain_text(name)
+        expect(error).to_contain_text(what)
     expect(page.locator("#start-btn")).to_be_disabled()
     _shot(page, "web-binary-error.png")
 

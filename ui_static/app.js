@@ -8,6 +8,7 @@ const state = {
   files: [],          // {key, name, upload?: preview, error?: string}
   overrides: {},      // header -> canonical field | "ignore" | "keep" (applies to every file)
   selectedJob: null,
+  runningJob: null,   // id of the job this page started, until it ends: Start stays disabled meanwhile
   pollTimer: null,
   timersStarted: false,
 };
@@ -302,9 +303,10 @@ function renderFiles() {
   document.querySelectorAll("#file-list .scroll-box").forEach(watchScroll);
   const ready = state.files.filter((f) => f.upload && !f.error);
   const busy = state.files.some((f) => f.busy);
-  $("#start-btn").disabled = busy || ready.length === 0;
+  $("#start-btn").disabled = busy || ready.length === 0 || state.runningJob !== null;
   const bad = state.files.filter((f) => f.error).length;
-  $("#start-note").textContent = busy ? "Reading files…"
+  $("#start-note").textContent = state.runningJob ? `Job ${state.runningJob} is running: Start again once it has ended.`
+    : busy ? "Reading files…"
     : ready.length === 0 ? "Add at least one file."
     : `${ready.length} file${ready.length > 1 ? "s" : ""}, ${fmtInt(ready.reduce((n, f) => n + f.upload.rows, 0))} rows ready` +
       (bad ? ` (${bad} file${bad > 1 ? "s" : ""} with errors will be left out)` : "");
@@ -341,6 +343,7 @@ async function startJob(event) {
     const job = await postJson("/api/jobs", payload);
     $("#auth-token").value = "";
     state.selectedJob = job.id;
+    state.runningJob = job.id;
     renderJobDetail(job);
     $("#job-detail").scrollIntoView({ behavior: "smooth", block: "start" });
     pollJob();
@@ -434,14 +437,23 @@ async function pollJob() {
   try {
     const job = await api(`/api/jobs/${state.selectedJob}`);
     renderJobDetail(job);
+    noteEnded(job);
     if (["Completed", "Failed", "Cancelled"].includes(job.status)) { refreshJobs(); return; }
   } catch { /* transient; try again */ }
   state.pollTimer = setTimeout(pollJob, 1000);
 }
 
+// The job this page started has ended: Start may be pressed again.
+function noteEnded(job) {
+  if (job.id !== state.runningJob || !["Completed", "Failed", "Cancelled"].includes(job.status)) return;
+  state.runningJob = null;
+  renderFiles();
+}
+
 async function refreshJobs() {
   let body;
   try { body = await api("/api/jobs"); } catch { return; }
+  body.jobs.forEach(noteEnded);
   const tbody = $("#job-rows");
   if (!body.jobs.length) {
     tbody.replaceChildren(el("tr", {}, el("td", { colspan: "6", class: "muted", text: "No jobs yet." })));

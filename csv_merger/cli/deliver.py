@@ -9,14 +9,12 @@ Idempotency-Key and ledger. ``--dry-run`` does everything but the POSTs.
 Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
 2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the
 early stop: the target refused the first rows alike, e.g. a wrong token);
-130 cancelled (Ctrl-C / SIGTERM). Every error is one line on stderr.
+130 cancelled by Ctrl-C, 143 by SIGTERM (docker stop, systemd). Every error is one line on stderr.
 """
 
 from __future__ import annotations
 
 import csv
-import os
-import signal
 import sys
 import threading
 from pathlib import Path
@@ -26,9 +24,8 @@ import typer
 
 from csv_merger.cli.app import app, check_output_paths
 from csv_merger.cli.progress import DeliveryMeter
+from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
-
-CANCELLED_EXIT = 130
 
 
 def _auth_token(flag: str | None, block: str | None) -> str | None:
@@ -137,16 +134,6 @@ def deliver(
         return
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
-    cancel = threading.Event()
-
-    def on_signal(signum, _frame) -> None:
-        if cancel.is_set():  # asked twice: stop now (the ledger keeps what was recorded)
-            signal.signal(signum, signal.SIG_DFL)
-            os.kill(os.getpid(), signum)
-        cancel.set()
-
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, on_signal)
     import logging
 
     logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
@@ -156,14 +143,16 @@ def deliver(
         meter.update(p.delivered + p.failed + p.skipped, p.rows_total, delivered=p.delivered, failed=p.failed,
                      http_429=p.http_429, limit=p.current_rate)
 
+    cancel = threading.Event()
     refused = None
-    try:
-        identities = functools.partial(lead_identities, table_type=table_type)
-        summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
-    except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
-        refused, summary = exc, exc.summary
-    finally:
-        meter.close()
+    with GracefulStop(cancel.set) as stop:
+        try:
+            identities = functools.partial(lead_identities, table_type=table_type)
+            summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
+        except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
+            refused, summary = exc, exc.summary
+        finally:
+            meter.close()
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
@@ -181,7 +170,7 @@ def deliver(
     if summary.failed:
         raise DeliveryIncomplete(f"{summary.failed} rows not delivered: see {summary.dead_letter_path}")
     if summary.cancelled:
-        raise typer.Exit(CANCELLED_EXIT)
+        raise typer.Exit(stop.exit_code)
 
 
 app.command("redeliver", help="Send a dead-letter file's rows again, each with its original Idempotency-Key "

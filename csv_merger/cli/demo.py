@@ -59,9 +59,9 @@ def demo(
     try:
         print(f"csv-merger demo: {len(files)} example exports -> local sink {base} ({SINK_RATE}/s, burst {SINK_BURST})",
               flush=True)
-        summary = run_pipeline(files, webhook_url=f"{base}/v3/sources/webhook/demo", output=None,
-                               output_dir=str(output_dir.resolve()), rate_limit=float(SINK_RATE), burst=SINK_BURST,
-                               chunk_size=25, allow_private_targets=True)
+        summary, signum = run_pipeline(files, webhook_url=f"{base}/v3/sources/webhook/demo", output=None,
+                                       output_dir=str(output_dir.resolve()), rate_limit=float(SINK_RATE), burst=SINK_BURST,
+                                       chunk_size=25, allow_private_targets=True)
         import httpx
 
         stats = httpx.get(f"{base}/stats", timeout=5).json()
@@ -74,4 +74,4 @@ def demo(
     if summary.delivery is not None:
         first = json.loads(record.read_text(encoding="utf-8").splitlines()[0])["body"] if stats["accepted"] else {}
         print("  first body:   " + json.dumps(first, ensure_ascii=False)[:300])
-    exit_for(summary)
+    exit_for(summary, signum)

@@ -24,10 +24,14 @@ def warning_lines(result) -> list[str]:
         if f.skipped:
             lines.append(f"{f.path}: skipped: {f.error}")
         lines += [f"{f.path}: {w}" for w in f.warnings]
-        if f.bad_rows:
-            first = ", ".join(str(b.line) for b in f.bad_rows[:5])
-            lines.append(f"{f.path}: {len(f.bad_rows)} ragged rows kept (lines {first}"
-                         f"{', ...' if len(f.bad_rows) > 5 else ''}; see the report)")
+        # A quote never closed swallowed lines: say so as the report does, not as one more ragged row.
+        lines += [f"{f.path}: line {b.line}: {b.reason}" for b in f.bad_rows if b.unclosed_quote]
+        ragged = [b.line for b in f.bad_rows if not b.unclosed_quote]
+        if ragged:
+            first = ", ".join(map(str, ragged[:5]))
+            lines.append(f"{f.path}: {len(ragged)} ragged row{'s' if len(ragged) != 1 else ''} kept "
+                         f"(line{'s' if len(ragged) != 1 else ''} {first}{', ...' if len(ragged) > 5 else ''}; "
+                         "see the report)")
     return lines + list(result.warnings)
 
 

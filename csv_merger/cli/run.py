@@ -4,15 +4,14 @@ With no ``PREFECT_API_URL`` Prefect starts an ephemeral API for the run
 (no server to install); without Redis the limiter and ledger are
 in-process/local. Exit codes as ``deliver``: 0 every row delivered (or
 merge only), 3 some rows dead-lettered, 130 cancelled (Ctrl-C, or Cancel in
-the Prefect UI), 1/2/4/5 for input, configuration, Redis and delivery
-errors, each one line on stderr.
+the Prefect UI), 143 cancelled by SIGTERM (docker stop, systemd), 1/2/4/5
+for input, configuration, Redis and delivery errors, each one line on stderr.
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import signal
 import sys
 from pathlib import Path
 from typing import Optional
@@ -21,9 +20,11 @@ import typer
 
 from csv_merger.cli.app import app, check_output_paths, resume_command
 from csv_merger.cli.progress import DeliveryMeter
+from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
 
 PROGRESS_EVERY_S = 2.0  # plain progress lines (no terminal) of a run
+CANCELLING = "csv-merger: cancelling: no new requests; waiting for those in flight (Ctrl-C again to abort)"
 
 # Quiet, offline console defaults for a command-line run (the user's environment wins).
 _QUIET_PREFECT = {
@@ -57,44 +58,70 @@ def quiet_prefect() -> None:
         logging.getLogger(service).setLevel(logging.ERROR)
 
 
+def _in_thread(fn):
+    """``fn()`` in a worker thread, its result or exception in this one. The flow runs off the main
+    thread so that signals stay ours: Prefect's engine replaces the main thread's SIGTERM handler with
+    one that aborts the flow body (its chunk threads would go on sending)."""
+    import contextvars
+    import threading
+
+    outcome: dict = {}
+
+    def target() -> None:
+        try:
+            outcome["value"] = fn()
+        except BaseException as exc:  # re-raised in the caller's thread
+            outcome["error"] = exc
+
+    thread = threading.Thread(target=contextvars.copy_context().run, args=(target,), name="flow-run")
+    thread.start()
+    while thread.is_alive():
+        thread.join(timeout=0.2)  # short waits: signal handlers run between them
+    if "error" in outcome:
+        raise outcome["error"]
+    return outcome["value"]
+
+
 def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | None, quiet: bool = False,
                  **params):
-    """Run ``merge_and_deliver`` in this process with Ctrl-C mapped to a graceful cancel.
+    """Run ``merge_and_deliver`` in this process with Ctrl-C and SIGTERM mapped to a graceful cancel.
 
-    Returns the ``PipelineSummary``; copies the merged CSV to ``output`` when
-    given. Raises the ``CsvMergerError`` a failed run ended with.
+    Returns ``(PipelineSummary, signum)``, ``signum`` the signal that cancelled
+    the run (else None); copies the merged CSV to ``output`` when given.
+    Raises the ``CsvMergerError`` a failed run ended with.
     """
     quiet_prefect()
+    from csv_merger.prefect_api import tie_ephemeral_api
+
+    tie_ephemeral_api()  # not hit by a terminal's Ctrl-C, never outlives this process
     from flows.cancellation import request_local_cancel, reset_local_cancel
     from flows.merge_and_deliver import merge_and_deliver, summary_of
     from tasks.artifacts import DeliveryProgress
 
     reset_local_cancel()
-
-    def on_signal(signum, _frame):
-        print("csv-merger: cancelling: no new requests; waiting for those in flight (Ctrl-C again to abort)",
-              file=sys.stderr, flush=True)
-        request_local_cancel()
-        signal.signal(signum, signal.default_int_handler)
-
-    previous = signal.signal(signal.SIGINT, on_signal)
     meter = DeliveryMeter(burst=params.get("burst") or 0, quiet=quiet, every_s=PROGRESS_EVERY_S)
     DeliveryProgress.listeners.append(meter.update)
     try:
-        state = merge_and_deliver(files, webhook_url=webhook_url, return_state=True, **params)
+        with GracefulStop(request_local_cancel, CANCELLING) as stop:
+            state = _in_thread(lambda: merge_and_deliver(files, webhook_url=webhook_url, return_state=True,
+                                                         **params))
     finally:
-        signal.signal(signal.SIGINT, previous)
         DeliveryProgress.listeners.remove(meter.update)
         meter.close()
     summary = summary_of(state)
     if output is not None:
         shutil.copyfile(summary.merged_csv, output)
         summary.merged_csv = str(output)
-    return summary
+    return summary, stop.signum
 
 
 def print_summary(summary) -> None:
-    """The closing lines: counts, and where the merged CSV, report and dead letters are."""
+    """The closing lines: the merge's file warnings on stderr (as ``csv-merger merge`` prints
+    them), then counts, and where the merged CSV, report and dead letters are."""
+    from csv_merger.cli.merge import warning_lines
+
+    for line in warning_lines(summary.report):
+        print(f"csv-merger: warning: {line}", file=sys.stderr)
     out_dir = Path(summary.report.output_path).parent
     print(summary.one_line())
     if summary.plan is not None:
@@ -115,14 +142,18 @@ def print_summary(summary) -> None:
         print(f"  job id:       {summary.job_id} (run again with --job-id {summary.job_id} to resume)")
 
 
-def exit_for(summary) -> None:
-    """Exit 3 when rows were dead-lettered, 130 when cancelled, else return (exit 0)."""
+def exit_for(summary, signum: int | None = None) -> None:
+    """Exit 3 when rows were dead-lettered; when cancelled 128 + the signal that did it
+    (130 Ctrl-C, 143 SIGTERM; 130 for Cancel in the Prefect UI); else return (exit 0)."""
     from tasks.summary import PipelineCancelled, PipelineIncomplete
 
     if summary.state == "Failed":
         raise PipelineIncomplete(summary)
     if summary.state == "Cancelled":
-        raise PipelineCancelled(summary)
+        cancelled = PipelineCancelled(summary)
+        if signum is not None:
+            cancelled.exit_code = 128 + signum
+        raise cancelled
 
 
 @app.command()
@@ -171,7 +202,7 @@ def run(
     from tasks.stages import shareable_redis_url
 
     try:
-        summary = run_pipeline(
+        summary, signum = run_pipeline(
             files, webhook_url=webhook_url, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
             burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
             mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
@@ -184,4 +215,4 @@ def run(
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     print_summary(summary)
-    exit_for(summary)
+    exit_for(summary, signum)

@@ -36,9 +36,11 @@ def web(
 
     import uvicorn
 
+    from csv_merger.prefect_api import tie_ephemeral_api
     from csv_merger.settings import get_settings
     from csv_merger.web import create_app
 
+    tie_ephemeral_api()  # an ephemeral API (no PREFECT_API_URL) dies with this server, whatever kills it
     settings = get_settings()
     host = host or settings.host
     port = port or settings.port

@@ -12,10 +12,14 @@ class FlowRequest:
     ``payload``: "flat", "seed" or a template path. ``rate_limit`` in
     requests/s, ``burst`` in requests, ``chunk_size`` in
     rows, ``scheduled_for`` Unix seconds (None = now). ``auth_token`` is kept
-    out of repr and never stored beyond the Secret block.
+    out of repr and never stored beyond the Secret block. ``ledger_id`` is
+    the delivery ledger's key (the flow's ``job_id``): the same for every
+    web job with the same uploads, target and mapping, so starting such a
+    job again resumes (rows already delivered are skipped).
     """
 
     job_id: str
+    ledger_id: str
     files: list[str]
     output_dir: str
     webhook_url: str | None
@@ -44,6 +48,7 @@ class FlowRequest:
         return dict(
             files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
             rate_limit=self.rate_limit, burst=self.burst, chunk_size=self.chunk_size, mapping=self.mapping,
-            payload=self.payload, job_id=self.job_id, redis_url=shareable_redis_url(self.redis_url), output_dir=self.output_dir,
+            payload=self.payload, job_id=self.ledger_id, redis_url=shareable_redis_url(self.redis_url),
+            output_dir=self.output_dir,
             allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
         )

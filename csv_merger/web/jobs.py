@@ -62,6 +62,7 @@ class Job(BaseModel):
 
     id: str
     created_at: float
+    key: str | None = None                   # same uploads + target + settings = same key (and ledger)
     mode: str                                # "deliver" | "merge_only"
     runner: str                              # "embedded" | "prefect"
     table_type: str
@@ -113,7 +114,7 @@ class Job(BaseModel):
 
     def view(self) -> dict:
         """What the API returns: no server paths, no secrets."""
-        data = self.model_dump(exclude={"merged_csv", "dead_letter_csv", "cancel_requested"})
+        data = self.model_dump(exclude={"merged_csv", "dead_letter_csv", "cancel_requested", "key"})
         data.update(
             status=self.status.value,
             percent=round(self.percent(), 1),
@@ -125,6 +126,14 @@ class Job(BaseModel):
         return data
 
 
+class JobActive(Exception):
+    """A job with the same ``key`` has not ended yet; ``job`` is (a copy of) it."""
+
+    def __init__(self, job: Job):
+        self.job = job
+        super().__init__(f"job {job.id} with the same key is {job.status.value}")
+
+
 class JobStore:
     """In-memory jobs keyed by id; every change goes through one lock."""
 
@@ -133,9 +142,18 @@ class JobStore:
         self._lock = threading.Lock()
 
     def add(self, **fields) -> Job:
-        """Create a job (status Pending unless given) and return a copy."""
+        """Create a job (status Pending unless given) and return a copy.
+
+        With a ``key``, raises JobActive when a job with that key has not
+        ended: the check and the add are one step, so two Start presses in
+        the same instant give one job.
+        """
         job = Job(id=secrets.token_hex(6), created_at=time.time(), **fields)
         with self._lock:
+            active = next((j for j in self._jobs.values()
+                           if job.key and j.key == job.key and not j.status.terminal), None)
+            if active is not None:
+                raise JobActive(active.model_copy(deep=True))
             self._jobs[job.id] = job
             return job.model_copy(deep=True)
 

@@ -53,7 +53,7 @@ class ProgressProbe:
         from tasks.deliver import open_ledger
 
         async def count() -> int:
-            ledger = open_ledger(self.request.job_id, redis_url=self.request.redis_url,
+            ledger = open_ledger(self.request.ledger_id, redis_url=self.request.redis_url,
                                  data_dir=self.request.data_dir)
             try:
                 return len(await ledger.delivered())

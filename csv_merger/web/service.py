@@ -8,6 +8,8 @@ names the file or field; server paths never appear in a message.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import json
 import os
 import shutil
 import time
@@ -24,7 +26,7 @@ from csv_merger.safety import check_target
 from csv_merger.schema import TableType, fields_for
 from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
-from csv_merger.web.jobs import Job, JobStatus, JobStore
+from csv_merger.web.jobs import Job, JobActive, JobStatus, JobStore
 from csv_merger.web.merge_preview import merge_preview
 from csv_merger.web.preview import preview_file
 from csv_merger.web.flow_request import FlowRequest
@@ -187,24 +189,39 @@ class WebService:
     # Jobs --------------------------------------------------------------------
 
     def start_job(self, request: JobRequest) -> Job:
-        """Validate a job request, then start or schedule its flow run."""
+        """Validate a job request, then start or schedule its flow run.
+
+        The same uploads + target + mapping (see ``job_key``) are the same
+        job: 409 while such a job has not ended; started again after it
+        ended, it resumes on the same ledger (rows delivered are skipped).
+        Uploads with no data row at all are refused (422 naming them).
+        """
         settings = self.settings
         uploads = [self._upload(upload_id) for upload_id in request.uploads]
         mapping = self.check_mapping(request.mapping, request.table_type)
         payload = self._payload(request) if request.mode == "deliver" else "flat"
         webhook_url = self._checked_webhook(request) if request.mode == "deliver" else None
+        self._check_has_rows(uploads)
         scheduled_for = self._window_start() if request.schedule == "off_hours" else None
-        job = self.jobs.add(
-            mode=request.mode, runner=self.runner.name, table_type=request.table_type,
-            files=[u.name for u in uploads], target=urlsplit(webhook_url).hostname if webhook_url else None,
-            rate=request.rate or settings.rate_limit, burst=request.burst or settings.burst,
-            chunk_size=request.chunk_size or settings.chunk_size, scheduled_for=scheduled_for,
-            payload=payload.name if isinstance(payload, Upload) else payload,
-            status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
-        )
+        key = job_key(request, mapping, webhook_url)
+        try:
+            job = self.jobs.add(
+                key=key, mode=request.mode, runner=self.runner.name, table_type=request.table_type,
+                files=[u.name for u in uploads], target=urlsplit(webhook_url).hostname if webhook_url else None,
+                rate=request.rate or settings.rate_limit, burst=request.burst or settings.burst,
+                chunk_size=request.chunk_size or settings.chunk_size, scheduled_for=scheduled_for,
+                payload=payload.name if isinstance(payload, Upload) else payload,
+                status=JobStatus.SCHEDULED if scheduled_for else JobStatus.PENDING,
+            )
+        except JobActive as exc:
+            raise ApiError(409, f"job {exc.job.id} with the same files, target and mapping is "
+                                f"{exc.job.status.value.lower()}: wait for it to end or cancel it "
+                                "(started again after it ended, it resumes: delivered rows are not sent twice)",
+                           field="job") from None
         job_dir = self.jobs_root / job.id
         flow_request = FlowRequest(
             job_id=job.id,
+            ledger_id=key,
             files=[str(_link_input(u, job_dir / "inputs")) for u in uploads],
             output_dir=str(job_dir / "out"),
             webhook_url=webhook_url,
@@ -224,6 +241,22 @@ class WebService:
             self.jobs.set_status(job.id, JobStatus.FAILED, error=str(exc))
             raise ApiError(503, f"job {job.id} not started: {exc}") from None
         return self.jobs.get(job.id)
+
+    def _check_has_rows(self, uploads: list[Upload]) -> None:
+        """422 when no upload has a single data row (a job of 0 rows would end "Completed 100 %")."""
+        from tasks.merge import open_csv
+
+        for upload in uploads:
+            with self._named_errors(upload):
+                rows = open_csv(upload.path).rows()
+                try:
+                    if next(rows, None) is not None:
+                        return
+                finally:
+                    rows.close()
+        names = ", ".join(u.name for u in uploads)
+        raise ApiError(422, f"{names}: no data rows (header only or blank): nothing to merge or deliver",
+                       file=uploads[0].name, field="uploads")
 
     def _checked_webhook(self, request: JobRequest) -> str:
         """The webhook URL, present and past the unsafe-target check (else 422 on ``webhook_url``)."""
@@ -298,6 +331,17 @@ def _check_template(upload: Upload, table_type: TableType) -> None:
     except ConfigError as exc:
         raise ApiError(422, str(exc).replace(str(upload.path), upload.name), file=upload.name,
                        field="template") from None
+
+
+def job_key(request: JobRequest, mapping: dict[str, str], webhook_url: str | None) -> str:
+    """The key that makes two Start requests the same job, and the delivery
+    ledger's key: a hash of the upload ids (in order), table type, mapping,
+    mode, payload shape (template upload id) and webhook URL (the URL itself is not readable from it). Rate,
+    burst, chunk size, schedule and token are left out: they change how, not
+    which rows go where, so a different rate must not send rows twice."""
+    what = [request.uploads, request.table_type, sorted(mapping.items()), request.mode, request.payload,
+            request.template if request.payload == "template" else None, webhook_url]
+    return "web-" + hashlib.sha256(json.dumps(what).encode()).hexdigest()[:24]
 
 
 def _mtime(path: Path) -> float:

@@ -2,6 +2,9 @@
 
 Each upload lives in its own folder ``<root>/<upload_id>/<safe name>`` so two
 files with the same name are both kept and a name can never escape ``root``.
+The folder's metadata is ``.upload.json``: a safe name never starts with a
+dot, so no upload (not even one named ``upload.json``) can overwrite it. The
+metadata holds no server path; the file's path is derived from the folder.
 The stored name is the sanitised original (Unicode kept), so the merged CSV's
 ``Source`` column shows what the user uploaded.
 """
@@ -19,6 +22,8 @@ from typing import BinaryIO
 
 _RESERVED = set('<>:"/\\|?*')  # Windows-reserved plus both path separators
 _MAX_NAME_BYTES = 200  # below the usual 255-byte file-name limit, room for suffixes
+META_NAME = ".upload.json"
+"""The upload folder's own metadata file; never a sanitised name (those never start with a dot)."""
 
 
 class UploadTooLarge(Exception):
@@ -93,20 +98,21 @@ class UploadStore:
                     raise UploadTooLarge(name, self.limit_bytes)
                 out.write(block)
         upload = Upload(upload_id, name, path, size, time.time())
-        meta = {**asdict(upload), "path": str(path)}
-        (folder / "upload.json").write_text(json.dumps(meta), encoding="utf-8")
+        meta = {k: v for k, v in asdict(upload).items() if k != "path"}
+        (folder / META_NAME).write_text(json.dumps(meta), encoding="utf-8")
         return upload
 
     def get(self, upload_id: str) -> Upload | None:
         """The upload with this id, or None (unknown, malformed or expired)."""
         if not (upload_id.isalnum() and upload_id.isascii()):
             return None
-        meta_file = self.root / upload_id / "upload.json"
+        folder = self.root / upload_id
         try:
-            meta = json.loads(meta_file.read_text(encoding="utf-8"))
-        except (OSError, ValueError):
+            meta = json.loads((folder / META_NAME).read_text(encoding="utf-8"))
+            name = sanitise_filename(meta["name"])  # a path component of ours, whatever the file says
+            return Upload(upload_id, name, folder / name, meta["size"], meta["created_at"])
+        except (OSError, ValueError, KeyError, TypeError):
             return None
-        return Upload(meta["id"], meta["name"], Path(meta["path"]), meta["size"], meta["created_at"])
 
     def delete(self, upload_id: str) -> bool:
         """Remove an upload; True when it existed."""

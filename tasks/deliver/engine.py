@@ -130,7 +130,7 @@ class _Engine:
         (not 429/5xx/408); raises TransientFailure (retryable), _RowDead (429 or outage past its budget)."""
         while True:
             if worker.recorded is not None:  # at most one unrecorded row per worker
-                await asyncio.shield(worker.recorded)  # shared by workers: one cancelled must not cancel it
+                await asyncio.shield(worker.recorded)  # a cancel here must not cancel the batch's shared future
                 worker.recorded = None
             await self.limiter.acquire()
             if self.stopping:
@@ -332,7 +332,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     Rows that end in the dead-letter file do not raise: check ``summary.failed``.
     """
     config.validate()
-    check_target(config.webhook_url, config.allow_private_targets)
+    target = check_target(config.webhook_url, config.allow_private_targets)
     settings = get_settings()
     job_id = config.job_id or uuid.uuid4().hex[:16]
     limit_key = config.limit_key or default_limit_key(config.webhook_url)
@@ -345,7 +345,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     if config.auth_token:
         headers["x-clay-webhook-auth"] = config.auth_token
     client = httpx.AsyncClient(
-        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency),
+        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, target),
         timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
                               write=settings.read_timeout_s, pool=settings.read_timeout_s),
     )

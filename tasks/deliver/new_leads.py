@@ -19,10 +19,11 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
-from csv_merger.errors import InputError
+from csv_merger.errors import CsvMergerError, InputError
 from csv_merger.settings import get_settings
 from tasks.deliver.dead_letter import DeadLetterWriter
 from tasks.deliver.destinations import destination_id
@@ -98,7 +99,7 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
         try:
             summary = await deliver_rows(send, config, **engine)
         except BaseException:
-            with contextlib.suppress(Exception):  # e.g. Redis gone: the engine's error (with its counts) tells more
+            with contextlib.suppress(CsvMergerError, OSError, sqlite3.Error):  # the run's own error is the one to tell
                 await _index_delivered(index, config, sent)
             raise
         await _index_delivered(index, config, sent)

@@ -149,7 +149,7 @@ class _FileRows(NamedTuple):
     empty: int
     invalid_emails: int
     warnings: list[str]
-    bad_rows: list[tuple[int, str]]
+    bad_rows: list[tuple[int, str, bool]]
     max_values: list[int]
     neutralised: int
 
@@ -175,7 +175,7 @@ def _clean_rows(source, builder: RecordBuilder, matcher: KeyMatcher | None,
             progress(f"{label}: {count:,} rows")
     builder.finish()
     return _FileRows(rows, keys, count, empty, builder.invalid_emails, [*source.warnings, *builder.warnings],
-                     [(b.line, b.reason) for b in source.bad_rows], builder.layout.max_values, builder.neutralised)
+                     [(b.line, b.reason, b.unclosed_quote) for b in source.bad_rows], builder.layout.max_values, builder.neutralised)
 
 
 def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[str, int | None]:
@@ -190,7 +190,8 @@ def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[st
 
 def _finish_report(report: FileReport, result: _FileRows, map_warnings: list[str]) -> None:
     report.rows, report.empty_rows, report.invalid_emails = result.count, result.empty, result.invalid_emails
-    report.bad_rows = [BadRowReport(line=line, reason=reason) for line, reason in result.bad_rows]
+    report.bad_rows = [BadRowReport(line=line, reason=reason, unclosed_quote=unclosed)
+                       for line, reason, unclosed in result.bad_rows]
     report.warnings = [*map_warnings, *result.warnings]
     if result.empty:
         report.warnings.append(f"{result.empty} rows had no value in any kept column; no record written for them")

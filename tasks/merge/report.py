@@ -6,10 +6,12 @@ from pydantic import BaseModel, Field
 
 
 class BadRowReport(BaseModel):
-    """One row the reader had to repair (``line``: 1-based physical line)."""
+    """One row the reader had to repair (``line``: 1-based physical line;
+    ``unclosed_quote``: a quote never closed swallowed the lines after it)."""
 
     line: int
     reason: str
+    unclosed_quote: bool = False
 
 
 class FileReport(BaseModel):

@@ -1,9 +1,11 @@
 """Resolve the flow's ``files`` argument into local paths the merge can read.
 
-An input is a local path, a glob (``exports/*.csv``) or a URL: ``http(s)://``
-(fetched with httpx, streamed, after the same SSRF check as webhook targets),
-``file://``, and any other scheme fsspec opens, e.g. ``s3://`` when the
-optional ``s3fs`` package is installed. Local files are used in place, so
+An input is a local path, a glob (``exports/*.csv``) or a URL from the
+allow-list in ``csv_merger.safety.check_input_url``: ``http(s)://`` (fetched
+with httpx, streamed, after the same SSRF check as webhook targets, from
+the address that check approved), ``file://``, and ``s3://`` (through
+fsspec, when the optional ``s3fs`` package is installed). Other schemes
+(``ftp://``, fsspec's chained ``a::b`` URLs) are refused. Local files are used in place, so
 the merged ``Source`` column names them as the user knows them; remote
 files are copied into ``dest_dir`` first, one numbered sub-folder each, so
 two URLs ending in the same file name never overwrite each other.
@@ -18,6 +20,7 @@ from pathlib import Path
 from urllib.parse import unquote, urlsplit
 
 from csv_merger.errors import ConfigError, InputError
+from csv_merger.safety import CheckedTarget, PinnedTransport, check_input_url
 
 _GLOB_CHARS = set("*?[")
 
@@ -39,14 +42,12 @@ def _expand_local(spec: str) -> list[Path]:
     return [path]
 
 
-def _fetch_http(url: str, target: Path, allow_private: bool) -> None:
+def _fetch_http(url: str, target: Path, checked: CheckedTarget | None) -> None:
     import httpx
 
-    from csv_merger.safety import check_target
-
-    check_target(url, allow_private)
-    try:
-        with httpx.stream("GET", url, timeout=httpx.Timeout(30.0, connect=5.0)) as resp:
+    try:  # connect to the address check_input_url approved, never a fresh DNS answer
+        with httpx.Client(transport=PinnedTransport(checked), follow_redirects=False,
+                          timeout=httpx.Timeout(30.0, connect=5.0)) as client, client.stream("GET", url) as resp:
             if resp.status_code != 200:
                 raise InputError(url, f"cannot download: HTTP {resp.status_code}")
             with open(target, "wb") as local:
@@ -64,12 +65,13 @@ def _fetch_fsspec(url: str, target: Path) -> None:
 
 
 def _download(url: str, dest: Path, allow_private: bool) -> Path:
+    checked = check_input_url(url, allow_private)
     name = Path(unquote(urlsplit(url).path)).name or "download.csv"
     dest.mkdir(parents=True, exist_ok=True)
     target = dest / name
     try:
-        if urlsplit(url).scheme in ("http", "https"):
-            _fetch_http(url, target, allow_private)
+        if urlsplit(url).scheme.lower() in ("http", "https"):
+            _fetch_http(url, target, checked)
         else:
             _fetch_fsspec(url, target)
     except ImportError as exc:  # e.g. s3:// without s3fs
@@ -87,7 +89,8 @@ def resolve_inputs(files: Sequence[str], dest_dir: str | Path, *, allow_private:
     once. ``allow_private`` lets http(s) URLs point at loopback/private
     hosts (tests, a local file server). Raises ``InputError`` naming the
     input for a missing file, a glob that matches nothing or a failed
-    download, ``UnsafeTargetError`` for a refused URL, and ``ConfigError``
+    download, ``UnsafeTargetError`` for a refused URL (a scheme outside the
+    allow-list, an internal host), and ``ConfigError``
     when a URL scheme needs a package that is not installed or ``files`` is
     empty.
     """

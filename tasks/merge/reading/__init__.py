@@ -39,7 +39,8 @@ streams the data rows with bounded memory. Policies, each tested:
   NUL characters are removed (warned). A quote never closed is reported
   on the record that swallowed the rest of the file.
 - Not CSV: known magic numbers (PDF, XLSX/ZIP, XLS, images, archives,
-  SQLite), HTML/XML, over 5% control bytes or 30% NULs raise InputError
+  SQLite), HTML/XML, JSON / JSON Lines (also behind a UTF-8
+  BOM), over 5% control bytes or 30% NULs raise InputError
   with a hint (e.g. "export it as CSV"); so do missing files, directories,
   pipes and UTF-16/32 that does not decode. An empty or header-only file
   is a warning, never an error.

@@ -1,4 +1,4 @@
-"""Files that are not CSV text: known magic numbers, HTML/XML, control bytes.
+"""Files that are not CSV text: known magic numbers, HTML/XML, JSON, control bytes.
 
 ``reject_binary(path, head)`` raises InputError naming what the file looks
 like and what to do instead (e.g. "export it as CSV").
@@ -6,6 +6,7 @@ like and what to do instead (e.g. "export it as CSV").
 
 from __future__ import annotations
 
+import json
 import re
 
 from csv_merger.errors import InputError
@@ -17,6 +18,9 @@ as binary; fewer NULs are removed with a warning."""
 CONTROL_SHARE = 0.05
 """Share of other control bytes (not TAB, LF, VT, FF, CR, SUB) in the first
 block above which a file is rejected as binary; text has next to none."""
+
+STRUCTURE_BYTES = 64 << 10
+"""Bytes of the first block read to recognise HTML, XML and JSON."""
 
 _EXCEL = "export it as CSV (File > Save As > CSV UTF-8)"
 _MAGIC: tuple[tuple[bytes, str, str], ...] = (
@@ -52,15 +56,61 @@ def reject_binary(path: str, head: bytes) -> None:
     for magic, what, hint in _MAGIC:
         if head.startswith(magic):
             reject(what, hint)
-    start = head[:512].lstrip().lower()
-    if start.startswith((b"<!doctype html", b"<html")):
-        reject("an HTML page", "the download may have returned a web page; save the CSV itself")
-    if start.startswith(b"<?xml"):
-        if b"urn:schemas-microsoft-com:office:spreadsheet" in head:
+    text = head[:STRUCTURE_BYTES].decode("utf-8", "replace").lstrip("\ufeff \t\r\n")
+    if markup := _markup(text):
+        if markup == "xml" and b"urn:schemas-microsoft-com:office:spreadsheet" in head:
             reject("an Excel 2003 XML spreadsheet", _EXCEL)
+        if markup == "html":
+            reject("an HTML page", "the download may have returned a web page; save the CSV itself")
         reject("an XML document", "export the data as CSV")
+    if json_kind := _json(text):
+        reject(json_kind, "export the data as CSV")
     control = len(head) - len(head.translate(None, _CONTROL_BYTES))
     if control > CONTROL_SHARE * len(head) or head.count(0) > NUL_SHARE * len(head):
         control += head.count(0)
         reject(f"a binary file ({100 * control // len(head)}% control bytes in the first block)",
                "upload a CSV text file")
+
+
+_COMMENT = re.compile(r"(?:<!--.*?-->\s*)+", re.S)
+_TAG = re.compile(r"<(?:[?!]?[A-Za-z][\w.:-]*)[^<>]*>", re.S)
+_HTML = re.compile(r"<(?:!doctype\s+html|html|head|body|title|meta|div|p|h1|table)\b", re.I)
+
+
+def _markup(text: str) -> str | None:
+    """"html" or "xml" when the text opens with a tag (after comments) and its
+    first line ends with one, as no CSV header does; else None."""
+    if comments := _COMMENT.match(text):
+        text = text[comments.end():]
+    first = text.split("\n", 1)[0].strip()
+    if not (_TAG.match(text) and (first.endswith(">") or text.lower().startswith(("<?xml", "<!doctype")))):
+        return None
+    return "html" if _HTML.search(text[:4096]) else "xml"
+
+
+def _json(text: str) -> str | None:
+    """What JSON the text opens with ("a JSON array", "JSON Lines",
+    "a JSON document"), or None. The first value must decode and be
+    followed by what JSON puts there, so a CSV cell starting with "{" or
+    "[" is not mistaken for JSON."""
+    decoder = json.JSONDecoder()
+    if text.startswith("["):
+        rest = text[1:].lstrip()
+        if rest.startswith("]"):
+            return "a JSON array"
+        try:
+            value, end = decoder.raw_decode(rest)
+        except ValueError:
+            return None
+        after = rest[end:].lstrip()
+        return "a JSON array" if isinstance(value, (dict, list)) and after[:1] in (",", "]") else None
+    if text.startswith("{"):
+        try:
+            value, end = decoder.raw_decode(text)
+        except ValueError:
+            return None
+        line_rest, _, later = text[end:].partition("\n")
+        if line_rest.strip():
+            return None
+        return "JSON Lines" if later.lstrip().startswith("{") else "a JSON document"
+    return None

@@ -165,9 +165,9 @@ def detect_encoding(path: str, head: bytes) -> tuple[str, str, int, list[str]]:
     encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
     if encoding is None and (encoding := _bomless_utf16(head)):
         warnings.append(f"UTF-16 without a byte-order mark: read as {encoding}")
-    if encoding is None:
+    if encoding in (None, "utf-8-sig"):  # a BOM does not make an HTML page or JSON a CSV
         reject_binary(path, head)
-        encoding = "utf-8"
+        encoding = encoding or "utf-8"
     try:
         scan = _scan(path, encoding)
     except UnicodeDecodeError as exc:

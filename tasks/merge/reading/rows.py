@@ -26,10 +26,13 @@ csv.field_size_limit(MAX_CELL_CHARS)
 @dataclass(frozen=True)
 class BadRow:
     """A row that did not fit the header: ``line`` is the 1-based physical
-    line where the record starts, ``reason`` says what was done."""
+    line where the record starts, ``reason`` says what was done;
+    ``unclosed_quote`` marks the record a never-closed quote ran to the end
+    of the file (its lines were read as one record, not as rows)."""
 
     line: int
     reason: str
+    unclosed_quote: bool = False
 
 
 @dataclass(slots=True)
@@ -133,7 +136,7 @@ class CsvSource:
         reason = f"a quote is never closed: lines {start}-{end} (end of file) were read as one record"
         if bad_rows and bad_rows[-1].line == start:
             reason = f"{bad_rows.pop().reason}; {reason}"
-        bad_rows.append(BadRow(start, reason))
+        bad_rows.append(BadRow(start, reason, unclosed_quote=True))
 
 
 def _fit(row: list[str], n: int, start: int, end: int, bad_rows: list[BadRow]) -> RawRow:

@@ -1,0 +1,135 @@
+"""Stopping csv-merger's processes the way the world does (issue 9): SIGTERM (docker stop, systemd,
+Railway), Ctrl-C in a real (pseudo-)terminal, SIGKILL. Real processes throughout: the `csv-merger`
+command, its own ephemeral Prefect API, a real sink.
+
+A graceful stop means: no request reaches the sink more than 2 s after the signal, the summary is
+written with counts equal to what the sink accepted, the run ends Cancelled, exit 128 + signal.
+Prefect's ephemeral API is our child: it never outlives us.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import psutil
+import pytest
+
+from csv_merger.testing import find_free_port, wait_for_port
+
+REPO = Path(__file__).resolve().parent.parent
+EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
+API = "prefect.server.api.server"
+
+
+def _env(tmp_path: Path) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PREFECT_API", "CSV_MERGER_API_TOKEN"))}
+    env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), PREFECT_HOME=str(tmp_path / "prefect"))
+    return env  # no PREFECT_API_URL: the command starts Prefect's ephemeral API, as a user gets it
+
+
+def _run_args(sink, tmp_path: Path) -> list[str]:
+    return [sys.executable, "-m", "csv_merger", "run", *EXAMPLES, "--webhook-url", sink.url,
+            "--allow-private-targets", "--rate", "10", "--burst", "5", "--summary", str(tmp_path / "summary.json")]
+
+
+def _wait_accepted(sink, n: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
+    deadline = time.monotonic() + timeout
+    while sink.stats()["accepted"] < n:
+        assert proc.poll() is None, f"exited early with {proc.returncode}"
+        assert time.monotonic() < deadline, f"sink got fewer than {n} rows in {timeout}s"
+        time.sleep(0.1)
+
+
+def _prefect_api(pid: int, timeout: float = 60.0) -> psutil.Process:
+    """The ephemeral Prefect API started by process ``pid``."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = [p for p in psutil.Process(pid).children(recursive=True) if API in " ".join(p.cmdline())]
+        if found:
+            return found[0]
+        time.sleep(0.2)
+    raise AssertionError(f"process {pid} never started Prefect's API")
+
+
+def _assert_graceful(sink, signalled_at: float, summary_path: Path, label: str) -> None:
+    """Nothing sent 2 s after the signal; the summary says Cancelled with the sink's exact count."""
+    records = sink.records()
+    late = max(r["t"] for r in records) - signalled_at
+    print(f"{label}: {len(records)} rows accepted, last request {late:+.2f} s after the signal")
+    assert late <= 2.0
+    summary = json.loads(summary_path.read_text())
+    assert summary["state"] == "Cancelled" and summary["delivery"]["cancelled"]
+    assert summary["delivery"]["delivered"] == len(records) == len({r["key"] for r in records}) < 80
+
+
+@pytest.mark.timeout(300)
+def test_sigterm_to_run_cancels_gracefully_and_stops_its_prefect_api(sink_factory, tmp_path):
+    sink = sink_factory(rate=100, burst=100)
+    proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True)
+    api = _prefect_api(proc.pid)
+    _wait_accepted(sink, 10, proc)
+    proc.send_signal(signal.SIGTERM)
+    signalled_at = time.time()
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    assert "Traceback" not in out + err and "[Cancelled]" in out
+    _assert_graceful(sink, signalled_at, tmp_path / "summary.json", "run, SIGTERM")
+    gone, alive = psutil.wait_procs([api], timeout=15)
+    assert not alive, "Prefect's API outlived csv-merger run"
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_in_a_terminal_cancels_gracefully(sink_factory, tmp_path):
+    """The terminal sends SIGINT to its whole foreground process group, not only to csv-merger."""
+    import fcntl
+    import pty
+    import termios
+
+    sink = sink_factory(rate=100, burst=100)
+    master, slave = pty.openpty()
+    proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=lambda: fcntl.ioctl(0, termios.TIOCSCTTY, 0))  # our pty: its terminal
+    os.close(slave)
+    try:
+        _prefect_api(proc.pid)
+        _wait_accepted(sink, 10, proc)
+        os.write(master, b"\x03")  # Ctrl-C, typed
+        signalled_at = time.time()
+        out, err = proc.communicate(timeout=60)
+    finally:
+        os.close(master)
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err and "ConnectError" not in err and "[Cancelled]" in out
+    _assert_graceful(sink, signalled_at, tmp_path / "summary.json", "run, Ctrl-C in a terminal")
+
+
+@pytest.mark.timeout(300)
+def test_prefect_api_dies_with_a_killed_run_or_web(sink_factory, tmp_path):
+    sink = sink_factory(rate=100, burst=100)
+    run = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path,
+                           stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    port = find_free_port()
+    web = subprocess.Popen([sys.executable, "-m", "csv_merger", "web", "--port", str(port)], env=_env(tmp_path),
+                           cwd=tmp_path, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    apis = []
+    try:
+        wait_for_port(port, timeout=60)
+        apis = [_prefect_api(run.pid), _prefect_api(web.pid)]
+        run.kill()
+        web.kill()
+        gone, alive = psutil.wait_procs(apis, timeout=15)
+        assert not alive, f"Prefect API outlived its parent: {[p.pid for p in alive]}"
+    finally:
+        for proc in (run, web, *apis):
+            if proc.poll() is None if isinstance(proc, subprocess.Popen) else proc.is_running():
+                proc.kill()
