@@ -119,6 +119,17 @@ class Sink:
 
         return httpx.get(self.base + "/stats", timeout=5).json()
 
+    def wait_accepted(self, n: int, proc=None, timeout: float = 120.0) -> None:
+        """Block until the sink accepted ``n`` requests; AssertionError when ``proc`` (a
+        subprocess.Popen sending to it) exits first, with its output, or after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while self.stats()["accepted"] < n:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"exit {proc.returncode} before {n} rows were accepted: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the sink accepted fewer than {n} rows in {timeout} s")
+            time.sleep(0.05)
+
     def records(self) -> list[dict]:
         """Every accepted request so far, in order (one dict per JSON line)."""
         if self.record_path is None or not self.record_path.exists():

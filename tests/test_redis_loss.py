@@ -33,17 +33,9 @@ def own_redis(tmp_path):
         server.stop()
 
 
-def _wait_accepted(sink, n: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while sink.stats()["accepted"] < n:
-        assert proc.poll() is None, f"exit {proc.returncode} before {n} rows were sent: {proc.communicate()}"
-        assert time.monotonic() < deadline, f"sink got fewer than {n} rows in {timeout}s"
-        time.sleep(0.05)
-
-
 def _kill_mid_delivery(server, sink, args, tmp_path, after: int = 60) -> subprocess.CompletedProcess:
     proc = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
-    _wait_accepted(sink, after, proc)
+    sink.wait_accepted(after, proc)
     server.kill()
     out, err = proc.communicate(timeout=120)
     return subprocess.CompletedProcess(args, proc.returncode, out, err)
@@ -99,7 +91,7 @@ def test_redis_dying_mid_run_ends_within_seconds_with_counts_and_the_resume_comm
             "--redis-url", server.url, "--job-id", "job-r7"]
     proc = subprocess.Popen([sys.executable, "-m", "csv_merger", *args], cwd=tmp_path, env=cli_env,
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    _wait_accepted(sink, 50, proc, timeout=240)
+    sink.wait_accepted(50, proc, timeout=240)
     server.kill()
     killed = time.monotonic()
     out, err = proc.communicate(timeout=180)
