@@ -49,6 +49,9 @@ class Settings(BaseSettings):
     concurrency: int = Field(8, description="Requests in flight per process.")
     max_attempts: int = Field(6, description="Attempts per row before it is dead-lettered.")
     retry_budget_s: float = Field(300.0, description="Seconds one row may spend retrying before it is dead-lettered.")
+    outage_budget_s: float = Field(
+        600.0, gt=0, description="Seconds a target outage (every recent request failing with 5xx or no answer) may "
+        "last: delivery pauses and probes meanwhile, then dead-letters the rows that still fail.")
     payload_limit_bytes: int = Field(100_000, description="Largest JSON body sent, in bytes (Clay: 100 KB per record).")
     row_ceiling: int = Field(50_000, description="Submissions a webhook accepts in its lifetime, counted across jobs (Clay: 50,000); 0 = unlimited (passthrough tables).")
     index_key: SecretStr | None = Field(

@@ -5,6 +5,8 @@
 1. ``--auth-token``: a missing or different ``x-clay-webhook-auth`` -> 401.
 2. ``--throttle-at N --throttle-for S``: after N accepted requests, every
    request for S seconds gets 429 with ``Retry-After`` (whole seconds left).
+   ``--outage-at N --outage-for S``: after N accepted requests, every request
+   for S seconds gets ``--fail-status`` (503), as a target that is down does.
 3. Token bucket (``--rate`` requests/s, ``--burst`` requests; no rate =
    unlimited): above it -> 429 with ``Retry-After`` (seconds until the next
    token, rounded up, at least 1), as Clay answers when throttled.
@@ -51,6 +53,8 @@ class SinkConfig:
     record: str | None = None
     throttle_at: int | None = None
     throttle_for: float = 3.0
+    outage_at: int | None = None
+    outage_for: float = 30.0
     reject_field: str | None = None  # "NAME=VALUE"
     reject_status: int = 400
     auth_token: str | None = None
@@ -59,6 +63,8 @@ class SinkConfig:
     def __post_init__(self) -> None:
         if self.rate is not None and not self.rate > 0:
             raise ConfigError(f"--rate must be positive, got {self.rate}")
+        if self.outage_at is not None and (self.outage_at < 0 or not self.outage_for > 0):
+            raise ConfigError("--outage-at must be >= 0 requests and --outage-for > 0 s")
         if self.burst is not None and self.burst < 1:
             raise ConfigError(f"--burst must be at least 1, got {self.burst}")
         if self.fail_every is not None and self.fail_rate is not None:
@@ -108,6 +114,8 @@ class SinkStats:
     keys: set[str] = field(default_factory=set)
     throttle_started: float | None = None  # unix time
     throttle_offsets: list[float] = field(default_factory=list)
+    outage_started: float | None = None  # unix time
+    failed_in_outage: int = 0
     max_in_window: int = 0  # most requests accepted within any 1 s
     first_accepted_at: float | None = None
     last_accepted_at: float | None = None
@@ -130,6 +138,8 @@ class SinkStats:
             "received_during_throttle": len(self.throttle_offsets),
             "throttle_arrival_offsets": [round(x, 4) for x in self.throttle_offsets],
             "max_in_window": self.max_in_window,
+            "outage_started_at": self.outage_started,
+            "failed_in_outage": self.failed_in_outage,
             "first_accepted_at": self.first_accepted_at,
             "last_accepted_at": self.last_accepted_at,
             "accepted_per_s": round((self.accepted - 1) / span, 3) if span > 0 else None,
@@ -156,6 +166,7 @@ class SinkApp:
         self._random = random.Random(config.seed)
         self._window: collections.deque[float] = collections.deque()
         self._throttle_until = 0.0
+        self._outage_until = 0.0
         self._reject = config.reject_field.split("=", 1) if config.reject_field else None
         self._record = open(config.record, "a", encoding="utf-8") if config.record else None  # noqa: SIM115
         self._counted = 0  # requests past the bucket, for --fail-every
@@ -202,6 +213,12 @@ class SinkApp:
             if now < self._throttle_until:
                 st.rejected_429 += 1
                 return 429, [(b"retry-after", str(math.ceil(self._throttle_until - now)).encode())], b'{"error": "throttled"}'
+        if cfg.outage_at is not None and st.accepted >= cfg.outage_at:
+            if st.outage_started is None:
+                st.outage_started, self._outage_until = wall, now + cfg.outage_for
+            if now < self._outage_until:
+                st.failed_in_outage += 1
+                return cfg.fail_status, [], b'{"error": "target down (--outage-for)"}'
         if self.bucket is not None:
             wait = self.bucket.take(now)
             if wait:

@@ -39,25 +39,43 @@ def wait_for_port(port: int, timeout: float = 10.0) -> None:
 
 
 class RedisServer:
-    """A throw-away redis-server process (no persistence) on a free port;
-    ``url`` is its ``redis://127.0.0.1:PORT/0``. ``tmp`` is its working folder."""
+    """A throw-away redis-server process on a free port; ``url`` is its
+    ``redis://[:PASSWORD@]127.0.0.1:PORT/0``. ``tmp`` is its working folder.
 
-    def __init__(self, tmp: Path):
-        binary = shutil.which("redis-server")
-        if binary is None:
+    No persistence unless ``appendonly=True`` (AOF, fsync every second).
+    ``password`` sets ``requirepass``. ``kill()`` ends it at once (SIGKILL,
+    as a crash or an out-of-memory kill does); ``start()`` starts it again on
+    the same port (empty, unless AOF kept its data).
+    """
+
+    def __init__(self, tmp: Path, *, appendonly: bool = False, password: str | None = None):
+        self.binary = shutil.which("redis-server")
+        if self.binary is None:
             raise RuntimeError("redis-server not found: install it (Debian: apt-get install redis-server)")
+        self.tmp, self.appendonly, self.password = tmp, appendonly, password
         self.port = find_free_port()
-        self.url = f"redis://127.0.0.1:{self.port}/0"
-        self.proc = subprocess.Popen(
-            [binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
-             "--appendonly", "no", "--dir", str(tmp)],
-            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        )
+        auth = f":{password}@" if password else ""
+        self.url = f"redis://{auth}127.0.0.1:{self.port}/0"
+        self.start()
+
+    def start(self) -> None:
+        """Start the server (again) on ``self.port``; waits until it listens."""
+        args = [self.binary, "--port", str(self.port), "--bind", "127.0.0.1", "--save", "",
+                "--appendonly", "yes" if self.appendonly else "no", "--dir", str(self.tmp)]
+        if self.password:
+            args += ["--requirepass", self.password]
+        self.proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
         wait_for_port(self.port)
 
-    def stop(self) -> None:
-        self.proc.terminate()
+    def kill(self) -> None:
+        """End the server at once (SIGKILL): no shutdown save, clients see the connection drop."""
+        self.proc.kill()
         self.proc.wait(timeout=10)
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=10)
 
     def flush(self) -> None:
         """Empty its database 0."""
@@ -100,6 +118,17 @@ class Sink:
         import httpx
 
         return httpx.get(self.base + "/stats", timeout=5).json()
+
+    def wait_accepted(self, n: int, proc=None, timeout: float = 120.0) -> None:
+        """Block until the sink accepted ``n`` requests; AssertionError when ``proc`` (a
+        subprocess.Popen sending to it) exits first, with its output, or after ``timeout`` s."""
+        deadline = time.monotonic() + timeout
+        while self.stats()["accepted"] < n:
+            if proc is not None and proc.poll() is not None:
+                raise AssertionError(f"exit {proc.returncode} before {n} rows were accepted: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                raise AssertionError(f"the sink accepted fewer than {n} rows in {timeout} s")
+            time.sleep(0.05)
 
     def records(self) -> list[dict]:
         """Every accepted request so far, in order (one dict per JSON line)."""

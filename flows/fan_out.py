@@ -27,6 +27,7 @@ from csv_merger.settings import get_settings
 from tasks.artifacts import DeliveryProgress
 from tasks.deliver import ChunkRef
 from tasks.deliver import DeliveryConfig, DeliverySummary
+from tasks.stages import shareable_redis_url
 
 log = logging.getLogger("csv_merger.pipeline")
 
@@ -78,10 +79,12 @@ class ChunkBoard:
 
 def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead_letter_dir: Path,
                      auth_token_block: str | None) -> dict:
-    """Parameters of one ``deliver-chunk`` run (no secret: the child reads the token itself)."""
+    """Parameters of one ``deliver-chunk`` run (no secret: the child reads the token, and a Redis
+    URL holding a password, from its own environment or blocks)."""
     return dict(chunk=ref.model_dump(), webhook_url=config.webhook_url, job_id=config.job_id,
                 dead_letter_dir=str(dead_letter_dir), table_type=config.table_type, rate_limit=config.rate,
-                burst=config.burst, concurrency=config.concurrency, redis_url=redis_url, limit_key=config.limit_key,
+                burst=config.burst, concurrency=config.concurrency, redis_url=shareable_redis_url(redis_url),
+                limit_key=config.limit_key,
                 payload=config.payload, allow_private_targets=config.allow_private_targets,
                 auth_token_block=auth_token_block)
 

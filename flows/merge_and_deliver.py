@@ -26,7 +26,7 @@ from prefect.runtime import flow_run
 from prefect.states import Cancelled, Failed
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from csv_merger.errors import ConfigError
+from csv_merger.errors import ConfigError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.schema import TableType
 from csv_merger.settings import get_settings
@@ -34,6 +34,7 @@ from flows.cancellation import watch_cancellation
 from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import DeliveryConfig, DeliverySummary, default_job_id
+from tasks.deliver.redis_loss import redis_gone_for_job
 from tasks.events import emit_job_finished
 from tasks.stages import chunk, chunk_config, deliver_chunk, delivery_config, merge, plan, resolve_redis_url
 from tasks.summary import PipelineCancelled, PipelineIncomplete, PipelineSummary, combine_deliveries, concat_csv
@@ -62,7 +63,16 @@ def _deliver_in_process(refs, config: DeliveryConfig, redis_url, out_dir: Path, 
     configs = [chunk_config(config, ref, out_dir / "dead-letter", per_chunk) for ref in refs]
     futures = deliver_chunk.map(refs, configs, unmapped(redis_url), cancel=unmapped(cancel),
                                 progress=unmapped(progress.set_chunk))
-    return futures.result()
+    futures.wait()
+    parts, gone = [], []
+    for future in futures:
+        try:
+            parts.append(future.result())
+        except RedisUnavailableError as exc:  # every chunk stopped (deliver_chunk set cancel): add up their counts
+            gone.append(exc)
+    if gone:
+        raise redis_gone_for_job(gone, parts, config.job_id)
+    return parts
 
 
 def _deliver(refs, config: DeliveryConfig, redis_url, out_dir: Path, run_id, *, rows_total: int, fan_out: bool,
@@ -100,7 +110,7 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                       concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
                       allow_private_targets: bool = False, auth_token_block: str | None = None,
                       fan_out: bool = False, dry_run: bool = False, resend: bool = False,
-                      suppress_file: str | None = None) -> PipelineSummary:
+                      suppress_file: str | None = None, force_resend: bool = False) -> PipelineSummary:
     """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
 
     Rates in requests/s (``rate_limit``, shared by every run with the same
@@ -117,6 +127,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     then check and render every row's body without sending (``summary.plan``).
     Leads the destination already has (sent by earlier jobs) are skipped unless
     ``resend``; rows matching ``suppress_file`` (e-mails, domains) always are.
+    ``force_resend``: resume even though Redis lost the job's ledger
+    (tasks.deliver.redis_loss). ``redis_url`` default: ``REDIS_URL`` or the
+    ``CSV_MERGER_REDIS_BLOCK`` block, resolved inside the run (never pass a URL
+    holding a password: Prefect stores parameters in clear).
     """
     settings = get_settings()
     run_id = flow_run.get_id()
@@ -144,7 +158,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets,
-                             resend=resend, suppress_path=suppress_file)
+                             resend=resend, suppress_path=suppress_file,
+                             force_resend=force_resend)
     if dry_run:
         return _finish(summary.model_copy(update=dict(plan=plan(merged, config))))
     refs = chunk(merged, job, chunk_size, redis)

@@ -19,7 +19,7 @@ import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote
+from urllib.parse import quote, urlsplit
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -30,6 +30,7 @@ from tasks.deliver import (ChunkRef, ChunkStore, DeliveryConfig, DeliverySummary
                            make_chunk_store, read_merged_csv, write_chunks)
 from tasks.deliver.new_leads import deliver_new_leads
 from tasks.deliver.plan import DeliveryPlan, plan_delivery
+from tasks.deliver.redis_loss import LedgerLostError
 from tasks.merge import MergeReport, merge_files, resolve_inputs
 from tasks.merge.dedupe import lead_identities
 
@@ -66,6 +67,14 @@ def redis_url_from_block(block) -> str:
     password = quote(block.password.get_secret_value(), safe="") if block.password else ""
     auth = f"{user}:{password}@" if (user or password) else ""
     return f"{'rediss' if block.ssl else 'redis'}://{auth}{block.host}:{block.port}/{block.db}"
+
+
+def shareable_redis_url(url: str | None) -> str | None:
+    """``url`` when it holds no password (it may go into flow-run parameters, which Prefect
+    stores and shows in clear), else None: the run then resolves it itself (``resolve_redis_url``)."""
+    if not url:
+        return None
+    return None if urlsplit(url).password else url
 
 
 def resolve_redis_url(explicit: str | None) -> str | None:
@@ -133,13 +142,14 @@ def chunk(merged_csv: str, job_id: str, chunk_size: int, redis_url: str | None =
 
 
 def _retry_transient(task, task_run, state) -> bool:
-    """Retry a chunk only when the target or Redis went away; bad settings, and a
-    target that refused every row (wrong token or URL), fail at once."""
+    """Retry a chunk only when the target went away; bad settings, a target that refused
+    every row (wrong token or URL), a lost ledger, and a Redis that went away (retrying
+    against it only delays the message: tasks.deliver.redis_loss) fail at once."""
     try:
         state.result()
-    except TargetRefusedError:
+    except (TargetRefusedError, LedgerLostError, RedisUnavailableError):
         return False
-    except (DeliveryError, RedisUnavailableError):
+    except DeliveryError:
         return True
     except Exception:
         return False
@@ -159,18 +169,24 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
     ``progress(chunk_index, rows_handled, http_429, current_rate)`` is called
     about once a second (``current_rate``: the limiter's allowed requests/s,
     None in the last call, once the chunk is done).
-    Retried (twice, after 5 s then 30 s) only on ``DeliveryError`` or
-    ``RedisUnavailableError``; a retry resends only rows the ledger lacks.
+    Retried (twice, after 5 s then 30 s) only on a ``DeliveryError`` other than the early
+    stop and a lost ledger; a retry resends only rows the ledger lacks. When Redis goes away
+    (``RedisUnavailableError``) ``cancel`` is set, so the job's other chunks stop too.
     """
     if cancel is not None and cancel.is_set():  # cancelled before this chunk started: send nothing
         return DeliverySummary(job_id=config.job_id or "", limit_key=config.limit_key or "", rows_total=ref.rows,
                                cancelled=True)
-    rows = chunk_store(redis_url).get(ref)
     report = None if progress is None else (
         lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate))
     identities = functools.partial(lead_identities, table_type=config.table_type)
-    summary = asyncio.run_coroutine_threadsafe(
-        deliver_new_leads(rows, config, identities, progress=report, cancel=cancel), delivery_loop()).result()
+    try:
+        rows = chunk_store(redis_url).get(ref)
+        summary = asyncio.run_coroutine_threadsafe(
+            deliver_new_leads(rows, config, identities, progress=report, cancel=cancel), delivery_loop()).result()
+    except RedisUnavailableError:
+        if cancel is not None:  # the other chunks share this Redis: stop them now, not at their next write
+            cancel.set()
+        raise
     if progress is not None:
         progress(ref.index, summary.delivered + summary.failed + summary.skipped_already_delivered
                  + summary.skipped_already_at_destination + summary.skipped_suppressed, summary.http_429, None)
@@ -184,16 +200,17 @@ def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people"
                     burst: int = 20, concurrency: int = 8, redis_url: str | None = None, limit_key: str | None = None,
                     payload: str = "flat", auth_token_block: str | None = None,
                     allow_private_targets: bool = False, resend: bool = False,
-                    suppress_path: str | None = None) -> DeliveryConfig:
+                    suppress_path: str | None = None, force_resend: bool = False) -> DeliveryConfig:
     """A ``DeliveryConfig`` from flow parameters; retry, payload and ceiling limits come from settings."""
     settings = get_settings()
     return DeliveryConfig(
         webhook_url=webhook_url, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
         redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
-        retry_budget_s=settings.retry_budget_s, payload_limit_bytes=settings.payload_limit_bytes,
-        row_ceiling=settings.row_ceiling, allow_private_targets=allow_private_targets, resend=resend,
-        suppress_path=suppress_path)
+        retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
+        payload_limit_bytes=settings.payload_limit_bytes, row_ceiling=settings.row_ceiling,
+        allow_private_targets=allow_private_targets, resend=resend, suppress_path=suppress_path,
+        force_resend=force_resend)
 
 
 def chunk_config(config: DeliveryConfig, ref: ChunkRef, dead_letter_dir: str | Path, concurrency: int) -> DeliveryConfig:

@@ -84,6 +84,7 @@ def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_k
         skipped_already_at_destination=sum(p.skipped_already_at_destination for p in parts),
         skipped_suppressed=sum(p.skipped_suppressed for p in parts),
         http_429=sum(p.http_429 for p in parts), attempts=sum(p.attempts for p in parts),
+        outage_pauses=sum(p.outage_pauses for p in parts),
         elapsed_s=elapsed_s, rows_total=rows_total, cancelled=any(p.cancelled for p in parts),
         dead_letter_path=dead_letter_path, job_id=job_id,
         destination=next((p.destination for p in parts if p.destination), None),

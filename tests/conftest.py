@@ -113,6 +113,25 @@ def data_dir(tmp_path, monkeypatch):
     get_settings.cache_clear()
 
 
+def prefect_database_text() -> str:
+    """Every text and JSON value stored in the harness's Prefect database (flow-run parameters,
+    states, logs, artifacts, blocks...), one per line: for tests that look for a secret in it."""
+    import sqlite3
+
+    import prefect.settings
+
+    db = sqlite3.connect(str(prefect.settings.PREFECT_SERVER_DATABASE_CONNECTION_URL.value()).split(":///", 1)[1])
+    try:
+        found = []
+        for (table,) in db.execute("SELECT name FROM sqlite_master WHERE type = 'table'"):
+            for row in db.execute(f'SELECT * FROM "{table}"'):
+                found += [f"{table}: {v if isinstance(v, str) else v.decode('utf-8', 'replace')}"
+                          for v in row if isinstance(v, (str, bytes))]
+        return "\n".join(found)
+    finally:
+        db.close()
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when a test was skipped and every test is required (CI)."""
     if os.environ.get("CSV_MERGER_REQUIRE_ALL_TESTS") != "1":

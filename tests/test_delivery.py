@@ -433,7 +433,7 @@ def test_429_does_not_spend_attempts(tmp_path, sink_factory):
 def test_every_row_refused_alike_stops_early_and_a_rerun_sends_the_rest(tmp_path, sink_factory):
     """A wrong token (401 for every row): stop after REFUSED_STOP_AFTER rows, exit 5 with one line,
     only the rows sent are dead-lettered; the same job id with the right token delivers every row once."""
-    from tasks.deliver.engine import REFUSED_STOP_AFTER
+    from tasks.deliver.refusal import REFUSED_STOP_AFTER
 
     sink = sink_factory(auth_token="right-token")
     rows = write_rows(tmp_path / "rows.csv", 60)

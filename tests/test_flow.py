@@ -334,3 +334,41 @@ def test_a_target_refusing_every_row_fails_the_run_without_chunk_retries(sink_fa
     assert state.is_failed()
     received = sink.stats()["received"]
     assert 10 <= received <= 10 + 8  # stopped after 10 refusals (+ requests in flight), never retried
+
+
+def test_cli_run_keeps_the_redis_password_out_of_the_prefect_database(sink_factory, tmp_path):
+    """Issue 9 item 9: `csv-merger run --redis-url redis://:PASSWORD@...` stores no password
+    (flow-run parameters, logs, artifacts) in the Prefect database the run used."""
+    import secrets
+
+    from conftest import prefect_database_text
+
+    from csv_merger.testing import RedisServer
+
+    password = "pw-" + secrets.token_hex(8)
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", password=password)
+    try:
+        sink = sink_factory(rate=400, burst=100)
+        import prefect.settings
+
+        env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}  # the harness's API and database
+        env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"),
+                   PREFECT_API_URL=str(prefect.settings.PREFECT_API_URL.value()))
+        proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "run", *EXAMPLES, "--webhook-url", sink.url,
+                                 "--allow-private-targets", "--rate", "200", "--redis-url", server.url,
+                                 "--summary", str(tmp_path / "summary.json")], cwd=tmp_path, env=env,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        out, err = proc.communicate(timeout=240)
+        assert proc.returncode == 0, err
+        assert sink.stats()["accepted"] == 80
+        import redis
+
+        assert redis.Redis.from_url(server.url).keys("csv-merger:ledger:*"), "the run used the Redis ledger"
+    finally:
+        server.stop()
+    stored = prefect_database_text()
+    assert "merge-and-deliver" in stored  # the database the run used
+    assert password not in stored
+    assert password not in out + err + (tmp_path / "summary.json").read_text()
+    assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and password.encode() in p.read_bytes()]

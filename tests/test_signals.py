@@ -38,14 +38,6 @@ def _run_args(sink, tmp_path: Path) -> list[str]:
             "--allow-private-targets", "--rate", "10", "--burst", "5", "--summary", str(tmp_path / "summary.json")]
 
 
-def _wait_accepted(sink, n: int, proc: subprocess.Popen, timeout: float = 120.0) -> None:
-    deadline = time.monotonic() + timeout
-    while sink.stats()["accepted"] < n:
-        assert proc.poll() is None, f"exited early with {proc.returncode}"
-        assert time.monotonic() < deadline, f"sink got fewer than {n} rows in {timeout}s"
-        time.sleep(0.1)
-
-
 def _prefect_api(pid: int, timeout: float = 60.0) -> psutil.Process:
     """The ephemeral Prefect API started by process ``pid``."""
     deadline = time.monotonic() + timeout
@@ -74,7 +66,7 @@ def test_sigterm_to_run_cancels_gracefully_and_stops_its_prefect_api(sink_factor
     proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
                             stderr=subprocess.PIPE, text=True)
     api = _prefect_api(proc.pid)
-    _wait_accepted(sink, 10, proc)
+    sink.wait_accepted(10, proc)
     proc.send_signal(signal.SIGTERM)
     signalled_at = time.time()
     out, err = proc.communicate(timeout=60)
@@ -100,7 +92,7 @@ def test_ctrl_c_in_a_terminal_cancels_gracefully(sink_factory, tmp_path):
     os.close(slave)
     try:
         _prefect_api(proc.pid)
-        _wait_accepted(sink, 10, proc)
+        sink.wait_accepted(10, proc)
         os.write(master, b"\x03")  # Ctrl-C, typed
         signalled_at = time.time()
         out, err = proc.communicate(timeout=60)

@@ -847,3 +847,41 @@ async def test_job_delivers_the_chosen_payload_shape(make_client, sink_factory):
     assert bodies[0] == preview["body"]  # the preview showed exactly what the target received for row 1
     assert bodies == [{"email": "ada@analytical.example", "n": 1}, {"email": "alan@bletchley.example", "n": 2},
                       {"email": "grace@navy.example", "n": 3}]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_no_redis_password_in_the_prefect_database_after_a_web_job(make_client, sink_factory, tmp_path,
+                                                                        monkeypatch):
+    """Issue 9 item 9: the Redis password is resolved inside the run, never stored as a parameter."""
+    import secrets
+
+    from conftest import prefect_database_text
+    from csv_merger.settings import get_settings
+    from csv_merger.testing import RedisServer
+
+    password = "pw-" + secrets.token_hex(8)
+    (tmp_path / "redis").mkdir()
+    server = RedisServer(tmp_path / "redis", password=password)
+    try:
+        monkeypatch.setenv("REDIS_URL", server.url)  # the web server's and the run's environment
+        get_settings.cache_clear()
+        sink = sink_factory()
+        client = await make_client({"redis_url": server.url}, allow_private_targets=True)
+        upload = (await client.post("/api/uploads", files=_files(("people.csv", PEOPLE_CSV.encode())))).json()
+        r = await client.post("/api/jobs", json={"uploads": [upload["files"][0]["id"]], "webhook_url": sink.url,
+                                                 "rate": 50, "burst": 10})
+        assert r.status_code == 201, r.text
+        job = await _wait_job(client, r.json()["id"], lambda j: j["status"] not in ("Pending", "Running"), timeout=120)
+        assert job["status"] == "Completed", job
+        assert sink.stats()["accepted"] == 1
+        import redis
+
+        assert redis.Redis.from_url(server.url).keys("csv-merger:ledger:*"), "the job used the Redis ledger"
+        await asyncio.sleep(2)  # logs reach the API in batches
+        stored = prefect_database_text()
+        assert "people.csv" in stored or "merge-and-deliver" in stored  # the database read is the right one
+        assert password not in stored
+        assert password not in (await client.get(f"/api/jobs/{job['id']}")).text
+    finally:
+        server.stop()
+        get_settings.cache_clear()

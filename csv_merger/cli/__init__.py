@@ -31,6 +31,9 @@ from csv_merger.cli import mappings  # noqa: E402,F401
 
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; return the process exit code (0 ok, see errors.py)."""
+    from csv_merger.cli.app import invoked_with
+
+    invoked_with[:] = sys.argv[1:] if argv is None else argv
     try:
         app(args=argv, prog_name="csv-merger")  # standalone: usage errors exit 2
     except SystemExit as exc:

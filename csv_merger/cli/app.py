@@ -1,5 +1,7 @@
 """The Typer application every sub-command module registers on."""
 
+import re
+import shlex
 from pathlib import Path
 
 import typer
@@ -14,6 +16,27 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
     rich_markup_mode=None,  # click's plain help: wraps at any width, never cuts an option name off
 )
+
+
+invoked_with: list[str] = []  # this invocation's arguments (set by csv_merger.cli.main), for resume hints
+
+
+def resume_command(job_id: str) -> str:
+    """This invocation's command line with ``--job-id JOB_ID`` (replacing one given), shell-quoted;
+    a password in a ``--redis-url`` is shown as ``***`` (never printed)."""
+    out, previous = [], ""
+    for arg in invoked_with:
+        if previous == "--job-id" or arg == "--job-id" or arg.startswith("--job-id="):
+            previous = arg
+            continue
+        out.append(_masked(arg) if previous == "--redis-url" or arg.startswith("--redis-url=") else arg)
+        previous = arg
+    return shlex.join(["csv-merger", *out, "--job-id", job_id])
+
+
+def _masked(value: str) -> str:
+    """``value`` with the password of a URL in it replaced by ``***``."""
+    return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", value)
 
 
 @app.callback()

@@ -92,6 +92,8 @@ def deliver(
     max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="Attempts per row (default: 6)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets",
                                                help="Allow loopback/private hosts (local sink)."),
+    force_resend: bool = typer.Option(False, "--force-resend",
+                                      help="Resume even though Redis lost the job's ledger (every row is sent again)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Everything but the POSTs: checks, bodies, estimate."),
     resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
@@ -119,9 +121,10 @@ def deliver(
         concurrency=_or(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
         max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
+        outage_budget_s=s.outage_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
-        suppress_path=str(suppress) if suppress else None,
+        suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
     if dry_run:
         from csv_merger.cli.plan import print_plan

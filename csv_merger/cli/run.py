@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import app, check_output_paths
+from csv_merger.cli.app import app, check_output_paths, resume_command
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
@@ -176,6 +176,8 @@ def run(
     fan_out: bool = typer.Option(False, "--fan-out", help="Deliver chunks as deliver-chunk runs on the work pool (needs a server and Redis)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets", help="Allow loopback/private hosts (local sink)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
+    force_resend: bool = typer.Option(False, "--force-resend",
+                                      help="Resume even though Redis lost the job's ledger (every row is sent again)."),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
     dry_run: bool = typer.Option(False, "--dry-run", help="Merge, then check every row's body; send nothing."),
     resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
@@ -187,19 +189,29 @@ def run(
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
     check_output_paths(summary=summary_path, output=output)
+    if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
+        os.environ["REDIS_URL"] = redis_url
+        get_settings.cache_clear()
     s = get_settings()
     overrides = None
     if mapping is not None:
         from tasks.merge import load_mapping_file
 
         overrides = load_mapping_file(mapping)
-    summary, signum = run_pipeline(
-        files, webhook_url=webhook_url, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
-        burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
-        mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key, redis_url=redis_url,
-        output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
-        allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run, resend=resend,
-        suppress_file=str(suppress.resolve()) if suppress else None)
+    from tasks.deliver.redis_loss import RedisGone
+    from tasks.stages import shareable_redis_url
+
+    try:
+        summary, signum = run_pipeline(
+            files, webhook_url=webhook_url, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
+            burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
+            mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
+            redis_url=shareable_redis_url(redis_url),
+            output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
+            allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run, resend=resend,
+            suppress_file=str(suppress.resolve()) if suppress else None, force_resend=force_resend)
+    except RedisGone as exc:  # one line: the counts and the exact command that resumes
+        raise exc.with_hint(f"once Redis is back, resume with: {resume_command(exc.job_id)}") from None
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     print_summary(summary)

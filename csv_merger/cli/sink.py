@@ -25,6 +25,10 @@ def sink(
         None, help="After this many accepted requests, answer 429 for --throttle-for seconds."
     ),
     throttle_for: float = typer.Option(3.0, help="Length of the --throttle-at window in seconds."),
+    outage_at: Optional[int] = typer.Option(
+        None, help="After this many accepted requests, answer --fail-status to every request for --outage-for seconds."
+    ),
+    outage_for: float = typer.Option(30.0, help="Length of the --outage-at window in seconds."),
     reject_field: Optional[str] = typer.Option(
         None, help='Answer --reject-status to bodies holding this field value, e.g. "Work Email=bad@x.com".'
     ),
@@ -40,7 +44,8 @@ def sink(
     config = SinkConfig(
         rate=rate, burst=burst, latency_ms=latency_ms, fail_every=fail_every, fail_rate=fail_rate,
         fail_status=fail_status, status=status, record=record, throttle_at=throttle_at,
-        throttle_for=throttle_for, reject_field=reject_field, reject_status=reject_status,
+        throttle_for=throttle_for, outage_at=outage_at, outage_for=outage_for, reject_field=reject_field,
+        reject_status=reject_status,
         auth_token=auth_token, seed=seed,
     )
     stats = serve(config, host=host, port=port)

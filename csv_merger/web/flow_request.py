@@ -40,10 +40,15 @@ class FlowRequest:
         return f"csv-merger-web-auth-{self.job_id}" if self.auth_token else None
 
     def parameters(self) -> dict:
-        """Keyword arguments of ``flows.merge_and_deliver.merge_and_deliver``."""
+        """Keyword arguments of ``flows.merge_and_deliver.merge_and_deliver``. No secret: the Redis
+        URL only when it holds no password (else the run resolves ``REDIS_URL`` or the Redis
+        block itself), the auth token as the name of its Secret block."""
+        from tasks.stages import shareable_redis_url
+
         return dict(
             files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
             rate_limit=self.rate_limit, burst=self.burst, chunk_size=self.chunk_size, mapping=self.mapping,
-            payload=self.payload, job_id=self.ledger_id, redis_url=self.redis_url, output_dir=self.output_dir,
+            payload=self.payload, job_id=self.ledger_id, redis_url=shareable_redis_url(self.redis_url),
+            output_dir=self.output_dir,
             allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
         )

@@ -1,12 +1,15 @@
 """The delivery engine: every merged row POSTed to a webhook at the target's
 rate, at least once, each with its Idempotency-Key. No Prefect import.
 
-Modules: ``engine`` (workers, outcomes, early stop), ``job`` (config and
-summary), ``ratelimit`` (GCRA, in-process or shared through Redis),
-``retry`` (which failures are retried, how long to wait), ``payloads``
-(JSON bodies), ``ledger`` (rows acknowledged, for resume), ``dead_letter``,
-``chunks`` (a job's rows stored for its delivery tasks), ``merged_csv``,
-``transport``. The public names are re-exported here.
+Modules: ``engine`` (workers, outcomes); the outcome policies besides a
+row's own retry (``retry``: which failures are retried, how long to wait):
+``ratelimit`` (GCRA, in-process or shared through Redis; the 429 pause),
+``outage`` (target down: a circuit breaker shared on the limit key),
+``refusal`` (early stop: every row refused alike), ``redis_loss`` (Redis
+gone mid-run, or back without its data); ``job`` (config and summary),
+``payloads`` (JSON bodies), ``ledger`` (rows acknowledged, for resume),
+``dead_letter``, ``chunks`` (a job's rows stored for its delivery tasks),
+``merged_csv``, ``transport``. The public names are re-exported here.
 """
 
 from tasks.deliver.chunks import ChunkRef, ChunkStore, make_chunk_store, write_chunks

@@ -16,7 +16,9 @@ Outcomes per row:
   pause. A 429 does not spend one of the row's ``max_attempts`` (the target
   said "slower", not "failed"); only the row's time budget bounds it, and
   a row throttled past its budget goes to the dead-letter file, never lost.
-- 5xx, 408, timeouts, connection errors: retried per tasks.deliver.retry
+- 5xx, 408, timeouts, connection errors: when the target is down for every row
+  (tasks.deliver.outage), every worker on the limit key pauses and probes, the row
+  is sent again without spending an attempt. Otherwise retried per tasks.deliver.retry
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
 - Other statuses (4xx, and 3xx: redirects are never followed): dead-lettered
@@ -24,13 +26,8 @@ Outcomes per row:
 - A body above ``payload_limit_bytes`` or a row the template cannot render:
   dead-lettered, never sent.
 
-Early stop (a wrong auth token or URL): while no row of this run has been
-delivered, if the first ``REFUSED_STOP_AFTER`` finished rows all ended with
-the same status among ``REFUSAL_STATUSES`` (401, 403, 404, 410), the engine
-stops taking rows as a cancel does (requests in flight finish), leaves the
-rows never sent out of the dead-letter file and the ledger (a re-run with the
-same job id sends them) and raises ``TargetRefusedError`` (a DeliveryError
-carrying the summary). Once any row is delivered the rule is off.
+Early stop (a wrong auth token or URL: tasks.deliver.refusal): the engine stops taking rows
+as a cancel does and raises ``TargetRefusedError`` (a DeliveryError carrying the summary).
 
 Guarantee: at-least-once. A row is written to the ledger only after its 2xx,
 so the ledger never claims a row the target did not acknowledge. A worker
@@ -60,11 +57,14 @@ from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
 from tasks.deliver.destinations import DestinationGate, open_destinations
 from tasks.deliver.dead_letter import DeadLetterWriter, response_excerpt
-from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError, redis_lost
+from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
 from tasks.deliver.ledger import Ledger, open_ledger
 from tasks.deliver.merged_csv import read_merged_csv
+from tasks.deliver.outage import OutageBreaker, OutagePolicy, Verdict
 from tasks.deliver.payloads import PayloadError, TemplatePayload, idempotency_key, make_body_builder, oversize_reason
 from tasks.deliver.ratelimit import RateLimiter, default_limit_key, make_limiter
+from tasks.deliver.redis_loss import RedisGone
+from tasks.deliver.refusal import RefusalWatch
 from tasks.deliver.retry import TransientFailure, is_retryable_status, is_transient_error, make_retrying, parse_retry_after
 from tasks.deliver.transport import WorkerPools, worker_index
 
@@ -73,8 +73,6 @@ log = logging.getLogger("csv_merger.delivery")
 PROGRESS_EVERY_S = 1.0
 CANCEL_POLL_S = 0.1
 SHUTDOWN_WAIT_S = 5.0
-REFUSED_STOP_AFTER = 10  # first N finished rows all refused the same way (and none delivered): stop
-REFUSAL_STATUSES = frozenset({401, 403, 404, 410})  # the target refuses every row: auth token or URL
 
 
 class _RowDead(Exception):
@@ -110,6 +108,7 @@ class _Engine:
                  progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None,
                  gate: DestinationGate):
         self.config, self.limiter, self.ledger, self.client, self.gate = config, limiter, ledger, client, gate
+        self.breaker = OutageBreaker(OutagePolicy(budget_s=config.outage_budget_s), limiter)
         self.progress, self.cancel = progress, cancel
         self.summary = DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=len(rows))
         self.build = make_body_builder(config.payload, config.table_type, job_id)
@@ -120,19 +119,15 @@ class _Engine:
         self.has_unflushed = asyncio.Event()
         self.workers_done = False
         self.stopping = False
-        self.watch_refusals = True  # early-stop rule armed: nothing delivered, every finished row refused alike
-        self.refusals = 0
-        self.refused_status: int | str | None = None
-        self.refused = False  # the early stop fired
+        self.refusal = RefusalWatch()
         self.workers: list[_Worker] = []
         self.started = time.monotonic()
 
     # -- one row -------------------------------------------------------------
 
     async def _attempt(self, row: _Row, worker: _Worker) -> httpx.Response:
-        """Send once, re-sending after each 429 once the limiter allows.
-        Returns a final response (not 429/5xx/408); raises TransientFailure
-        for a retryable outcome, _RowDead when throttled past the budget."""
+        """Send, again after each 429 or target-outage failure once the limiter allows. Returns a final response
+        (not 429/5xx/408); raises TransientFailure (retryable), _RowDead (429 or outage past its budget)."""
         while True:
             if worker.recorded is not None:  # at most one unrecorded row per worker
                 await asyncio.shield(worker.recorded)  # a cancel here must not cancel the batch's shared future
@@ -146,9 +141,10 @@ class _Engine:
             try:
                 resp = await self.client.post(self.config.webhook_url, content=row.body, headers=row.headers)
             except httpx.HTTPError as exc:
-                if is_transient_error(exc):
-                    raise TransientFailure(None, f"{type(exc).__name__}: {exc or 'no detail'}") from None
-                raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
+                if not is_transient_error(exc):
+                    raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
+                await self._target_failed(row, TransientFailure(None, f"{type(exc).__name__}: {exc or 'no detail'}"))
+                continue
             finally:
                 worker.idle = True
             status = resp.status_code
@@ -160,9 +156,21 @@ class _Engine:
                                    response_excerpt(resp.content))
                 continue
             if is_retryable_status(status):
-                raise TransientFailure(status, f"HTTP {status}", response_excerpt(resp.content),
-                                       parse_retry_after(resp.headers.get("retry-after")))
+                failure = TransientFailure(status, f"HTTP {status}", response_excerpt(resp.content),
+                                           parse_retry_after(resp.headers.get("retry-after")))
+                await self._target_failed(row, failure)
+                continue
             return resp
+
+    async def _target_failed(self, row: _Row, failure: TransientFailure) -> None:
+        """A 5xx/408/timeout/connection error: return when the target is down (every worker paused: send
+        again); raise ``failure`` when it is the row's own, _RowDead when the outage is past its budget."""
+        verdict = await self.breaker.failed(row.number)
+        if verdict is Verdict.OVER_BUDGET:
+            raise _RowDead(failure.dead_status, self.breaker.over_budget(failure.reason), failure.response)
+        if verdict is Verdict.ROW_FAILURE:
+            raise failure
+        self.summary.outage_pauses += 1
 
     async def _deliver(self, number: int, record: dict[str, str], worker: _Worker, retrying) -> None:
         row = _Row(number, record)
@@ -184,10 +192,11 @@ class _Engine:
                     with attempt:
                         resp = await self._attempt(row, worker)
             except TransientFailure as exc:
-                word = exc.status or ("timeout" if "Timeout" in exc.reason else "connection-error")
-                raise _RowDead(word, f"gave up after {row.attempts} attempts: {exc.reason}", exc.response) from None
+                raise _RowDead(exc.dead_status, f"gave up after {row.attempts} attempts: {exc.reason}",
+                               exc.response) from None
             if 200 <= resp.status_code < 300:
-                self.watch_refusals = False
+                self.refusal.delivered()
+                self.breaker.succeeded()
                 self.summary.delivered += 1
                 self.unflushed.append(number)
                 worker.recorded = self.batch_recorded
@@ -206,20 +215,8 @@ class _Engine:
             if self.dead is not None:
                 self.dead.write(number, record, status=dead.status, reason=dead.reason,
                                 response=dead.response, attempts=row.attempts)
-            if self.watch_refusals:
-                self._watch_refusal(dead.status)
-
-    def _watch_refusal(self, status: int | str) -> None:
-        """Count a dead row toward the early stop; any other outcome disarms it."""
-        if status not in REFUSAL_STATUSES or (self.refusals and status != self.refused_status):
-            self.watch_refusals = False
-            return
-        self.refused_status = status
-        self.refusals += 1
-        if self.refusals >= REFUSED_STOP_AFTER:
-            self.watch_refusals = False
-            if not self.stopping:
-                self.refused = True
+            if self.refusal.dead(dead.status) and not self.stopping:
+                self.refusal.fired = True
                 self._stop_taking_rows()
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
@@ -328,9 +325,11 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
 
     Raises UnsafeTargetError (URL refused), ConfigError (bad setting or
     template), RedisUnavailableError (Redis asked for and not answering, at
-    start or mid-run), DeliveryError (ledger write failed), TargetRefusedError
-    (a DeliveryError: the early stop, every row refused alike; ``.summary``). Rows that end in
-    the dead-letter file do not raise: check ``summary.failed``.
+    start; RedisGone, with the counts, mid-run), LedgerLostError (a
+    DeliveryError: the job's Redis ledger was lost and ``config.force_resend``
+    is not set), DeliveryError (ledger write failed), TargetRefusedError (a
+    DeliveryError: the early stop, every row refused alike; ``.summary``).
+    Rows that end in the dead-letter file do not raise: check ``summary.failed``.
     """
     config.validate()
     target = check_target(config.webhook_url, config.allow_private_targets)
@@ -353,6 +352,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     engine = None
     try:
         engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel, gate)
+        engine.summary.warnings += await ledger.guard(force_resend=config.force_resend)
         done = await ledger.delivered()
         pending = [r for r in rows if r[0] not in done]
         engine.summary.skipped_already_delivered = len(rows) - len(pending)
@@ -367,15 +367,13 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
         summary = await engine.run(pending)
         summary.destination, summary.destination_used = gate.label, await gate.used()
         summary.destination_ceiling = gate.ceiling
-        if engine.refused and summary.delivered == 0:
-            s = summary
-            not_sent = s.rows_total - s.delivered - s.failed - s.skipped_already_delivered
-            s.stopped_reason = (
-                f"stopped after {engine.refusals} rows: the target answered {engine.refused_status} to every one"
-                f" (check the auth token / webhook URL); {s.failed} rows in the dead-letter file, {not_sent} not sent;"
-                f" fix it and run again with --job-id {job_id}")
+        if engine.refusal.fired and summary.delivered == 0:
+            summary.stopped_reason = engine.refusal.reason(summary)
     except RedisUnavailableError as exc:
-        raise redis_lost(exc, engine.summary, len(engine.unflushed)) if engine else exc from None
+        if engine is None:
+            raise
+        raise RedisGone.stopped(exc, delivered=engine.summary.delivered, unrecorded=len(engine.unflushed),
+                                job_id=job_id) from None
     except sqlite3.Error as exc:
         raise DeliveryError(f"ledger write failed ({exc}); {engine.summary.delivered} rows were delivered") from None
     finally:

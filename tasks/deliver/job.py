@@ -10,7 +10,7 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
+from csv_merger.errors import ConfigError, DeliveryError
 from csv_merger.schema import TableType
 
 
@@ -37,10 +37,12 @@ class DeliveryConfig:
     auth_token: str | None = field(default=None, repr=False)
     max_attempts: int = 6
     retry_budget_s: float = 300.0
+    outage_budget_s: float = 600.0
     payload_limit_bytes: int = 100_000
     row_ceiling: int = 50_000
     allow_private_targets: bool = False
     dead_letter_path: str | None = None
+    force_resend: bool = False  # resume even though the Redis ledger was lost (tasks.deliver.redis_loss)
     resend: bool = False  # send leads the destination already has (tasks.deliver.new_leads)
     suppress_path: str | None = None  # do-not-contact list: e-mails and domains never sent to
 
@@ -50,6 +52,7 @@ class DeliveryConfig:
                   (self.concurrency >= 1, "concurrency must be >= 1"),
                   (self.max_attempts >= 1, "max attempts must be >= 1"),
                   (self.retry_budget_s > 0, "retry budget must be > 0 s"),
+                  (self.outage_budget_s > 0, "outage budget must be > 0 s"),
                   (self.payload_limit_bytes > 0, "payload limit must be > 0 bytes"))
         for ok, message in checks:
             if not ok:
@@ -59,7 +62,8 @@ class DeliveryConfig:
 class DeliverySummary(BaseModel):
     """What happened. ``delivered`` counts rows the target acknowledged with
     2xx (never attempts); ``failed`` rows are in the dead-letter file;
-    ``http_429`` counts 429 answers; ``attempts`` counts requests sent."""
+    ``http_429`` counts 429 answers; ``attempts`` counts requests sent;
+    ``outage_pauses`` counts failures during a target outage (not spent from any row's attempts)."""
 
     job_id: str
     limit_key: str
@@ -69,6 +73,7 @@ class DeliverySummary(BaseModel):
     skipped_already_delivered: int = 0
     http_429: int = 0
     attempts: int = 0
+    outage_pauses: int = 0  # target-wide failures answered by pausing every worker (tasks.deliver.outage)
     elapsed_s: float = 0.0
     cancelled: bool = False
     dead_letter_path: str | None = None
@@ -121,18 +126,10 @@ def default_job_id(path: str | Path, webhook_url: str, payload: str, table_type:
 
 
 class TargetRefusedError(DeliveryError):
-    """The target refused the first ``engine.REFUSED_STOP_AFTER`` rows with the same
+    """The target refused the first ``refusal.REFUSED_STOP_AFTER`` rows with the same
     401/403/404/410 and nothing was delivered: the run stopped early.
     ``summary`` holds the exact counts (``stopped_reason`` set)."""
 
     def __init__(self, message: str, summary: DeliverySummary):
         self.summary = summary
         super().__init__(message)
-
-
-def redis_lost(exc: BaseException, summary: DeliverySummary, unflushed: int) -> RedisUnavailableError:
-    """A RedisUnavailableError saying what was delivered and what resume does."""
-    return RedisUnavailableError(
-        f"{exc}; delivery stopped after {summary.delivered} rows were delivered"
-        f" ({unflushed} of them not recorded in the ledger: a resume with --job-id {summary.job_id}"
-        f" sends those again with the same Idempotency-Key)")

@@ -6,7 +6,8 @@ Two stores with one interface:
 - ``RedisLedger`` (when Redis is configured): one Redis set per job,
   ``csv-merger:ledger:<job_id>``, of row numbers; every write refreshes a
   TTL (``settings.chunk_ttl_s``, 48 h by default) so ledgers never pile up.
-  Shared by every process and machine using that Redis.
+  Shared by every process and machine using that Redis. ``guard`` refuses
+  to resume a job whose Redis lost its data (tasks.deliver.redis_loss).
 - ``SqliteLedger`` (otherwise): ``<data_dir>/ledger.sqlite3``, table
   ``delivered(job_id, row_number)``, WAL mode so several local processes
   can write at once.
@@ -23,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
+from tasks.deliver.redis_loss import check_ledger_kept, persistence_warning
 
 LEDGER_PREFIX = "csv-merger:ledger:"
 
@@ -37,20 +39,34 @@ class Ledger(Protocol):
         """Record rows as delivered (idempotent). Raises RedisUnavailableError
         (Redis) or sqlite3.Error (SQLite) when the write did not happen."""
 
+    async def guard(self, *, force_resend: bool) -> list[str]:
+        """Before the first read: refuse to resume a job whose store lost its data (see
+        tasks.deliver.redis_loss); returns warnings for the summary. Raises LedgerLostError."""
+
     async def aclose(self) -> None: ...
 
 
 class RedisLedger:
     """Ledger in a Redis set. Raises RedisUnavailableError when Redis fails."""
 
-    def __init__(self, job_id: str, redis_url: str, ttl_s: int):
+    def __init__(self, job_id: str, redis_url: str, ttl_s: int, data_dir: str | Path | None = None):
         import redis.asyncio as aioredis
 
+        from csv_merger.settings import get_settings
+
         self.key, self.ttl_s, self.url = LEDGER_PREFIX + job_id, ttl_s, redis_url
+        self.job_id, self.data_dir = job_id, data_dir or get_settings().data_dir  # where the job's local record lives
         self.client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
 
     def _unavailable(self, exc: Exception) -> RedisUnavailableError:
         return RedisUnavailableError(f"Redis ledger at {_redact(self.url)} failed: {exc}")
+
+    async def guard(self, *, force_resend: bool) -> list[str]:
+        where = _redact(self.url)
+        warnings = [persistence_warning(self.url, where),
+                    await check_ledger_kept(self.client, self.key, job_id=self.job_id, where=where,
+                                            data_dir=self.data_dir, ttl_s=self.ttl_s, force_resend=force_resend)]
+        return [w for w in warnings if w]
 
     async def delivered(self) -> set[int]:
         import redis
@@ -70,6 +86,7 @@ class RedisLedger:
             async with self.client.pipeline(transaction=True) as pipe:
                 pipe.sadd(self.key, *rows)
                 pipe.expire(self.key, self.ttl_s)
+                pipe.expire(self.key + ":record", self.ttl_s)  # the job's record lives as long as its ledger
                 await pipe.execute()
         except (redis.RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
@@ -98,6 +115,9 @@ class SqliteLedger:
             )
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the delivery ledger ({exc}); check data_dir") from None
+
+    async def guard(self, *, force_resend: bool) -> list[str]:
+        return []  # a local file is lost only with the machine
 
     async def delivered(self) -> set[int]:
         cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ?", (self.job_id,))
@@ -135,5 +155,5 @@ def open_ledger(job_id: str, *, redis_url: str | None, data_dir: str | Path, ttl
     """``RedisLedger`` when ``redis_url`` is set, else ``SqliteLedger`` under
     ``data_dir``."""
     if redis_url:
-        return RedisLedger(job_id, redis_url, ttl_s)
+        return RedisLedger(job_id, redis_url, ttl_s, data_dir)
     return SqliteLedger(job_id, Path(data_dir) / "ledger.sqlite3")

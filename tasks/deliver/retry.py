@@ -9,7 +9,8 @@
 
 429 is not handled here: it is the target saying "slower", not "failed".
 The engine hands it to the shared rate limiter (every process pauses) and
-sends the row again without spending one of its attempts (see delivery.py).
+sends the row again without spending one of its attempts (see engine.py). Nor is a
+target outage: tasks.deliver.outage decides whether a failure is the row's own.
 """
 
 from __future__ import annotations
@@ -44,6 +45,11 @@ class TransientFailure(Exception):
     def __init__(self, status: int | None, reason: str, response: str = "", retry_after: float | None = None):
         self.status, self.reason, self.response, self.retry_after = status, reason, response, retry_after
         super().__init__(reason)
+
+    @property
+    def dead_status(self) -> int | str:
+        """The dead-letter ``_status``: the HTTP status, else "timeout" or "connection-error"."""
+        return self.status or ("timeout" if "Timeout" in self.reason else "connection-error")
 
 
 def is_retryable_status(status: int) -> bool:

@@ -24,12 +24,17 @@ Semantics (the same for both implementations):
   force) multiplies the key's rate by 0.5 (floor: 5 % of the configured rate);
   successes raise it again by 5 % of the configured rate per second of
   successes, up to the configured rate.
+- **Target outage pause.** ``outage(probe_initial_s, probe_max_s)`` (see
+  tasks.deliver.outage) uses the same ``paused_until``: every caller of the
+  key waits for the next probe; the rate is not lowered. The key remembers
+  since when the target is down (``outage_age``); a 2xx ends the outage.
 - **Time** comes from Redis (``TIME`` inside the scripts) for the shared
   limiter, because the clocks of several machines differ, and from
   ``time.monotonic()`` for the in-process one.
 
 Shared limiter: state lives in one Redis hash ``csv-merger:rl:<key>``
-(fields ``tat``, ``rate``, ``paused_until``, ``streak``, ``last_ok``) and
+(fields ``tat``, ``rate``, ``paused_until``, ``streak``, ``last_ok``,
+``outage_since``, ``probes``) and
 every change is one Lua script run (atomic). Processes sharing a key should be
 configured with the same rate and burst; each caps the stored rate at its own.
 In-process limiter (no Redis): limiters made for the same key in one process

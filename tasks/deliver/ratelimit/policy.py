@@ -61,8 +61,16 @@ class RateLimiter(Protocol):
         """Report a 429 (``retry_after_s``: the target's Retry-After in seconds,
         None if absent): pause every caller of the key, lower the rate."""
 
+    async def outage(self, probe_initial_s: float, probe_max_s: float) -> float:
+        """Report a target-wide failure during a target outage (tasks.deliver.outage): mark the
+        key's outage and, unless a pause is in force, pause every caller until the next probe
+        (``probe_initial_s`` doubling per probe up to ``probe_max_s``). Returns the outage's age in s."""
+
     async def succeeded(self) -> None:
-        """Report a 2xx: let a lowered rate climb back."""
+        """Report a 2xx: let a lowered rate climb back; ends a target outage."""
+
+    outage_age: float | None
+    """Seconds since the key's target outage began, as last seen (None: no outage)."""
 
     async def aclose(self) -> None:
         """Release connections."""

@@ -20,16 +20,18 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local cfg_rate = tonumber(ARGV[1])
 local burst = tonumber(ARGV[2])
 local ttl = tonumber(ARGV[3])
-local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'paused_until', 'streak', 'last_ok')
+local s = redis.call('HMGET', KEYS[1], 'tat', 'rate', 'paused_until', 'streak', 'last_ok', 'outage_since', 'probes')
 local tat = tonumber(s[1]) or 0
 local rate = math.min(tonumber(s[2]) or cfg_rate, cfg_rate)
 local paused = tonumber(s[3]) or 0
 local streak = tonumber(s[4]) or 0
 local last_ok = tonumber(s[5]) or 0
+local outage_since = tonumber(s[6]) or 0
+local probes = tonumber(s[7]) or 0
 local function f(x) return string.format('%.6f', x) end
 local function save()
   redis.call('HSET', KEYS[1], 'tat', f(tat), 'rate', f(rate), 'paused_until', f(paused),
-             'streak', streak, 'last_ok', f(last_ok))
+             'streak', streak, 'last_ok', f(last_ok), 'outage_since', f(outage_since), 'probes', probes)
   redis.call('PEXPIRE', KEYS[1], math.ceil(1000 * (math.max(tat, paused) - now + ttl)))
 end
 """
@@ -39,7 +41,9 @@ local interval = 1 / rate
 local slot = math.max(now, paused, tat - (burst - 1) * interval)
 tat = math.max(tat, slot) + interval
 save()
-return {f(slot - now), f(rate)}
+local age = -1
+if outage_since > 0 then age = now - outage_since end
+return {f(slot - now), f(rate), f(age)}
 """
 
 # ARGV[4]: Retry-After seconds or -1; ARGV[5..8]: decrease, min rate, back-off initial, max.
@@ -60,8 +64,22 @@ save()
 return {f(paused - now), f(rate)}
 """
 
-# ARGV[4]: increase in requests/s per second of successes.
+# ARGV[4], ARGV[5]: first and longest probe wait (s). See GcraState.outage.
+_LUA_OUTAGE = _LUA_PRELUDE + """
+if outage_since == 0 then outage_since = now; probes = 0 end
+if now >= paused then
+  paused = now + math.min(tonumber(ARGV[5]), tonumber(ARGV[4]) * 2 ^ probes)
+  probes = probes + 1
+  tat = math.max(tat, paused + (burst - 1) / rate)
+end
+save()
+return f(now - outage_since)
+"""
+
+# ARGV[4]: increase in requests/s per second of successes. A 2xx also ends a target outage.
 _LUA_SUCCEED = _LUA_PRELUDE + """
+outage_since = 0
+probes = 0
 if now >= paused and rate < cfg_rate then
   rate = math.min(cfg_rate, rate + tonumber(ARGV[4]) * math.min(1, math.max(0, now - last_ok)))
 end
@@ -100,8 +118,10 @@ class RedisRateLimiter:
         self._reserve = self._client.register_script(_LUA_RESERVE)
         self._throttle = self._client.register_script(_LUA_THROTTLE)
         self._succeed = self._client.register_script(_LUA_SUCCEED)
+        self._outage = self._client.register_script(_LUA_OUTAGE)
         self._pause_left = self._client.register_script(_LUA_PAUSE_LEFT)
         self._rate = policy.rate
+        self.outage_age: float | None = None  # as last seen: seconds since the target went down
 
     def _args(self, *extra: float) -> list[str]:
         p = self.policy
@@ -119,8 +139,9 @@ class RedisRateLimiter:
 
     async def acquire(self) -> None:
         while True:
-            wait, rate = await self._run(self._reserve, self._args())
+            wait, rate, age = await self._run(self._reserve, self._args())
             wait, self._rate = float(wait), float(rate)
+            self.outage_age = float(age) if float(age) >= 0 else None
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
@@ -134,10 +155,16 @@ class RedisRateLimiter:
         _, rate = await self._run(self._throttle, self._args(*extra))
         self._rate = float(rate)
 
+    async def outage(self, probe_initial_s: float, probe_max_s: float) -> float:
+        """See ``RateLimiter.outage`` (one Lua script run)."""
+        self.outage_age = float(await self._run(self._outage, self._args(probe_initial_s, probe_max_s)))
+        return self.outage_age
+
     async def succeeded(self) -> None:
-        if self._rate >= self.policy.rate:  # nothing to climb back: skip the round trip
+        if self._rate >= self.policy.rate and self.outage_age is None:  # nothing to change: skip the round trip
             return
         self._rate = float(await self._run(self._succeed, self._args(self.policy.increase * self.policy.rate)))
+        self.outage_age = None
 
     async def aclose(self) -> None:
         await self._client.aclose()
