@@ -5,7 +5,6 @@ delivery runs as real `csv-merger deliver` / `csv-merger run` processes against 
 
 from __future__ import annotations
 
-import os
 import re
 import subprocess
 import sys
