@@ -185,3 +185,13 @@ class PinnedTransport(httpx.HTTPTransport):
 
     def handle_request(self, request: httpx.Request) -> httpx.Response:
         return super().handle_request(pinned_request(request, self.target))
+
+
+def shareable_redis_url(url: str | None) -> str | None:
+    """``url`` when it holds no password (it may go into flow-run parameters, which Prefect
+    stores and shows in clear), else None: the run then resolves it itself (``resolve_redis_url``)."""
+    if not url:
+        return None
+    from urllib.parse import urlsplit
+
+    return None if urlsplit(url).password else url

@@ -27,7 +27,7 @@ from csv_merger.settings import get_settings
 from tasks.artifacts import DeliveryProgress
 from tasks.deliver import ChunkRef
 from tasks.deliver import DeliveryConfig, DeliverySummary
-from tasks.stages import shareable_redis_url
+from csv_merger.safety import shareable_redis_url
 
 log = logging.getLogger("csv_merger.pipeline")
 

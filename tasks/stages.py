@@ -19,7 +19,7 @@ import functools
 import threading
 from collections.abc import Callable
 from pathlib import Path
-from urllib.parse import quote, urlsplit
+from urllib.parse import quote
 
 from prefect import get_run_logger, task
 from prefect.cache_policies import NO_CACHE
@@ -69,12 +69,6 @@ def redis_url_from_block(block) -> str:
     return f"{'rediss' if block.ssl else 'redis'}://{auth}{block.host}:{block.port}/{block.db}"
 
 
-def shareable_redis_url(url: str | None) -> str | None:
-    """``url`` when it holds no password (it may go into flow-run parameters, which Prefect
-    stores and shows in clear), else None: the run then resolves it itself (``resolve_redis_url``)."""
-    if not url:
-        return None
-    return None if urlsplit(url).password else url
 
 
 def resolve_redis_url(explicit: str | None) -> str | None:

@@ -199,7 +199,7 @@ def run(
 
         overrides = load_mapping_file(mapping)
     from tasks.deliver.redis_loss import RedisGone
-    from tasks.stages import shareable_redis_url
+    from csv_merger.safety import shareable_redis_url
 
     try:
         summary, signum = run_pipeline(

@@ -43,7 +43,7 @@ class FlowRequest:
         """Keyword arguments of ``flows.merge_and_deliver.merge_and_deliver``. No secret: the Redis
         URL only when it holds no password (else the run resolves ``REDIS_URL`` or the Redis
         block itself), the auth token as the name of its Secret block."""
-        from tasks.stages import shareable_redis_url
+        from csv_merger.safety import shareable_redis_url
 
         return dict(
             files=self.files, webhook_url=self.webhook_url, table_type=self.table_type,
