@@ -142,3 +142,14 @@ def pytest_sessionfinish(session, exitstatus):
         reporter.write_line("")
         reporter.write_line(f"CSV_MERGER_REQUIRE_ALL_TESTS=1: {skipped} test(s) skipped, none may be", red=True)
         session.exitstatus = pytest.ExitCode.TESTS_FAILED
+
+
+@pytest.fixture(params=["local", "redis"])
+def store_env(request, tmp_path) -> dict[str, str]:
+    """The environment for a CLI process whose ledgers and indexes live either
+    in the local data folder ("local") or in the session's redis-server ("redis")."""
+    env = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
+    env["CSV_MERGER_DATA_DIR"] = str(tmp_path / "data")
+    if request.param == "redis":
+        env["REDIS_URL"] = request.getfixturevalue("redis_url")
+    return env

@@ -10,7 +10,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 
 def _merged(path: Path, n: int, start: int = 1) -> Path:
@@ -28,19 +27,10 @@ def _cli(env: dict, *args: str, wait: bool = True):
     return subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=180)
 
 
-@pytest.fixture(params=["local", "redis"])
-def env(request, tmp_path):
-    e = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    e["CSV_MERGER_DATA_DIR"] = str(tmp_path / "data")
-    if request.param == "redis":
-        e["REDIS_URL"] = request.getfixturevalue("redis_url")
-    return e
-
-
-def test_a_destination_stops_at_its_ceiling_across_jobs(env, tmp_path, sink_factory):
+def test_a_destination_stops_at_its_ceiling_across_jobs(store_env, tmp_path, sink_factory):
     sink = sink_factory()
-    assert _cli(env, "destinations", "set", sink.url, "49990").returncode == 0
-    first = _cli(env, "deliver", str(_merged(tmp_path / "a.csv", 30)), "--webhook-url", sink.url,
+    assert _cli(store_env, "destinations", "set", sink.url, "49990").returncode == 0
+    first = _cli(store_env, "deliver", str(_merged(tmp_path / "a.csv", 30)), "--webhook-url", sink.url,
                  "--allow-private-targets", "--job-id", "a", "--dead-letter", str(tmp_path / "dead-letter-a.csv"))
     assert first.returncode == 3, first.stderr
     assert sink.stats()["accepted"] == 10  # 49,990 + 10 = the ceiling, not one more
@@ -51,16 +41,16 @@ def test_a_destination_stops_at_its_ceiling_across_jobs(env, tmp_path, sink_fact
     assert len(dead) == 20 and {d["_status"] for d in dead} == {"not-sent"}
     assert all("is full (50,000 submissions" in d["_reason"] for d in dead)
 
-    second = _cli(env, "deliver", str(_merged(tmp_path / "b.csv", 5, start=100)), "--webhook-url", sink.url,
+    second = _cli(store_env, "deliver", str(_merged(tmp_path / "b.csv", 5, start=100)), "--webhook-url", sink.url,
                   "--allow-private-targets", "--job-id", "b")
     assert second.returncode == 3 and sink.stats()["accepted"] == 10  # another job: still full
 
     other = sink_factory()  # roll over by hand: the failed rows to a second webhook, same keys
-    moved = _cli(env, "redeliver", str(tmp_path / "dead-letter-a.csv"), "--webhook-url", other.url,
+    moved = _cli(store_env, "redeliver", str(tmp_path / "dead-letter-a.csv"), "--webhook-url", other.url,
                  "--allow-private-targets", "--dead-letter", str(tmp_path / "dl2.csv"))
     assert moved.returncode == 0, moved.stderr
     assert other.stats()["accepted"] == 20 and "20 of 50,000 used" in moved.stdout
-    listed = _cli(env, "destinations", "list").stdout
+    listed = _cli(store_env, "destinations", "list").stdout
     assert "50,000 of 50,000 used" in listed and "20 of 50,000 used" in listed
     assert sink.url not in listed and "/hook" not in listed  # the URL is a credential: only its hash is kept
 
@@ -78,11 +68,11 @@ def test_concurrent_jobs_never_pass_the_ceiling(tmp_path, sink_factory, redis_ur
     assert "50,000 of 50,000 used" in _cli(env, "destinations", "list").stdout
 
 
-def test_rows_the_target_refuses_do_not_count(env, tmp_path, sink_factory):
+def test_rows_the_target_refuses_do_not_count(store_env, tmp_path, sink_factory):
     sink = sink_factory(reject_field="First Name=Ann2")
-    done = _cli(env, "deliver", str(_merged(tmp_path / "a.csv", 3)), "--webhook-url", sink.url,
+    done = _cli(store_env, "deliver", str(_merged(tmp_path / "a.csv", 3)), "--webhook-url", sink.url,
                 "--allow-private-targets", "--job-id", "r")
     assert done.returncode == 3
     assert "2 of 50,000 used" in done.stdout  # the refused row gave its reservation back
-    assert "count forgotten, 2 lead identities forgotten" in _cli(env, "destinations", "forget", sink.url).stdout
-    assert "no destination recorded yet" in _cli(env, "destinations", "list").stdout
+    assert "count forgotten, 2 lead identities forgotten" in _cli(store_env, "destinations", "forget", sink.url).stdout
+    assert "no destination recorded yet" in _cli(store_env, "destinations", "list").stdout

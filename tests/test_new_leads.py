@@ -12,7 +12,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -32,19 +31,10 @@ def _deliver(env: dict, path: Path, url: str, job: str, *extra: str) -> subproce
                           env=env, capture_output=True, text=True, timeout=180)
 
 
-@pytest.fixture(params=["local", "redis"])
-def env(request, tmp_path):
-    e = {k: v for k, v in os.environ.items() if k != "REDIS_URL"}
-    e["CSV_MERGER_DATA_DIR"] = str(tmp_path / "data")
-    if request.param == "redis":
-        e["REDIS_URL"] = request.getfixturevalue("redis_url")
-    return e
-
-
-def test_a_second_job_sends_only_new_leads(env, tmp_path, sink_factory):
+def test_a_second_job_sends_only_new_leads(store_env, tmp_path, sink_factory):
     sink = sink_factory()
-    assert _deliver(env, _merged(tmp_path / "week1.csv", range(1, 11)), sink.url, "week1").returncode == 0
-    second = _deliver(env, _merged(tmp_path / "week2.csv", range(8, 18)), sink.url, "week2")  # 30 % overlap
+    assert _deliver(store_env, _merged(tmp_path / "week1.csv", range(1, 11)), sink.url, "week1").returncode == 0
+    second = _deliver(store_env, _merged(tmp_path / "week2.csv", range(8, 18)), sink.url, "week2")  # 30 % overlap
     assert second.returncode == 0, second.stderr
     assert "delivered 7/10 rows" in second.stdout and "skipped 3 already at the destination" in second.stdout
     assert sorted(r["body"]["First Name"] for r in sink.records()[10:]) == [f"Ann{i}" for i in range(11, 18)]
@@ -53,7 +43,7 @@ def test_a_second_job_sends_only_new_leads(env, tmp_path, sink_factory):
     assert [s["First Name"] for s in skipped] == ["Ann8", "Ann9", "Ann10"]
     assert {s["_status"] for s in skipped} == {"skipped"}
 
-    again = _deliver(env, tmp_path / "week2.csv", sink.url, "week2-resend", "--resend")
+    again = _deliver(store_env, tmp_path / "week2.csv", sink.url, "week2-resend", "--resend")
     assert again.returncode == 0 and "delivered 10/10 rows" in again.stdout  # on purpose: all of them
 
 

@@ -184,6 +184,6 @@ def test_deliver_dead_letters_only_the_row_a_template_cannot_render(tmp_path, si
     assert sorted(r["body"]["email"] for r in sink.records()) == [f"p{i}@example.com" for i in (1, 2, 4, 5)]
 
     template.write_text('{"x": {{ 1 // 0 }}}')
-    first = run(deliver_args(rows, sink.url, "--payload", template, "--job-id", "other"), tmp_path)
+    first = run(deliver_args(rows, sink.url, "--payload", template, "--job-id", "other", "--resend"), tmp_path)
     assert first.returncode == 2 and "row 1" in _one_line_error(first) and "ZeroDivisionError" in first.stderr
     assert sink.stats()["received"] == 4
