@@ -89,6 +89,7 @@ class SqliteLeadIndex:
             self.dir.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(path, timeout=30, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS leads (destination TEXT NOT NULL, digest TEXT NOT NULL,"
                             " PRIMARY KEY (destination, digest)) WITHOUT ROWID")
         except (OSError, sqlite3.Error) as exc:
@@ -116,7 +117,9 @@ class SqliteLeadIndex:
         return found
 
     async def add(self, digests: Iterable[str]) -> None:
-        self.db.executemany("INSERT OR IGNORE INTO leads VALUES (?, ?)", [(self.dest, d) for d in digests])
+        with self.db:  # one transaction for the batch, not one per row
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT OR IGNORE INTO leads VALUES (?, ?)", [(self.dest, d) for d in digests])
 
     async def forget(self) -> int:
         return self.db.execute("DELETE FROM leads WHERE destination = ?", (self.dest,)).rowcount
