@@ -55,3 +55,11 @@ def check_output_paths(**paths: Path | None) -> None:
             raise ConfigError(f"{flag} {path}: is a directory, expected a file name")
         if not path.parent.is_dir():
             raise ConfigError(f"{flag} {path}: directory {path.parent} does not exist")
+
+
+# Options that deliver and run share, declared once.
+FORCE_RESEND = typer.Option(False, "--force-resend",
+                            help="Resume even though Redis lost the job's ledger (every row is sent again).")
+QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show).")
+RESEND = typer.Option(False, "--resend", help="Also send leads the destination already has.")
+SUPPRESS = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent.")

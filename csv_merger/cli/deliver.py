@@ -22,7 +22,7 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import app, check_output_paths
+from csv_merger.cli.app import FORCE_RESEND, QUIET, RESEND, SUPPRESS, app, check_output_paths
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
@@ -92,12 +92,11 @@ def deliver(
     max_attempts: Optional[int] = typer.Option(None, "--max-attempts", help="Attempts per row (default: 6)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets",
                                                help="Allow loopback/private hosts (local sink)."),
-    force_resend: bool = typer.Option(False, "--force-resend",
-                                      help="Resume even though Redis lost the job's ledger (every row is sent again)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
+    force_resend: bool = FORCE_RESEND,
+    quiet: bool = QUIET,
     dry_run: bool = typer.Option(False, "--dry-run", help="Everything but the POSTs: checks, bodies, estimate."),
-    resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
-    suppress: Optional[Path] = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent."),
+    resend: bool = RESEND,
+    suppress: Optional[Path] = SUPPRESS,
 ) -> None:
     """POST one JSON body per row at the target's rate; resumable by job id. A dead-letter
     file is re-delivered with its rows' original numbers and Idempotency-Keys."""

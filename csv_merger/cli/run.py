@@ -18,7 +18,7 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import app, check_output_paths, resume_command
+from csv_merger.cli.app import FORCE_RESEND, QUIET, RESEND, SUPPRESS, app, check_output_paths, resume_command
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
@@ -176,12 +176,11 @@ def run(
     fan_out: bool = typer.Option(False, "--fan-out", help="Deliver chunks as deliver-chunk runs on the work pool (needs a server and Redis)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets", help="Allow loopback/private hosts (local sink)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
-    force_resend: bool = typer.Option(False, "--force-resend",
-                                      help="Resume even though Redis lost the job's ledger (every row is sent again)."),
-    quiet: bool = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show)."),
+    force_resend: bool = FORCE_RESEND,
+    quiet: bool = QUIET,
     dry_run: bool = typer.Option(False, "--dry-run", help="Merge, then check every row's body; send nothing."),
-    resend: bool = typer.Option(False, "--resend", help="Also send leads the destination already has."),
-    suppress: Optional[Path] = typer.Option(None, "--suppress", help="Do-not-contact list (e-mails, domains): never sent."),
+    resend: bool = RESEND,
+    suppress: Optional[Path] = SUPPRESS,
 ) -> None:
     """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
     from csv_merger.settings import get_settings
