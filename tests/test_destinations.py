@@ -76,3 +76,19 @@ def test_rows_the_target_refuses_do_not_count(store_env, tmp_path, sink_factory)
     assert "2 of 50,000 used" in done.stdout  # the refused row gave its reservation back
     assert "count forgotten, 2 lead identities forgotten" in _cli(store_env, "destinations", "forget", sink.url).stdout
     assert "no destination recorded yet" in _cli(store_env, "destinations", "list").stdout
+
+
+def test_a_stopped_job_gives_back_what_it_never_sent(tmp_path, sink_factory):
+    """Rows waiting for the limiter when the job is stopped were reserved, never sent: released."""
+    import signal
+
+    env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+    sink = sink_factory()
+    proc = _cli(env, "deliver", str(_merged(tmp_path / "a.csv", 200)), "--webhook-url", sink.url,
+                "--allow-private-targets", "--job-id", "stop", "--rate", "10", "--burst", "2", wait=False)
+    sink.wait_accepted(15, proc)
+    proc.send_signal(signal.SIGTERM)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 143, err
+    accepted = sink.stats()["accepted"]
+    assert f"{accepted} of 50,000 used" in out and f"{accepted} of 50,000 used" in _cli(env, "destinations", "list").stdout

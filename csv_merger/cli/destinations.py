@@ -56,7 +56,7 @@ def list_() -> None:
 @destinations_app.command("set")
 def set_(webhook_url: str = typer.Argument(..., help="The webhook URL (only its hash is stored)."),
          used: int = typer.Argument(..., help="Submissions already used.")) -> None:
-    """Record how many submissions a webhook has used (e.g. before this tool existed)."""
+    """Record how many submissions a webhook has used (one used before this tool, or by another)."""
     from tasks.deliver.destinations import destination_id, destination_label
 
     if used < 0:

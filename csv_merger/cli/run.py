@@ -24,7 +24,7 @@ from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
 
 PROGRESS_EVERY_S = 2.0  # plain progress lines (no terminal) of a run
-CANCELLING = "csv-merger: cancelling: no new requests; waiting for those in flight (Ctrl-C again to abort)"
+CANCELLING = "csv-merger: cancelling: no new requests; waiting for those in flight (stop again to abort)"
 
 # Quiet, offline console defaults for a command-line run (the user's environment wins).
 _QUIET_PREFECT = {

@@ -1,12 +1,11 @@
 """Delivery engine: POST one JSON body per merged-CSV row, at the target's rate.
 
-Shape: ``concurrency`` worker coroutines share one ``httpx.AsyncClient``
-and one rate limiter (tasks.deliver.ratelimit, shared through Redis when
-configured). Each worker takes the next row, builds its body once, then for
-every attempt waits ``limiter.acquire()`` and POSTs. A recorder task writes
-acknowledged rows to the ledger in batches (group commit: everything
-acknowledged while the previous write ran goes in the next one); a ticker
-reports progress every second and watches the cancel flag.
+Shape: ``concurrency`` worker coroutines share one ``httpx.AsyncClient`` and one rate
+limiter (tasks.deliver.ratelimit, shared through Redis when configured). Each worker takes
+the next row, builds its body once, then for every attempt waits ``limiter.acquire()`` and
+POSTs. A recorder task writes acknowledged rows to the ledger in batches (group commit:
+all acknowledged while the previous write ran go in the next); a ticker reports progress
+every second and watches the cancel flag.
 
 Outcomes per row:
 
@@ -21,14 +20,12 @@ Outcomes per row:
   is sent again without spending an attempt. Otherwise retried per tasks.deliver.retry
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
-- Other statuses (4xx, and 3xx: redirects are never followed): dead-lettered
-  at once with the status and the first 500 bytes of the response.
-- A body above ``payload_limit_bytes`` or a row the template cannot render:
-  dead-lettered, never sent.
+- Other statuses (4xx, 3xx: never followed): dead-lettered at once with the status and the
+  first 500 bytes of the response. A body above ``payload_limit_bytes`` or a row the
+  template cannot render, or past the destination's ceiling: dead-lettered, never sent.
 
-Early stop (a wrong auth token or URL: tasks.deliver.refusal): the engine stops taking rows
-as a cancel does and raises ``TargetRefusedError`` (a DeliveryError carrying the summary).
-
+Early stop (a wrong auth token or URL: tasks.deliver.refusal): stop taking rows as a cancel
+does, raise ``TargetRefusedError`` (a DeliveryError carrying the summary).
 Guarantee: at-least-once. A row is written to the ledger only after its 2xx,
 so the ledger never claims a row the target did not acknowledge. A worker
 does not send its next row before the ledger holds its previous one, so at
@@ -180,8 +177,7 @@ class _Engine:
                 row.body = self.build(number, record)
             except PayloadError as exc:
                 raise _RowDead("not-sent", str(exc)) from None
-            too_big = oversize_reason(row.body, self.config.payload_limit_bytes)
-            if too_big:
+            if too_big := oversize_reason(row.body, self.config.payload_limit_bytes):
                 raise _RowDead("not-sent", too_big)
             row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
             row.deadline = time.monotonic() + self.config.retry_budget_s
@@ -218,6 +214,10 @@ class _Engine:
             if self.refusal.dead(dead.status) and not self.stopping:
                 self.refusal.fired = True
                 self._stop_taking_rows()
+        except BaseException:
+            if reserved and not row.attempts:  # stopped before its POST: the row was never sent
+                await self.gate.release()
+            raise
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
         worker_index.set(index)

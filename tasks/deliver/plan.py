@@ -16,6 +16,7 @@ from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
 from tasks.deliver.job import DeliveryConfig
 from tasks.deliver.ledger import open_ledger
+from tasks.deliver.new_leads import read_suppression
 from tasks.deliver.payloads import PayloadError, idempotency_key, make_body_builder, oversize_reason
 from tasks.deliver.ratelimit import LimitPolicy, default_limit_key, make_limiter
 
@@ -49,6 +50,8 @@ async def plan_delivery(rows: list[tuple[int, dict[str, str]]], config: Delivery
     """
     config.validate()
     check_target(config.webhook_url, config.allow_private_targets)
+    if config.suppress_path:  # a suppression list a real run would refuse is refused here too
+        read_suppression(config.suppress_path)
     limit_key = config.limit_key or default_limit_key(config.webhook_url)
     await make_limiter(limit_key, config.rate, config.burst, config.redis_url).aclose()
     settings = get_settings()
