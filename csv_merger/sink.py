@@ -10,6 +10,9 @@
 3. Token bucket (``--rate`` requests/s, ``--burst`` requests; no rate =
    unlimited): above it -> 429 with ``Retry-After`` (seconds until the next
    token, rounded up, at least 1), as Clay answers when throttled.
+   ``--rate-after "N:RATE,M:RATE2"``: after N accepted requests the bucket
+   refills at RATE, after M at RATE2 (its size stays), as when another client
+   starts or stops drawing on a shared limit.
 4. Injected failures: ``--fail-every N`` (every Nth request past the bucket)
    or ``--fail-rate F`` (random fraction) -> ``--fail-status`` (503).
 5. ``--reject-field "NAME=VALUE"``: a JSON body holding that field (at any
@@ -55,6 +58,7 @@ class SinkConfig:
     throttle_for: float = 3.0
     outage_at: int | None = None
     outage_for: float = 30.0
+    rate_after: str | None = None  # "N:RATE,M:RATE2": the bucket's rate from the Nth accepted request on
     reject_field: str | None = None  # "NAME=VALUE"
     reject_status: int = 400
     auth_token: str | None = None
@@ -73,12 +77,29 @@ class SinkConfig:
             raise ConfigError(f"--fail-every must be at least 1, got {self.fail_every}")
         if self.fail_rate is not None and not 0 <= self.fail_rate <= 1:
             raise ConfigError(f"--fail-rate must be between 0 and 1, got {self.fail_rate}")
+        if self.rate_after is not None and self.rate is None:
+            raise ConfigError("--rate-after needs --rate")
+        self.rate_changes()  # raises for a malformed --rate-after
         if self.reject_field is not None and "=" not in self.reject_field:
             raise ConfigError(f"--reject-field must look like NAME=VALUE, got {self.reject_field!r}")
         for name in ("status", "fail_status", "reject_status"):
             code = getattr(self, name)
             if not 100 <= code <= 599:
                 raise ConfigError(f"--{name.replace('_', '-')} must be an HTTP status, got {code}")
+
+
+    def rate_changes(self) -> list[tuple[int, float]]:
+        """``--rate-after`` as [(accepted requests, rate requests/s)], in order."""
+        changes = []
+        for part in filter(None, (self.rate_after or "").split(",")):
+            try:
+                at, rate = part.split(":")
+                changes.append((int(at), float(rate)))
+            except ValueError:
+                raise ConfigError(f"--rate-after must look like N:RATE[,M:RATE2], got {self.rate_after!r}") from None
+            if changes[-1][0] < 0 or not changes[-1][1] > 0:
+                raise ConfigError(f"--rate-after needs N >= 0 and a positive rate, got {part!r}")
+        return sorted(changes)
 
 
 class TokenBucket:
@@ -97,6 +118,11 @@ class TokenBucket:
             self.tokens -= 1
             return 0.0
         return (1 - self.tokens) / self.rate
+
+    def set_rate(self, rate: float, now: float) -> None:
+        """Refill at ``rate`` from ``now`` on (tokens earned so far kept)."""
+        self.tokens = min(self.capacity, self.tokens + (now - self.last) * self.rate)
+        self.last, self.rate = now, rate
 
 
 @dataclass
@@ -117,6 +143,7 @@ class SinkStats:
     outage_started: float | None = None  # unix time
     failed_in_outage: int = 0
     max_in_window: int = 0  # most requests accepted within any 1 s
+    rate_changes: list[list[float]] = field(default_factory=list)  # [unix time, new rate] per --rate-after step
     first_accepted_at: float | None = None
     last_accepted_at: float | None = None
 
@@ -138,6 +165,7 @@ class SinkStats:
             "received_during_throttle": len(self.throttle_offsets),
             "throttle_arrival_offsets": [round(x, 4) for x in self.throttle_offsets],
             "max_in_window": self.max_in_window,
+            "rate_changes": self.rate_changes,
             "outage_started_at": self.outage_started,
             "failed_in_outage": self.failed_in_outage,
             "first_accepted_at": self.first_accepted_at,
@@ -167,6 +195,8 @@ class SinkApp:
         self._window: collections.deque[float] = collections.deque()
         self._throttle_until = 0.0
         self._outage_until = 0.0
+        self._rate_changes = config.rate_changes()  # still to come
+        self._change_rate(time.monotonic(), time.time())
         self._reject = config.reject_field.split("=", 1) if config.reject_field else None
         self._record = open(config.record, "a", encoding="utf-8") if config.record else None  # noqa: SIM115
         self._counted = 0  # requests past the bucket, for --fail-every
@@ -240,9 +270,17 @@ class SinkApp:
         self._accept(now, wall, headers, scope["path"], auth is not None, parsed)
         return cfg.status, [], b"" if cfg.status == 204 else b'{"status": "ok"}'
 
+    def _change_rate(self, now: float, wall: float) -> None:
+        """Apply the ``--rate-after`` steps due at this many accepted requests."""
+        while self._rate_changes and self.stats.accepted >= self._rate_changes[0][0]:
+            rate = self._rate_changes.pop(0)[1]
+            self.bucket.set_rate(rate, now)
+            self.stats.rate_changes.append([round(wall, 6), rate])
+
     def _accept(self, now: float, wall: float, headers: dict, path: str, auth: bool, body: Any) -> None:
         st = self.stats
         st.accepted += 1
+        self._change_rate(now, wall)
         st.first_accepted_at = st.first_accepted_at or wall
         st.last_accepted_at = wall
         self._window.append(now)

@@ -141,3 +141,27 @@ def test_port_in_use_is_a_clear_error():
     assert result.returncode == 2
     assert f"sink cannot listen on 127.0.0.1:{port}" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_rate_after_changes_the_bucket_rate_after_n_accepted(sink_factory):
+    sink = sink_factory(rate=0.5, burst=2, rate_after="3:1000")  # from the 3rd accepted request on: 1000/s
+    assert [post(sink, {"n": i}).status_code for i in range(3)] == [200, 200, 429]  # 0.5/s: bucket empty
+    time.sleep(2.1)  # one token at 0.5/s: the 3rd accepted; from then on the rate is 1000/s
+    assert post(sink, {"n": 3}).status_code == 200
+    time.sleep(0.02)
+    assert [post(sink, {"n": i}).status_code for i in range(2)] == [200, 200]
+    stats = sink.stats()
+    assert [rate for _, rate in stats["rate_changes"]] == [1000]
+    assert abs(stats["rate_changes"][0][0] - time.time()) < 5
+
+
+def test_rate_after_is_checked():
+    from csv_merger.errors import ConfigError
+    from csv_merger.sink import SinkConfig
+
+    assert SinkConfig(rate=10, rate_after="300:5,600:10").rate_changes() == [(300, 5.0), (600, 10.0)]
+    for bad in ("300", "x:5", "300:0"):
+        with pytest.raises(ConfigError, match="rate-after"):
+            SinkConfig(rate=10, rate_after=bad)
+    with pytest.raises(ConfigError, match="needs --rate"):
+        SinkConfig(rate_after="3:5")

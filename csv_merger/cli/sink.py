@@ -15,6 +15,9 @@ def sink(
     port: int = typer.Option(8787, help="TCP port to listen on."),
     rate: Optional[float] = typer.Option(None, help="Token bucket rate in requests/s (default: unlimited)."),
     burst: Optional[int] = typer.Option(None, help="Token bucket size in requests (default: the rate)."),
+    rate_after: Optional[str] = typer.Option(
+        None, help='Change the bucket\'s rate after N accepted requests: "N:RATE[,M:RATE2]", e.g. "300:5,600:10".'
+    ),
     latency_ms: float = typer.Option(0.0, help="Delay before every answer, in milliseconds."),
     fail_every: Optional[int] = typer.Option(None, help="Answer --fail-status to every Nth request."),
     fail_rate: Optional[float] = typer.Option(None, help="Answer --fail-status to this random fraction."),
@@ -42,7 +45,7 @@ def sink(
     from csv_merger.sink import SinkConfig, serve
 
     config = SinkConfig(
-        rate=rate, burst=burst, latency_ms=latency_ms, fail_every=fail_every, fail_rate=fail_rate,
+        rate=rate, burst=burst, rate_after=rate_after, latency_ms=latency_ms, fail_every=fail_every, fail_rate=fail_rate,
         fail_status=fail_status, status=status, record=record, throttle_at=throttle_at,
         throttle_for=throttle_for, outage_at=outage_at, outage_for=outage_for, reject_field=reject_field,
         reject_status=reject_status,
