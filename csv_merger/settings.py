@@ -46,6 +46,7 @@ class Settings(BaseSettings):
     # Delivery defaults (Clay facts: BRIEF.md, 'Clay facts')
     rate_limit: float = Field(10.0, description="Requests per second per limit key (Clay webhook source: 10/s per workspace).")
     burst: int = Field(20, description="Burst size in requests (Clay: 20).")
+    learned_rate_ttl_s: int = Field(24 * 3600, description="Seconds the rate learned for a limit key (below `rate_limit` when others share the target's limit) is remembered; the next job starts near it (24 h).")
     concurrency: int = Field(8, description="Requests in flight per process.")
     max_attempts: int = Field(6, description="Attempts per row before it is dead-lettered.")
     retry_budget_s: float = Field(300.0, description="Seconds one row may spend retrying before it is dead-lettered.")

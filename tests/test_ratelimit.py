@@ -1,4 +1,4 @@
-"""The GCRA limiter: pacing, burst, shared pause, AIMD, Redis failures.
+"""The GCRA limiter: pacing, burst, shared pause, the learner wired in, memory, Redis failures.
 
 Multi-process tests run this file as a script (see ``child`` at the bottom):
 each child process makes its own limiter on the shared Redis, waits for "go"
@@ -25,11 +25,26 @@ HERE = Path(__file__).resolve()
 
 
 @pytest.fixture(params=["local", "redis"])
-def limiter_factory(request):
+def limiter_factory(request, data_dir):
     """Make limiters of one kind (in-process or shared in Redis); unique key per test."""
     redis_url = request.getfixturevalue("redis_url") if request.param == "redis" else None
     key = f"{request.node.name}-{time.monotonic_ns()}"
-    return lambda rate, burst: make_limiter(key, rate, burst, redis_url)  # tests close them in their loop
+
+    def factory(rate, burst):
+        return make_limiter(key, rate, burst, redis_url)  # tests close them in their loop
+
+    def forget_pacing():
+        """As after the key's idle TTL: its pacing state and learner are gone, its memory is not."""
+        from tasks.deliver.ratelimit.gcra import _LOCAL_STATES
+
+        _LOCAL_STATES.pop(key, None)
+        if redis_url:
+            import redis
+
+            redis.Redis.from_url(redis_url).delete(KEY_PREFIX + key)
+
+    factory.forget_pacing = forget_pacing
+    return factory
 
 
 def check_pacing(stamps: list[float], rate: float, burst: int) -> None:
@@ -69,16 +84,20 @@ def test_policy_keeps_a_safety_margin_of_the_burst():
 
 
 def test_gcra_arithmetic_with_explicit_times():
-    """The in-process core, clock given: slots, pause, rate cut, idle expiry."""
+    """The in-process core, clock given: slots, pause, the learner's rate, idle expiry."""
+    from tasks.deliver.ratelimit.adaptive import Learning
     from tasks.deliver.ratelimit.gcra import GcraState
 
     policy, state = LimitPolicy(rate=10, burst=4), GcraState()  # effective burst 2
-    waits = [state.reserve(policy, 100.0)[0] for _ in range(4)]
+    waits = [state.reserve(policy, 100.0) for _ in range(4)]
     assert waits == pytest.approx([0, 0, 0.1, 0.2])
-    assert state.throttle(policy, 100.05, 1.0) == pytest.approx((1.0, 5.0))
+    state.learning = Learning(rate=5.0)  # what the learner decided
+    assert state.throttle(policy, 100.05, 1.0) is True  # first 429 of its episode: pause 1 s
+    assert state.throttle(policy, 100.06, 1.0) is False  # in flight, same episode
     # after the pause: paced at 5/s with no burst
-    assert [state.reserve(policy, 100.1)[0] for _ in range(2)] == pytest.approx([0.95, 1.15])
-    assert state.reserve(policy, 101.65 + policy.idle_ttl_s + 1) == (0, 10)  # unused: forgotten
+    assert [state.reserve(policy, 100.1) for _ in range(2)] == pytest.approx([0.96, 1.16])
+    assert state.reserve(policy, 101.66 + policy.idle_ttl_s + 1) == 0  # unused: forgotten
+    assert state.learning is None
 
 
 def test_one_limiter_paces_at_the_rate_after_its_burst(limiter_factory):
@@ -111,33 +130,54 @@ def test_pause_blocks_callers_that_already_hold_a_later_slot(limiter_factory):
     assert 0.5 <= asyncio.run(run()) < 0.9
 
 
-def test_aimd_cuts_once_per_episode_and_climbs_back(limiter_factory):
+def test_first_429_of_an_episode_teaches_the_learner_once(limiter_factory):
     async def run():
         limiter = limiter_factory(20, 10)
         await limiter.acquire()
-        pause_end = time.monotonic() + 0.3
-        await limiter.throttled(0.3)
-        assert limiter.current_rate == pytest.approx(10)
+        await limiter.throttled(0.3)  # nothing measured yet: halve, the rate that drew it is the ceiling
+        assert (limiter.current_rate, limiter.learned_rate) == (pytest.approx(10), pytest.approx(20))
         await limiter.throttled(0.3)  # in-flight 429 of the same episode: no second cut
+        await limiter.succeeded()  # during the pause: no probing
+        await limiter.acquire()  # after the pause
         assert limiter.current_rate == pytest.approx(10)
-        await limiter.succeeded()  # during the pause: no climb
-        assert limiter.current_rate == pytest.approx(10)
-        await asyncio.sleep(0.3)
-        for _ in range(10):  # about a second of successes after the pause: +5 % of 20/s per second
+        for _ in range(12):  # successes for over a second: the rate climbs back toward 20/s
             await asyncio.sleep(0.1)
             await limiter.succeeded()
-        climbed = time.monotonic() - pause_end
-        assert limiter.current_rate == pytest.approx(10 + 1.0 * climbed, abs=0.1)
-        before_gap = limiter.current_rate
-        await asyncio.sleep(2.0)
-        await limiter.succeeded()  # an idle gap counts as at most one second
-        assert limiter.current_rate == pytest.approx(before_gap + 1.0)
-        for _ in range(40):  # repeated episodes: floor at 5 % of the rate
+        await limiter.acquire()
+        assert 10.5 < limiter.current_rate < 20
+        for _ in range(40):  # repeated episodes with nothing accepted: floor at 5 % of the rate
             await limiter.throttled(0)
+            await asyncio.sleep(0.002)
         assert limiter.current_rate == pytest.approx(1.0)
         await limiter.aclose()
 
     asyncio.run(run())
+
+
+def test_the_learned_rate_is_remembered_for_the_next_job(limiter_factory):
+    async def learn():
+        limiter = limiter_factory(20, 10)
+        await limiter.throttled(0)
+        for _ in range(10):
+            await limiter.succeeded()
+        await asyncio.sleep(1.05)
+        await limiter.throttled(0)  # 10 accepted in ~1 s between two episodes: about 10/s available
+        learned = limiter.learned_rate
+        await limiter.aclose()
+        return learned
+
+    async def next_job():
+        limiter = limiter_factory(20, 10)
+        await limiter.acquire()
+        rates = limiter.current_rate, limiter.learned_rate
+        await limiter.aclose()
+        return rates
+
+    learned = asyncio.run(learn())
+    assert 8 < learned < 10.5
+    limiter_factory.forget_pacing()
+    rate, remembered = asyncio.run(next_job())
+    assert remembered == pytest.approx(learned, rel=0.01) and rate == pytest.approx(0.97 * learned, rel=0.01)
 
 
 def test_default_back_off_doubles_without_retry_after(limiter_factory):

@@ -46,26 +46,31 @@ from __future__ import annotations
 from urllib.parse import urlsplit
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
+from csv_merger.settings import get_settings
+from tasks.deliver.ratelimit.adaptive import AdaptivePolicy
 from tasks.deliver.ratelimit.gcra import LocalRateLimiter
+from tasks.deliver.ratelimit.memory import FileMemory
 from tasks.deliver.ratelimit.policy import LimitPolicy, RateLimiter
-from tasks.deliver.ratelimit.redis_gcra import KEY_PREFIX, RedisRateLimiter, redacted
+from tasks.deliver.ratelimit.redis_gcra import KEY_PREFIX, MEMORY_PREFIX, RedisRateLimiter, redacted
 
-__all__ = ["KEY_PREFIX", "LimitPolicy", "LocalRateLimiter", "RateLimiter", "RedisRateLimiter", "default_limit_key",
+__all__ = ["KEY_PREFIX", "MEMORY_PREFIX", "AdaptivePolicy", "LimitPolicy", "LocalRateLimiter", "RateLimiter", "RedisRateLimiter", "default_limit_key",
            "make_limiter"]
 
 
 def make_limiter(key: str, rate: float, burst: int, redis_url: str | None = None) -> RateLimiter:
-    """A limiter for ``key`` at ``rate`` requests/s with ``burst`` requests.
+    """A limiter for ``key`` at ``rate`` requests/s (at most) with ``burst`` requests.
 
-    ``redis_url`` None: in-process limiter (per process). Otherwise the state
-    is shared in that Redis; the server is pinged first. Raises ConfigError for
-    a bad rate, burst or URL, RedisUnavailableError if Redis does not answer.
+    ``redis_url`` None: in-process limiter (per process), the learned rate
+    kept in ``<data_dir>/learned-rates.json``. Otherwise the state is shared
+    in that Redis; the server is pinged first. Raises ConfigError for a bad
+    rate, burst or URL, RedisUnavailableError if Redis does not answer.
     """
-    policy = LimitPolicy(rate=rate, burst=burst)
+    settings = get_settings()
+    policy = LimitPolicy(rate=rate, burst=burst, memory_ttl_s=settings.learned_rate_ttl_s)
     if not key:
         raise ConfigError("limit key must not be empty")
     if redis_url is None:
-        return LocalRateLimiter(key, policy)
+        return LocalRateLimiter(key, policy, FileMemory(settings.data_dir / "learned-rates.json", policy.memory_ttl_s))
     import redis
     import redis.exceptions as rexc
 
@@ -75,11 +80,12 @@ def make_limiter(key: str, rate: float, burst: int, redis_url: str | None = None
         raise ConfigError(f"invalid Redis URL {redacted(redis_url)!r}: {exc}") from None
     try:
         client.ping()
+        remembered = client.get(MEMORY_PREFIX + key)
     except (rexc.RedisError, OSError) as exc:  # also a wrong db number or a non-Redis server
         raise RedisUnavailableError(f"Redis at {redacted(redis_url)} does not answer: {exc}") from None
     finally:
         client.close()
-    return RedisRateLimiter(key, policy, redis_url)
+    return RedisRateLimiter(key, policy, redis_url, float(remembered) if remembered else None)
 
 
 def default_limit_key(webhook_url: str) -> str:

@@ -1,6 +1,7 @@
 """GCRA arithmetic on one key's state (``GcraState``), and the in-process
-limiter built on it (``LocalRateLimiter``). The shared limiter's Lua scripts
-implement the same three operations: reserve, throttle, succeed."""
+limiter built on it and on the learner (``LocalRateLimiter``). The shared
+limiter's Lua scripts implement the same operations: reserve, throttle,
+outage, succeed."""
 
 from __future__ import annotations
 
@@ -8,47 +9,47 @@ import asyncio
 import threading
 import time
 
+from tasks.deliver.ratelimit import adaptive
+from tasks.deliver.ratelimit.adaptive import Learning
+from tasks.deliver.ratelimit.memory import FileMemory
 from tasks.deliver.ratelimit.policy import LimitPolicy
 
 
 class GcraState:
     """One key's state in this process; times in time.monotonic() seconds.
-    The Lua scripts in ``redis_gcra`` implement exactly these three operations."""
+    The Lua scripts in ``redis_gcra`` implement exactly these operations.
+    ``learning``: the key's learner (adaptive), None until first used."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
         self.tat = 0.0
-        self.rate: float | None = None
+        self.learning: Learning | None = None
         self.paused_until = 0.0
         self.streak = 0
-        self.last_ok = 0.0
         self.outage_since: float | None = None  # the target is down since then (see tasks.deliver.outage)
         self.probes = 0
 
     def expire(self, p: LimitPolicy, now: float) -> None:
         """Forget a state unused for ``idle_ttl_s`` (as the Redis key expires)."""
         if now > max(self.tat, self.paused_until) + p.idle_ttl_s:
-            self.tat, self.rate, self.paused_until, self.streak, self.last_ok = 0.0, None, 0.0, 0, 0.0
+            self.tat, self.learning, self.paused_until, self.streak = 0.0, None, 0.0, 0
             self.outage_since, self.probes = None, 0
 
-    def reserve(self, p: LimitPolicy, now: float) -> tuple[float, float]:
-        """Take the next slot; return (seconds to wait, current rate). ``outage_age`` tells
-        whether the key is in a target outage."""
+    def rate(self, p: LimitPolicy) -> float:
+        return p.rate if self.learning is None else min(self.learning.rate, p.rate)
+
+    def reserve(self, p: LimitPolicy, now: float) -> float:
+        """Take the next slot; return the seconds to wait for it."""
         self.expire(p, now)
-        rate = min(self.rate or p.rate, p.rate)
-        interval = 1.0 / rate
+        interval = 1.0 / self.rate(p)
         slot = max(now, self.paused_until, self.tat - (p.effective_burst - 1) * interval)
         self.tat = max(self.tat, slot) + interval
-        self.rate = rate
-        return slot - now, rate
+        return slot - now
 
-    def throttle(self, p: LimitPolicy, now: float, retry_after_s: float | None) -> tuple[float, float]:
-        """Record a 429; return (seconds paused from now, lowered rate)."""
+    def throttle(self, p: LimitPolicy, now: float, retry_after_s: float | None) -> bool:
+        """Record a 429 (pause only); return whether it is the first of its episode (no pause was in force)."""
         self.expire(p, now)
-        rate = min(self.rate or p.rate, p.rate)
-        fresh = now >= self.paused_until  # first 429 of this episode
-        if fresh:
-            rate = max(p.min_rate, rate * p.decrease)
+        fresh = now >= self.paused_until
         if retry_after_s is not None:
             wait = max(0.0, retry_after_s)
         elif fresh:
@@ -57,9 +58,8 @@ class GcraState:
         else:
             wait = 0.0
         self.paused_until = max(self.paused_until, now + wait)
-        self.tat = max(self.tat, self.paused_until + (p.effective_burst - 1) / rate)
-        self.rate, self.last_ok = rate, self.paused_until
-        return self.paused_until - now, rate
+        self.tat = max(self.tat, self.paused_until + (p.effective_burst - 1) / self.rate(p))
+        return fresh
 
     def outage_age(self, now: float) -> float | None:
         """Seconds since the target went down, None when it is not down."""
@@ -70,25 +70,18 @@ class GcraState:
         force pause every caller for the next probe wait (``initial_s`` doubling, at most
         ``max_s``; no rate change, no burst after it). Returns the outage's age in s."""
         self.expire(p, now)
-        rate = min(self.rate or p.rate, p.rate)
         if self.outage_since is None:
             self.outage_since, self.probes = now, 0
         if now >= self.paused_until:  # one probe per pause: later failures of the same round do not extend it
             self.paused_until = now + min(max_s, initial_s * 2**self.probes)
             self.probes += 1
-            self.tat = max(self.tat, self.paused_until + (p.effective_burst - 1) / rate)
-        self.rate = rate
+            self.tat = max(self.tat, self.paused_until + (p.effective_burst - 1) / self.rate(p))
         return now - self.outage_since
 
-    def succeed(self, p: LimitPolicy, now: float) -> float:
-        """Record a 2xx (which also ends a target outage); return the (possibly raised) rate."""
+    def succeed(self, p: LimitPolicy, now: float) -> None:
+        """Record a 2xx: ends a target outage and the back-off streak."""
         self.expire(p, now)
-        self.outage_since, self.probes = None, 0
-        rate = min(self.rate or p.rate, p.rate)
-        if now >= self.paused_until and rate < p.rate:
-            rate = min(p.rate, rate + p.increase * p.rate * min(1.0, max(0.0, now - self.last_ok)))
-        self.rate, self.last_ok, self.streak = rate, max(now, self.paused_until), 0
-        return rate
+        self.outage_since, self.probes, self.streak = None, 0, 0
 
 
 _LOCAL_STATES: dict[str, GcraState] = {}
@@ -98,20 +91,36 @@ _LOCAL_STATES_LOCK = threading.Lock()
 class LocalRateLimiter:
     """In-process GCRA limiter (see module docstring). Safe for many
     coroutines and for several event loops in threads of one process; limiters
-    made for the same key share one budget. Not shared across processes."""
+    made for the same key share one budget and one learner. Not shared across
+    processes; ``memory`` (None: none) keeps the learned rate for the next job."""
 
-    def __init__(self, key: str, policy: LimitPolicy):
-        self.key, self.policy = key, policy
+    def __init__(self, key: str, policy: LimitPolicy, memory: FileMemory | None = None):
+        self.key, self.policy, self.memory = key, policy, memory
         with _LOCAL_STATES_LOCK:
             self._state = _LOCAL_STATES.setdefault(key, GcraState())
         self._rate = policy.rate
+        self._learned: float | None = None
         self.outage_age: float | None = None
+
+    def _learning(self) -> Learning:
+        """The key's learner (caller holds the lock); started from memory when new."""
+        if self._state.learning is None:
+            remembered = self.memory.load(self.key) if self.memory else None
+            self._state.learning = adaptive.start(self.policy.rate, remembered, self.policy.adaptive)
+        return self._state.learning
+
+    def _seen(self, learning: Learning) -> None:
+        self._state.learning = learning
+        self._rate = min(learning.rate, self.policy.rate)
+        self._learned = learning.ceiling or None
 
     async def acquire(self) -> None:
         while True:
             with self._state.lock:
                 now = time.monotonic()
-                wait, self._rate = self._state.reserve(self.policy, now)
+                self._state.expire(self.policy, now)
+                self._seen(self._learning())
+                wait = self._state.reserve(self.policy, now)
                 self.outage_age = self._state.outage_age(now)
             if wait <= 0:
                 return
@@ -123,7 +132,14 @@ class LocalRateLimiter:
 
     async def throttled(self, retry_after_s: float | None) -> None:
         with self._state.lock:
-            _, self._rate = self._state.throttle(self.policy, time.monotonic(), retry_after_s)
+            now = time.monotonic()
+            if self._state.throttle(self.policy, now, retry_after_s):
+                self._seen(adaptive.throttled(self._learning(), self.policy.rate, now, self.policy.adaptive))
+                remembered = adaptive.remembered(self._state.learning)
+            else:
+                return
+        if self.memory is not None:
+            self.memory.save(self.key, remembered)
 
     async def outage(self, probe_initial_s: float, probe_max_s: float) -> float:
         """See ``RateLimiter.outage``."""
@@ -132,15 +148,24 @@ class LocalRateLimiter:
         return self.outage_age
 
     async def succeeded(self) -> None:
-        if self._rate >= self.policy.rate and self.outage_age is None:
-            return
         with self._state.lock:
-            self._rate = self._state.succeed(self.policy, time.monotonic())
+            now = time.monotonic()
+            self._state.succeed(self.policy, now)
+            paused = now < self._state.paused_until
+            self._seen(adaptive.succeeded(self._learning(), self.policy.rate, now, 1, paused, self.policy.adaptive))
         self.outage_age = None
 
     async def aclose(self) -> None:
-        return None
+        if self.memory is not None and self._state.learning is not None:
+            with self._state.lock:
+                remembered = adaptive.remembered(self._state.learning)
+            if remembered is not None:
+                self.memory.save(self.key, remembered)
 
     @property
     def current_rate(self) -> float:
         return self._rate
+
+    @property
+    def learned_rate(self) -> float | None:
+        return self._learned

@@ -8,6 +8,7 @@ from dataclasses import dataclass
 from typing import Protocol
 
 from csv_merger.errors import ConfigError
+from tasks.deliver.ratelimit.adaptive import AdaptivePolicy
 
 
 @dataclass(frozen=True)
@@ -16,21 +17,20 @@ class LimitPolicy:
 
     ``rate``: configured requests/s (the target's rate; Clay: 10/s per
     workspace). ``burst``: the target's burst in requests (Clay: 20).
-    ``decrease``: factor applied to the rate on a 429. ``increase``: fraction
-    of ``rate`` added per second of successes. ``min_fraction``: floor of the
-    lowered rate as a fraction of ``rate``. ``backoff_initial_s`` /
+    ``adaptive``: how the rate actually allowed is learned below ``rate``
+    (tasks.deliver.ratelimit.adaptive). ``backoff_initial_s`` /
     ``backoff_max_s``: pause when a 429 carries no Retry-After (doubling).
-    ``idle_ttl_s``: Redis state expires after this long unused.
+    ``idle_ttl_s``: the key's pacing state expires after this long unused.
+    ``memory_ttl_s``: how long the learned rate is remembered for the next job.
     """
 
     rate: float
     burst: int
-    decrease: float = 0.5
-    increase: float = 0.05
-    min_fraction: float = 0.05
+    adaptive: AdaptivePolicy = AdaptivePolicy()
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
     idle_ttl_s: float = 120.0
+    memory_ttl_s: float = 24 * 3600.0
 
     def __post_init__(self) -> None:
         if not (self.rate > 0 and math.isfinite(self.rate)):
@@ -45,10 +45,6 @@ class LimitPolicy:
         margin = min(self.burst - 1, max(1, math.ceil(self.burst / 3)))
         return self.burst - margin
 
-    @property
-    def min_rate(self) -> float:
-        return self.rate * self.min_fraction
-
 
 class RateLimiter(Protocol):
     """What delivery needs from a limiter (both implementations below)."""
@@ -59,7 +55,8 @@ class RateLimiter(Protocol):
 
     async def throttled(self, retry_after_s: float | None) -> None:
         """Report a 429 (``retry_after_s``: the target's Retry-After in seconds,
-        None if absent): pause every caller of the key, lower the rate."""
+        None if absent): pause every caller of the key; the first 429 of an
+        episode lowers the rate to what was learned (see adaptive)."""
 
     async def outage(self, probe_initial_s: float, probe_max_s: float) -> float:
         """Report a target-wide failure during a target outage (tasks.deliver.outage): mark the
@@ -67,14 +64,18 @@ class RateLimiter(Protocol):
         (``probe_initial_s`` doubling per probe up to ``probe_max_s``). Returns the outage's age in s."""
 
     async def succeeded(self) -> None:
-        """Report a 2xx: let a lowered rate climb back; ends a target outage."""
+        """Report a 2xx: counts toward the learned rate, probes upward; ends a target outage."""
 
     outage_age: float | None
     """Seconds since the key's target outage began, as last seen (None: no outage)."""
 
     async def aclose(self) -> None:
-        """Release connections."""
+        """Remember the learned rate for the next job on the key; release connections."""
 
     @property
     def current_rate(self) -> float:
         """Requests/s currently allowed for the key (as last seen)."""
+
+    @property
+    def learned_rate(self) -> float | None:
+        """The rate learned to be available for the key, requests/s (as last seen; None: none learned)."""
