@@ -24,4 +24,5 @@ test: setup
 bench: setup
 	$(BIN)/python bench/merge.py
 	$(BIN)/python bench/deliver.py
+	$(BIN)/python bench/adaptive.py
 	$(BIN)/python bench/e2e.py

@@ -9,6 +9,7 @@ figures are in tests/test_rate_learning.py and bench/adaptive.py.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 
@@ -60,9 +61,11 @@ def test_re_converges_within_30_s_when_the_limit_halves_or_doubles(cap):
 
 def test_a_remembered_rate_starts_just_under_it_and_avoids_the_opening_429s():
     state = adaptive.start(CFG, 5.0)
-    assert (state.rate, state.ceiling) == (pytest.approx(4.85), 5.0)
+    assert (state.rate, state.ceiling) == (pytest.approx(4.95), 5.0)
     assert adaptive.start(CFG, 12.0) == Learning(rate=CFG)  # never above the configured rate
     assert window(play(lambda t: 5.0, 10, remembered=5.0), 0, 10)[1] == 0
+    opening = adaptive.throttled(adaptive.start(CFG, 5.0), CFG, 1.0)  # e.g. the opening burst drew a 429
+    assert (opening.rate, opening.ceiling) == (pytest.approx(4.95 * 0.99), pytest.approx(4.95))
     assert window(play(lambda t: 5.0, 10), 0, 10)[1] > 0  # without memory: 429s at the start
 
 
@@ -71,22 +74,23 @@ def test_estimate_is_the_accepted_rate_between_two_episodes():
     assert (state.rate, state.ceiling, state.episode_at) == (5.0, 10.0, 100.0)
     state = adaptive.succeeded(state, CFG, 104.0, 16, paused=False)  # 16 accepted in the 4 s since
     state = adaptive.throttled(state, CFG, 104.0)
-    assert state.ceiling == pytest.approx(4.0) and state.rate == pytest.approx(0.97 * 4.0)
+    assert state.ceiling == pytest.approx(4.0) and state.rate == pytest.approx(0.99 * 4.0)
     state = adaptive.succeeded(state, CFG, 104.5, 2, paused=False)
     too_soon = adaptive.throttled(state, CFG, 104.5)  # 2 successes in 0.5 s: not enough to measure
     assert too_soon.rate == pytest.approx(state.rate / 2) and too_soon.ceiling == state.rate
 
 
 def test_probing_counts_clean_sending_only_and_stops_at_the_configured_rate():
-    state = Learning(rate=4.85, ceiling=5.0, origin=4.85, episode_at=0.0, last_ok=0.0)
+    state = Learning(rate=4.95, ceiling=5.0, origin=4.95, episode_at=0.0, last_ok=0.0)
     paused = adaptive.succeeded(state, CFG, 5.0, 1, paused=True)
-    assert paused.rate == 4.85 and paused.clean_s == 0  # no probing during a pause
+    assert paused.rate == 4.95 and paused.clean_s == 0  # no probing during a pause
     idle = adaptive.succeeded(state, CFG, 60.0, 1, paused=False)
     assert idle.clean_s == 1.0  # an idle gap counts as one second
     for second in range(1, 400):
         state = adaptive.succeeded(state, CFG, float(second), 1, paused=False)
     assert state.rate == CFG
-    assert adaptive.remembered(state) == CFG and adaptive.remembered(adaptive.start(CFG, None)) is None
+    assert adaptive.remembered(state, CFG) == CFG and adaptive.remembered(adaptive.start(CFG, None), CFG) is None
+    assert adaptive.remembered(replace(state, rate=7.0), CFG) == 5.0  # the probe past it is not remembered
 
 
 def test_state_round_trips_through_string_fields():

@@ -431,7 +431,7 @@ function renderJobDetail(job) {
       stat("Failed", fmtInt(c.failed), c.failed ? "bad" : ""),
       stat("Remaining", fmtInt(job.remaining)),
       stat("Accepted", c.current_rate ? fmtRate(c.current_rate) : "–"),
-      stat("Limit", fmtRate(c.limit_rate)),
+      stat(`Limit (learned, at most ${fmtRate(job.rate)})`, fmtRate(c.limit_rate)),
       stat("429s", fmtInt(c.http_429), c.http_429 ? "bad" : ""),
       job.ended_at && job.started_at ? stat("Took", fmtDuration(job.ended_at - job.started_at))
         : stat("ETA", fmtDuration(job.eta_s))) : null,
@@ -447,7 +447,7 @@ function rateFigure(job, box) {
   return el("figure", { class: "rate-figure" }, rateChart(job.history, job.rate, width),
     el("figcaption", {},
       el("span", { class: "key key-accepted" }, "accepted rows/s"),
-      el("span", { class: "key key-limit" }, "limit (limiter's rate, requests/s)")));
+      el("span", { class: "key key-limit" }, `limit (learned rate, requests/s; at most ${fmtRate(job.rate)})`)));
 }
 
 async function cancelJob(id) {

@@ -136,11 +136,11 @@ def deliver(
     import logging
 
     logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    meter = DeliveryMeter(burst=config.burst, quiet=quiet)
+    meter = DeliveryMeter(burst=config.burst, configured=config.rate, quiet=quiet)
 
     def show(p) -> None:
         meter.update(p.delivered + p.failed + p.skipped, p.rows_total, delivered=p.delivered, failed=p.failed,
-                     http_429=p.http_429, limit=p.current_rate)
+                     http_429=p.http_429, limit=p.current_rate, learned=p.learned_rate)
 
     cancel = threading.Event()
     refused = None
@@ -159,6 +159,8 @@ def deliver(
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
           f" {summary.attempts} requests in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
+    if summary.learned_rate is not None:
+        print(f"rate learned for {summary.limit_key}: {summary.learned_rate:g}/s of {config.rate:g}/s configured")
     if summary.destination_text():
         print(f"destination {summary.destination_text()}")
     if summary.skipped_path:

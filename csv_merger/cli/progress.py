@@ -22,13 +22,15 @@ class DeliveryMeter:
 
     ``handled``: rows delivered, dead-lettered or found already delivered;
     ``delivered``/``failed``/``http_429`` counts when known (None: not shown);
-    ``limit``: the limiter's current rate in requests/s (None: not shown).
+    ``limit``: the limiter's current rate in requests/s (None: not shown);
+    ``learned``: the rate it learned the target grants (None: not shown), of
+    ``configured`` requests/s.
     """
 
-    def __init__(self, *, burst: int = 0, quiet: bool = False, every_s: float = PLAIN_EVERY_S):
+    def __init__(self, *, burst: int = 0, configured: float = 0.0, quiet: bool = False, every_s: float = PLAIN_EVERY_S):
         from rich.console import Console
 
-        self.burst, self.quiet, self.every_s = burst, quiet, every_s
+        self.burst, self.configured, self.quiet, self.every_s = burst, configured, quiet, every_s
         self._console = Console(stderr=True)
         self._bar = None
         self._task = None
@@ -45,7 +47,7 @@ class DeliveryMeter:
         return (handled - n0) / (now - t0) if now - t0 >= 1.0 else None
 
     def update(self, handled: int, total: int, *, delivered: int | None = None, failed: int | None = None,
-               http_429: int | None = None, limit: float | None = None) -> None:
+               http_429: int | None = None, limit: float | None = None, learned: float | None = None) -> None:
         now = time.monotonic()
         rate = self.rate(handled, now)
         if self.quiet or not total:
@@ -53,7 +55,8 @@ class DeliveryMeter:
         eta = f"{(total - handled) / rate:.0f} s" if rate else "?"
         parts = [f"{rate:.1f} rows/s" if rate is not None else "rate after the burst: ?"]
         if limit is not None:
-            parts.append(f"limit {limit:.1f}/s")
+            parts.append(f"limit {limit:.1f}/s" + (f" (learned {learned:.1f}/s of {self.configured:g}/s)"
+                                                   if learned is not None else ""))
         if http_429 is not None:
             parts.append(f"{http_429} x 429")
         if delivered is not None:

@@ -261,7 +261,7 @@ class _Engine:
             s = self.summary
             self.progress(DeliveryProgress(s.delivered, s.failed, s.skipped_already_delivered, s.http_429,
                                            s.attempts, s.rows_total, round(time.monotonic() - self.started, 3),
-                                           self.limiter.current_rate))
+                                           self.limiter.current_rate, self.limiter.learned_rate))
 
     def _stop_taking_rows(self) -> None:
         self.stopping = True
@@ -366,7 +366,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
                 raise ConfigError(f"payload template {config.payload}: {exc}") from None
         summary = await engine.run(pending)
         summary.destination, summary.destination_used = gate.label, await gate.used()
-        summary.destination_ceiling = gate.ceiling
+        summary.destination_ceiling, summary.learned_rate = gate.ceiling, limiter.learned_rate
         if engine.refusal.fired and summary.delivered == 0:
             summary.stopped_reason = engine.refusal.reason(summary)
     except RedisUnavailableError as exc:

@@ -74,6 +74,7 @@ class DeliverySummary(BaseModel):
     http_429: int = 0
     attempts: int = 0
     outage_pauses: int = 0  # target-wide failures answered by pausing every worker (tasks.deliver.outage)
+    learned_rate: float | None = None  # requests/s the limit key was learned to grant (None: nothing learned)
     elapsed_s: float = 0.0
     cancelled: bool = False
     dead_letter_path: str | None = None
@@ -99,7 +100,8 @@ class DeliverySummary(BaseModel):
 
 @dataclass
 class DeliveryProgress:
-    """A progress snapshot; ``current_rate`` in requests/s (the limiter's)."""
+    """A progress snapshot; ``current_rate``: requests/s the limiter allows now, ``learned_rate``:
+    requests/s it learned the target grants (None: nothing learned: 429s teach it)."""
 
     delivered: int
     failed: int
@@ -109,6 +111,7 @@ class DeliveryProgress:
     rows_total: int
     elapsed_s: float
     current_rate: float
+    learned_rate: float | None = None
 
 
 def default_job_id(path: str | Path, webhook_url: str, payload: str, table_type: str = "people") -> str:

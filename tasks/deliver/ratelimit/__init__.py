@@ -5,6 +5,10 @@ Semantics (the same for both implementations):
 - **GCRA with burst, reservation style.** ``acquire()`` atomically reserves the
   next free slot of the key's budget and sleeps until it; nobody polls. Slots
   are absolute times, so a caller that wakes late does not shift later callers.
+  Slots are reserved at most ``horizon_s`` (1 s) ahead: a caller whose slot
+  lies further sleeps until it would be within it and asks again, so a rate
+  the learner changes applies within a second however many callers wait
+  (32 waiting callers at 5/s used to hold slots 7 s ahead at the old rate).
 - **Burst safety margin.** We use ``burst - margin`` of the target's burst
   (``LimitPolicy.effective_burst``; margin = a third of the burst, at least 1).
   Pacing at exactly the target's rate after draining its whole burst would
@@ -13,17 +17,27 @@ Semantics (the same for both implementations):
   a first burst that arrives late while the target's bucket is full (its
   refill is lost then). Measured on a loaded 2-core machine (four processes
   against a strict 20/s target): a 15 % or 25 % margin still drew a 429 in
-  about one run of ten, each costing seconds of pause and AIMD; a third drew
-  none in 14 runs. It costs ``margin / rate`` seconds once per job.
+  about one run of ten, each costing seconds of pause; a third drew
+  none in 14 runs. It costs ``margin / rate`` seconds once per job. While a
+  learned rate below the configured one is in force the burst shrinks by the
+  same fraction (``LimitPolicy.burst_at``): others draw on the target's bucket.
 - **Retry-After pause.** ``throttled(retry_after_s)`` sets a shared
   "paused until" time (the later of the existing one and now + Retry-After, or
   a default back-off of 1 s doubling to 30 s when the target sent none).
   Callers that reserved a slot inside the pause re-reserve after it; after a
   pause the budget restarts without a burst.
-- **AIMD.** The first 429 of an episode (one that arrives while no pause is in
-  force) multiplies the key's rate by 0.5 (floor: 5 % of the configured rate);
-  successes raise it again by 5 % of the configured rate per second of
-  successes, up to the configured rate.
+- **Learned rate.** The configured rate is an upper bound: the target's
+  limit is often shared with clients we cannot see. A learner
+  (``adaptive``, pure, no I/O) sets the rate actually allowed: the first 429
+  of an episode (one that arrives while no pause is in force) measures the
+  rate the target accepted since the previous episode and sets the rate to
+  97 % of it (halves it when nothing could be measured yet); clean sending
+  then probes upward along a CUBIC curve (slow near the learned rate, faster
+  past it), never above the configured rate. Measured with bench/adaptive.py.
+- **Memory.** The learned rate is kept per key for ``learned_rate_ttl_s``
+  (24 h): a Redis string ``csv-merger:rl-learned:<key>`` when Redis is used,
+  ``<data_dir>/learned-rates.json`` otherwise. The next job starts at 97 % of
+  it; a job that meets no 429 probes on up to the configured rate.
 - **Target outage pause.** ``outage(probe_initial_s, probe_max_s)`` (see
   tasks.deliver.outage) uses the same ``paused_until``: every caller of the
   key waits for the next probe; the rate is not lowered. The key remembers
@@ -33,12 +47,15 @@ Semantics (the same for both implementations):
   ``time.monotonic()`` for the in-process one.
 
 Shared limiter: state lives in one Redis hash ``csv-merger:rl:<key>``
-(fields ``tat``, ``rate``, ``paused_until``, ``streak``, ``last_ok``,
-``outage_since``, ``probes``) and
-every change is one Lua script run (atomic). Processes sharing a key should be
-configured with the same rate and burst; each caps the stored rate at its own.
-In-process limiter (no Redis): limiters made for the same key in one process
-share one budget; other processes do not see it.
+(pacing: ``tat``, ``paused_until``, ``streak``, ``outage_since``, ``probes``,
+each change one Lua script run; the learner: ``rate`` and the fields of
+``adaptive.Learning`` with a version ``learn_v``, changed by compare-and-set
+so that every process on the key feeds ONE learner). A process folds its
+successes into it at most every 0.5 s (``SUCCESS_FLUSH_S``) and before a
+429 episode. Processes sharing a key should be configured with the same rate
+and burst; each caps the stored rate at its own. In-process limiter (no
+Redis): limiters made for the same key in one process share one budget and
+one learner; other processes do not see it.
 """
 
 from __future__ import annotations

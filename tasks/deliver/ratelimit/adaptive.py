@@ -10,19 +10,23 @@ learner turns 429 episodes and success counts into the allowed rate:
   seconds since it`` is the rate available to us, whatever the bucket's size
   and whoever else draws on it (pauses included: the bucket refills then).
   The learned rate (``ceiling``) becomes that estimate (capped by the rate
-  that just drew the 429) and the allowed rate ``margin`` (97 %) of it.
+  that just drew the 429) and the allowed rate ``margin`` (99 %) of it: the
+  estimate is already a little low (tokens the bucket could not hold while we
+  sent below the limit are not counted).
   Without a usable previous episode (the first 429 of a key, or fewer than
   ``min_successes`` / ``min_span_s`` since it) the rate is halved instead and
-  the rate that drew the 429 is the ceiling until the next episode measures.
+  the rate that drew the 429 is the ceiling until the next episode measures;
+  the first 429 of a job that started from a remembered rate (usually its
+  opening burst) keeps that rate as the ceiling instead.
 - **Probing (CUBIC in rate space).** With ``t`` seconds of clean sending
   since the episode, the allowed rate is ``ceiling * (1 + c (t - K)^3)``,
   ``K`` chosen so that it starts at the lowered rate: it climbs back quickly,
   flattens near the ceiling (few 429s in steady state: about one per 20 s),
   then accelerates past it, so a limit that doubled is reached within ~25 s.
   Never above the configured rate; a key with nothing learned stays there.
-- **Memory.** ``remembered(state)`` is what the next job should start from
-  (``start(cfg_rate, remembered)``): the learned rate, or the rate probed
-  past it without a 429.
+- **Memory.** ``remembered(state, cfg_rate)`` is what the next job should
+  start from (``start(cfg_rate, remembered)``): the learned rate, or the
+  configured one once probing reached it without a 429.
 
 Several processes act as one learner: the caller keeps one ``Learning`` per
 limit key where every process sees it and applies these functions atomically.
@@ -44,7 +48,7 @@ class AdaptivePolicy:
     sending (idle time does not probe). ``min_fraction``: floor of the rate as
     a fraction of the configured one."""
 
-    margin: float = 0.97
+    margin: float = 0.99
     cubic: float = 1.5e-4
     fallback_decrease: float = 0.5
     min_span_s: float = 1.0
@@ -118,12 +122,19 @@ def throttled(state: Learning, cfg_rate: float, now: float, policy: AdaptivePoli
     if state.episode_at >= 0 and span >= policy.min_span_s and state.ok_since >= policy.min_successes:
         ceiling = min(rate, state.ok_since / span)
         lowered = policy.margin * ceiling
+    elif state.episode_at < 0 and state.ceiling > 0:  # remembered from an earlier job: trust it once
+        ceiling = min(rate, state.ceiling)
+        lowered = policy.margin * ceiling
     else:
         ceiling, lowered = rate, rate * policy.fallback_decrease
     lowered = max(policy.min_fraction * cfg_rate, lowered)
     return Learning(rate=lowered, ceiling=max(ceiling, lowered), origin=lowered, episode_at=now, last_ok=now)
 
 
-def remembered(state: Learning) -> float | None:
-    """The rate the next job on this key should start from; None: nothing learned."""
-    return max(state.ceiling, state.rate) if state.ceiling > 0 else None
+def remembered(state: Learning, cfg_rate: float) -> float | None:
+    """The rate the next job on this key should start from; None: nothing learned. Not the rate
+    probed past the learned one (that probe is what draws the next 429), unless it reached the
+    configured rate: the limit went up, and the next job starts there."""
+    if state.ceiling <= 0:
+        return None
+    return cfg_rate if state.rate >= cfg_rate else state.ceiling

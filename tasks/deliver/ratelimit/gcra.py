@@ -38,13 +38,26 @@ class GcraState:
     def rate(self, p: LimitPolicy) -> float:
         return p.rate if self.learning is None else min(self.learning.rate, p.rate)
 
-    def reserve(self, p: LimitPolicy, now: float) -> float:
-        """Take the next slot; return the seconds to wait for it."""
+    def relearn(self, p: LimitPolicy, now: float, learning: Learning) -> None:
+        """Take the learner's new state. Slots already promised keep their count, not their
+        length: the backlog past ``max(now, paused_until)`` is rescaled to the new rate
+        (else a rate that rose would still be paced by the old, longer intervals for seconds)."""
+        old = self.rate(p)
+        self.learning = learning
+        base = max(now, self.paused_until)
+        if self.tat > base:
+            self.tat = base + (self.tat - base) * old / self.rate(p)
+
+    def reserve(self, p: LimitPolicy, now: float) -> tuple[float, bool]:
+        """Take the next slot if it lies within ``horizon_s``: return (seconds to wait for it, True);
+        else take nothing and return (seconds until it would be within the horizon, False)."""
         self.expire(p, now)
         interval = 1.0 / self.rate(p)
-        slot = max(now, self.paused_until, self.tat - (p.effective_burst - 1) * interval)
+        slot = max(now, self.paused_until, self.tat - (p.burst_at(self.rate(p)) - 1) * interval)
+        if slot - now > p.horizon_s:
+            return slot - now - p.horizon_s, False
         self.tat = max(self.tat, slot) + interval
-        return slot - now
+        return slot - now, True
 
     def throttle(self, p: LimitPolicy, now: float, retry_after_s: float | None) -> bool:
         """Record a 429 (pause only); return whether it is the first of its episode (no pause was in force)."""
@@ -58,7 +71,7 @@ class GcraState:
         else:
             wait = 0.0
         self.paused_until = max(self.paused_until, now + wait)
-        self.tat = max(self.tat, self.paused_until + (p.effective_burst - 1) / self.rate(p))
+        self.tat = max(self.tat, self.paused_until + (p.burst_at(self.rate(p)) - 1) / self.rate(p))
         return fresh
 
     def outage_age(self, now: float) -> float | None:
@@ -75,7 +88,7 @@ class GcraState:
         if now >= self.paused_until:  # one probe per pause: later failures of the same round do not extend it
             self.paused_until = now + min(max_s, initial_s * 2**self.probes)
             self.probes += 1
-            self.tat = max(self.tat, self.paused_until + (p.effective_burst - 1) / self.rate(p))
+            self.tat = max(self.tat, self.paused_until + (p.burst_at(self.rate(p)) - 1) / self.rate(p))
         return now - self.outage_since
 
     def succeed(self, p: LimitPolicy, now: float) -> None:
@@ -109,8 +122,8 @@ class LocalRateLimiter:
             self._state.learning = adaptive.start(self.policy.rate, remembered, self.policy.adaptive)
         return self._state.learning
 
-    def _seen(self, learning: Learning) -> None:
-        self._state.learning = learning
+    def _seen(self, learning: Learning, now: float) -> None:
+        self._state.relearn(self.policy, now, learning)
         self._rate = min(learning.rate, self.policy.rate)
         self._learned = learning.ceiling or None
 
@@ -119,12 +132,14 @@ class LocalRateLimiter:
             with self._state.lock:
                 now = time.monotonic()
                 self._state.expire(self.policy, now)
-                self._seen(self._learning())
-                wait = self._state.reserve(self.policy, now)
+                self._seen(self._learning(), now)
+                wait, reserved = self._state.reserve(self.policy, now)
                 self.outage_age = self._state.outage_age(now)
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
+            if not reserved:
+                continue
             with self._state.lock:
                 still_paused = time.monotonic() < self._state.paused_until
             if not still_paused:  # a pause set while we slept: take a slot after it
@@ -134,8 +149,8 @@ class LocalRateLimiter:
         with self._state.lock:
             now = time.monotonic()
             if self._state.throttle(self.policy, now, retry_after_s):
-                self._seen(adaptive.throttled(self._learning(), self.policy.rate, now, self.policy.adaptive))
-                remembered = adaptive.remembered(self._state.learning)
+                self._seen(adaptive.throttled(self._learning(), self.policy.rate, now, self.policy.adaptive), now)
+                remembered = adaptive.remembered(self._state.learning, self.policy.rate)
             else:
                 return
         if self.memory is not None:
@@ -152,13 +167,14 @@ class LocalRateLimiter:
             now = time.monotonic()
             self._state.succeed(self.policy, now)
             paused = now < self._state.paused_until
-            self._seen(adaptive.succeeded(self._learning(), self.policy.rate, now, 1, paused, self.policy.adaptive))
+            self._seen(adaptive.succeeded(self._learning(), self.policy.rate, now, 1, paused, self.policy.adaptive),
+                       now)
         self.outage_age = None
 
     async def aclose(self) -> None:
         if self.memory is not None and self._state.learning is not None:
             with self._state.lock:
-                remembered = adaptive.remembered(self._state.learning)
+                remembered = adaptive.remembered(self._state.learning, self.policy.rate)
             if remembered is not None:
                 self.memory.save(self.key, remembered)
 

@@ -20,6 +20,9 @@ class LimitPolicy:
     ``adaptive``: how the rate actually allowed is learned below ``rate``
     (tasks.deliver.ratelimit.adaptive). ``backoff_initial_s`` /
     ``backoff_max_s``: pause when a 429 carries no Retry-After (doubling).
+    ``horizon_s``: slots are reserved at most this far ahead (a caller whose
+    slot lies further waits and asks again), so that a rate the learner
+    changes applies within ``horizon_s`` whatever the number of waiting callers.
     ``idle_ttl_s``: the key's pacing state expires after this long unused.
     ``memory_ttl_s``: how long the learned rate is remembered for the next job.
     """
@@ -29,6 +32,7 @@ class LimitPolicy:
     adaptive: AdaptivePolicy = AdaptivePolicy()
     backoff_initial_s: float = 1.0
     backoff_max_s: float = 30.0
+    horizon_s: float = 1.0
     idle_ttl_s: float = 120.0
     memory_ttl_s: float = 24 * 3600.0
 
@@ -44,6 +48,12 @@ class LimitPolicy:
         a third (at least 1 request; none when the burst is 1)."""
         margin = min(self.burst - 1, max(1, math.ceil(self.burst / 3)))
         return self.burst - margin
+
+    def burst_at(self, rate: float) -> int:
+        """Burst used while ``rate`` (requests/s) is allowed: the effective burst scaled by
+        ``rate / self.rate`` (at least 1). A rate learned below the configured one means others
+        draw on the target's limit, so its bucket is not all ours either."""
+        return max(1, round(self.effective_burst * min(1.0, rate / self.rate)))
 
 
 class RateLimiter(Protocol):

@@ -44,14 +44,17 @@ local function save()
 end
 """
 
+# ARGV[5]: horizon (s). Returns {wait, rate, outage age or -1, 1 if reserved else 0} (see GcraState.reserve).
 _LUA_RESERVE = _LUA_PRELUDE + """
 local interval = 1 / rate
 local slot = math.max(now, paused, tat - (burst - 1) * interval)
-tat = math.max(tat, slot) + interval
-save()
 local age = -1
 if outage_since > 0 then age = now - outage_since end
-return {f(slot - now), f(rate), f(age)}
+local horizon = tonumber(ARGV[5])
+if slot - now > horizon then return {f(slot - now - horizon), f(rate), f(age), 0} end
+tat = math.max(tat, slot) + interval
+save()
+return {f(slot - now), f(rate), f(age), 1}
 """
 
 # ARGV[5]: Retry-After seconds or -1; ARGV[6], ARGV[7]: back-off initial, max. Returns 1 for the
@@ -94,10 +97,19 @@ return vals
 """
 
 # ARGV[1]: expected version; ARGV[2]: 1 for successes (they end a target outage and the back-off
-# streak); ARGV[3]: idle TTL (ms); ARGV[4..]: field, value pairs. Returns 1 if written, 0 if not.
+# streak); ARGV[3]: idle TTL (ms); ARGV[4]: the rate until now if none is stored; ARGV[5]: the new
+# rate; ARGV[6..]: field, value pairs. Returns 1 if written, 0 if not. The backlog of promised
+# slots is rescaled to the new rate (see GcraState.relearn).
 _LUA_LEARN_WRITE = """
-if (redis.call('HGET', KEYS[1], 'learn_v') or '0') ~= ARGV[1] then return 0 end
-redis.call('HSET', KEYS[1], 'learn_v', tostring(tonumber(ARGV[1]) + 1), unpack(ARGV, 4))
+local s = redis.call('HMGET', KEYS[1], 'learn_v', 'rate', 'tat', 'paused_until')
+if (s[1] or '0') ~= ARGV[1] then return 0 end
+local t = redis.call('TIME')
+local base = math.max(tonumber(t[1]) + tonumber(t[2]) / 1000000, tonumber(s[4]) or 0)
+local old, new, tat = tonumber(s[2]) or tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(s[3]) or 0
+if tat > base then
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', base + (tat - base) * old / new))
+end
+redis.call('HSET', KEYS[1], 'learn_v', tostring(tonumber(ARGV[1]) + 1), 'rate', ARGV[5], unpack(ARGV, 6))
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'outage_since', '0', 'probes', 0, 'streak', 0) end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
@@ -147,7 +159,7 @@ class RedisRateLimiter:
 
     def _args(self, *extra: float) -> list[str]:
         p = self.policy
-        return [repr(float(p.rate)), str(p.effective_burst), repr(float(p.idle_ttl_s)), repr(self._initial.rate),
+        return [repr(float(p.rate)), str(p.burst_at(self._rate)), repr(float(p.idle_ttl_s)), repr(self._initial.rate),
                 *map(repr, extra)]
 
     async def _run(self, script, args: list[str], keys: list[str] | None = None):
@@ -168,8 +180,8 @@ class RedisRateLimiter:
             now = float(now)
             new = step(learning, now, now < float(paused or 0))
             pairs = [x for name, value in new.to_fields().items() for x in (name, value)]
-            pairs += ["rate", repr(new.rate)]
-            args = [(version or b"0").decode(), "1" if success else "0", str(int(1000 * self.policy.idle_ttl_s)), *pairs]
+            args = [(version or b"0").decode(), "1" if success else "0", str(int(1000 * self.policy.idle_ttl_s)),
+                    repr(self._initial.rate), repr(min(new.rate, self.policy.rate)), *pairs]
             if int(await self._run(self._learn_write, args)):
                 self._rate, self._learned = min(new.rate, self.policy.rate), new.ceiling or None
                 return new
@@ -182,12 +194,14 @@ class RedisRateLimiter:
 
     async def acquire(self) -> None:
         while True:
-            wait, rate, age = await self._run(self._reserve, self._args())
+            wait, rate, age, reserved = await self._run(self._reserve, self._args(self.policy.horizon_s))
             wait, self._rate = float(wait), float(rate)
             self.outage_age = float(age) if float(age) >= 0 else None
             if wait <= 0:
                 return
             await asyncio.sleep(wait)
+            if not int(reserved):
+                continue
             if float(await self._run(self._pause_left, [])) <= 0:
                 return
 
@@ -212,7 +226,7 @@ class RedisRateLimiter:
             await self._flush_successes()
 
     async def _remember(self, learning: Learning) -> None:
-        if (rate := adaptive.remembered(learning)) is not None:
+        if (rate := adaptive.remembered(learning, self.policy.rate)) is not None:
             import redis.exceptions as rexc
 
             try:
