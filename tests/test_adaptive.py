@@ -72,11 +72,12 @@ def test_a_remembered_rate_starts_just_under_it_and_avoids_the_opening_429s():
 def test_estimate_is_the_accepted_rate_between_two_episodes():
     state = adaptive.throttled(adaptive.start(CFG, None), CFG, 100.0)  # first 429: nothing measured, halve
     assert (state.rate, state.ceiling, state.episode_at) == (5.0, 10.0, 100.0)
-    state = adaptive.succeeded(state, CFG, 104.0, 16, paused=False)  # 16 accepted in the 4 s since
-    state = adaptive.throttled(state, CFG, 104.0)
+    for second in range(101, 106):  # 20 accepted in the 5 s since
+        state = adaptive.succeeded(state, CFG, float(second), 4, paused=second == 101)
+    state = adaptive.throttled(state, CFG, 105.0)
     assert state.ceiling == pytest.approx(4.0) and state.rate == pytest.approx(0.99 * 4.0)
-    state = adaptive.succeeded(state, CFG, 104.5, 2, paused=False)
-    too_soon = adaptive.throttled(state, CFG, 104.5)  # 2 successes in 0.5 s: not enough to measure
+    state = adaptive.succeeded(state, CFG, 160.0, 12, paused=False)  # idle for most of a minute
+    too_soon = adaptive.throttled(state, CFG, 160.0)  # 1 s of sending since: not enough to measure
     assert too_soon.rate == pytest.approx(state.rate / 2) and too_soon.ceiling == state.rate
 
 
@@ -94,6 +95,7 @@ def test_probing_counts_clean_sending_only_and_stops_at_the_configured_rate():
 
 
 def test_state_round_trips_through_string_fields():
-    state = Learning(rate=4.85, ceiling=5.0, origin=4.85, clean_s=3.5, episode_at=12.25, ok_since=7, last_ok=13.0)
+    state = Learning(rate=4.85, ceiling=5.0, origin=4.85, clean_s=3.5, episode_at=12.25, ok_since=7, active_s=4.0,
+                     last_ok=13.0)
     assert Learning.from_fields({k: v.encode() for k, v in state.to_fields().items()}) == state
     assert Learning.from_fields({"rate": "1.0"}) is None

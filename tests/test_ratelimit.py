@@ -160,10 +160,11 @@ def test_the_learned_rate_is_remembered_for_the_next_job(limiter_factory):
     async def learn():
         limiter = limiter_factory(20, 10)
         await limiter.throttled(0)
-        for _ in range(10):
-            await limiter.succeeded()
-        await asyncio.sleep(1.05)
-        await limiter.throttled(0)  # 10 accepted in ~1 s between two episodes: about 10/s available
+        for _ in range(6):
+            await asyncio.sleep(1.0)
+            for _ in range(10):
+                await limiter.succeeded()
+        await limiter.throttled(0)  # 60 accepted in ~6 s between two episodes: about 10/s available
         learned = limiter.learned_rate
         await limiter.aclose()
         return learned

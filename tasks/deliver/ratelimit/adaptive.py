@@ -8,7 +8,8 @@ learner turns 429 episodes and success counts into the allowed rate:
   was empty; if it was empty at the previous episode too, everything accepted
   in between came from its refill: ``successes since the previous episode /
   seconds since it`` is the rate available to us, whatever the bucket's size
-  and whoever else draws on it (pauses included: the bucket refills then).
+  and whoever else draws on it (pauses included: the bucket refills then;
+  idle time is not counted).
   The learned rate (``ceiling``) becomes that estimate (capped by the rate
   that just drew the 429) and the allowed rate ``margin`` (99 %) of it: the
   estimate is already a little low (tokens the bucket could not hold while we
@@ -43,7 +44,9 @@ class AdaptivePolicy:
     """``margin``: allowed rate as a fraction of the learned one after an
     episode. ``cubic``: c of the probe curve (per s^3). ``fallback_decrease``:
     factor on the rate when no estimate is possible. ``min_span_s`` /
-    ``min_successes``: what an estimate needs since the previous episode.
+    ``min_successes``: what an estimate needs since the previous episode (a
+    shorter span is mostly the previous episode's pause, whose refill the
+    bucket could not all hold: the estimate would be far too low).
     ``max_gap_s``: longest gap between success reports counted as clean
     sending (idle time does not probe). ``min_fraction``: floor of the rate as
     a fraction of the configured one."""
@@ -51,8 +54,8 @@ class AdaptivePolicy:
     margin: float = 0.99
     cubic: float = 1.5e-4
     fallback_decrease: float = 0.5
-    min_span_s: float = 1.0
-    min_successes: int = 5
+    min_span_s: float = 5.0
+    min_successes: int = 10
     max_gap_s: float = 1.0
     min_fraction: float = 0.05
 
@@ -65,7 +68,10 @@ class Learning:
     learned). ``origin``: the rate right after the last episode (start of the
     probe curve). ``clean_s``: seconds of clean sending since then.
     ``episode_at``: time of the last 429 episode (-1: none). ``ok_since``:
-    successes since it. ``last_ok``: time of the last success report."""
+    successes since it; ``active_s``: seconds of sending since it (pauses
+    included, every gap between reports counted up to ``max_gap_s``: an idle
+    key, e.g. between two jobs, must not dilute the estimate). ``last_ok``:
+    time of the last success report."""
 
     rate: float
     ceiling: float = 0.0
@@ -73,6 +79,7 @@ class Learning:
     clean_s: float = 0.0
     episode_at: float = -1.0
     ok_since: int = 0
+    active_s: float = 0.0
     last_ok: float = -1.0
 
     def to_fields(self) -> dict[str, str]:
@@ -108,17 +115,16 @@ def probe_rate(state: Learning, cfg_rate: float, policy: AdaptivePolicy = Adapti
 def succeeded(state: Learning, cfg_rate: float, now: float, count: int, paused: bool,
               policy: AdaptivePolicy = AdaptivePolicy()) -> Learning:
     """``count`` 2xx reported at ``now``; ``paused``: a Retry-After pause is in force (no probing then)."""
-    clean = state.clean_s
-    if not paused and state.last_ok >= 0:
-        clean += min(policy.max_gap_s, max(0.0, now - state.last_ok))
-    probed = replace(state, clean_s=clean, ok_since=state.ok_since + count, last_ok=now)
+    gap = _gap(state, now, policy)
+    probed = replace(state, clean_s=state.clean_s + (0.0 if paused else gap), ok_since=state.ok_since + count,
+                     active_s=state.active_s + gap, last_ok=now)
     return replace(probed, rate=probe_rate(probed, cfg_rate, policy))
 
 
 def throttled(state: Learning, cfg_rate: float, now: float, policy: AdaptivePolicy = AdaptivePolicy()) -> Learning:
     """The first 429 of an episode (one that arrived while no pause was in force) at ``now``."""
     rate = min(state.rate, cfg_rate)
-    span = now - state.episode_at
+    span = state.active_s + _gap(state, now, policy)
     if state.episode_at >= 0 and span >= policy.min_span_s and state.ok_since >= policy.min_successes:
         ceiling = min(rate, state.ok_since / span)
         lowered = policy.margin * ceiling
@@ -129,6 +135,11 @@ def throttled(state: Learning, cfg_rate: float, now: float, policy: AdaptivePoli
         ceiling, lowered = rate, rate * policy.fallback_decrease
     lowered = max(policy.min_fraction * cfg_rate, lowered)
     return Learning(rate=lowered, ceiling=max(ceiling, lowered), origin=lowered, episode_at=now, last_ok=now)
+
+
+def _gap(state: Learning, now: float, policy: AdaptivePolicy) -> float:
+    """Seconds since the last success report that count as sending (at most ``max_gap_s``)."""
+    return min(policy.max_gap_s, max(0.0, now - state.last_ok)) if state.last_ok >= 0 else 0.0
 
 
 def remembered(state: Learning, cfg_rate: float) -> float | None:
