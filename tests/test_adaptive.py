@@ -78,7 +78,9 @@ def test_estimate_is_the_accepted_rate_between_two_episodes():
     assert state.ceiling == pytest.approx(4.0) and state.rate == pytest.approx(0.99 * 4.0)
     state = adaptive.succeeded(state, CFG, 160.0, 12, paused=False)  # idle for most of a minute
     too_soon = adaptive.throttled(state, CFG, 160.0)  # 1 s of sending since: not enough to measure
-    assert too_soon.rate == pytest.approx(state.rate / 2) and too_soon.ceiling == state.rate
+    assert too_soon.rate == too_soon.ceiling == pytest.approx(0.9 * state.rate)  # the estimate was a little high
+    first = adaptive.throttled(adaptive.start(CFG, None), CFG, 0.0)
+    assert adaptive.throttled(first, CFG, 0.5).rate == first.rate / 2  # nothing measured yet: halve again
 
 
 def test_probing_counts_clean_sending_only_and_stops_at_the_configured_rate():
@@ -96,6 +98,6 @@ def test_probing_counts_clean_sending_only_and_stops_at_the_configured_rate():
 
 def test_state_round_trips_through_string_fields():
     state = Learning(rate=4.85, ceiling=5.0, origin=4.85, clean_s=3.5, episode_at=12.25, ok_since=7, active_s=4.0,
-                     last_ok=13.0)
+                     last_ok=13.0, measured=1)
     assert Learning.from_fields({k: v.encode() for k, v in state.to_fields().items()}) == state
     assert Learning.from_fields({"rate": "1.0"}) is None

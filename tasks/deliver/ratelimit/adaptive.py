@@ -15,10 +15,11 @@ learner turns 429 episodes and success counts into the allowed rate:
   estimate is already a little low (tokens the bucket could not hold while we
   sent below the limit are not counted).
   Without a usable previous episode (the first 429 of a key, or fewer than
-  ``min_successes`` / ``min_span_s`` since it) the rate is halved instead and
-  the rate that drew the 429 is the ceiling until the next episode measures;
-  the first 429 of a job that started from a remembered rate (usually its
-  opening burst) keeps that rate as the ceiling instead.
+  ``min_successes`` / ``min_span_s`` of sending since it) the rate is halved
+  instead and the rate that drew the 429 is the ceiling until the next
+  episode measures; a 429 soon after a measured episode cuts the learned rate
+  by ``recut`` (10 %) only; the first 429 of a job that started from a
+  remembered rate (usually its opening burst) keeps that rate as the ceiling.
 - **Probing (CUBIC in rate space).** With ``t`` seconds of clean sending
   since the episode, the allowed rate is ``ceiling * (1 + c (t - K)^3)``,
   ``K`` chosen so that it starts at the lowered rate: it climbs back quickly,
@@ -44,9 +45,9 @@ class AdaptivePolicy:
     """``margin``: allowed rate as a fraction of the learned one after an
     episode. ``cubic``: c of the probe curve (per s^3). ``fallback_decrease``:
     factor on the rate when no estimate is possible. ``min_span_s`` /
-    ``min_successes``: what an estimate needs since the previous episode (a
-    shorter span is mostly the previous episode's pause, whose refill the
-    bucket could not all hold: the estimate would be far too low).
+    ``min_successes``: what an estimate needs since the previous episode.
+    ``recut``: factor on the rate for a 429 too soon after a measured episode
+    (its estimate was a little high; halving would throw away what it learned).
     ``max_gap_s``: longest gap between success reports counted as clean
     sending (idle time does not probe). ``min_fraction``: floor of the rate as
     a fraction of the configured one."""
@@ -54,8 +55,9 @@ class AdaptivePolicy:
     margin: float = 0.99
     cubic: float = 1.5e-4
     fallback_decrease: float = 0.5
-    min_span_s: float = 5.0
-    min_successes: int = 10
+    min_span_s: float = 2.0
+    min_successes: int = 5
+    recut: float = 0.9
     max_gap_s: float = 1.0
     min_fraction: float = 0.05
 
@@ -71,7 +73,8 @@ class Learning:
     successes since it; ``active_s``: seconds of sending since it (pauses
     included, every gap between reports counted up to ``max_gap_s``: an idle
     key, e.g. between two jobs, must not dilute the estimate). ``last_ok``:
-    time of the last success report."""
+    time of the last success report. ``measured``: 1 when ``ceiling`` was
+    measured (or remembered), 0 when it is only the rate that drew a 429."""
 
     rate: float
     ceiling: float = 0.0
@@ -81,6 +84,7 @@ class Learning:
     ok_since: int = 0
     active_s: float = 0.0
     last_ok: float = -1.0
+    measured: int = 0
 
     def to_fields(self) -> dict[str, str]:
         """The state as strings (a Redis hash's fields)."""
@@ -100,7 +104,7 @@ def start(cfg_rate: float, remembered: float | None, policy: AdaptivePolicy = Ad
     if remembered is None or remembered >= cfg_rate:
         return Learning(rate=cfg_rate)
     rate = max(policy.min_fraction * cfg_rate, policy.margin * remembered)
-    return Learning(rate=rate, ceiling=remembered, origin=rate)
+    return Learning(rate=rate, ceiling=remembered, origin=rate, measured=1)
 
 
 def probe_rate(state: Learning, cfg_rate: float, policy: AdaptivePolicy = AdaptivePolicy()) -> float:
@@ -125,16 +129,20 @@ def throttled(state: Learning, cfg_rate: float, now: float, policy: AdaptivePoli
     """The first 429 of an episode (one that arrived while no pause was in force) at ``now``."""
     rate = min(state.rate, cfg_rate)
     span = state.active_s + _gap(state, now, policy)
+    measured = 1
     if state.episode_at >= 0 and span >= policy.min_span_s and state.ok_since >= policy.min_successes:
         ceiling = min(rate, state.ok_since / span)
         lowered = policy.margin * ceiling
-    elif state.episode_at < 0 and state.ceiling > 0:  # remembered from an earlier job: trust it once
+    elif state.episode_at < 0 and state.measured:  # remembered from an earlier job: trust it once
         ceiling = min(rate, state.ceiling)
         lowered = policy.margin * ceiling
+    elif state.measured:
+        ceiling = lowered = policy.recut * min(rate, state.ceiling)
     else:
-        ceiling, lowered = rate, rate * policy.fallback_decrease
+        ceiling, lowered, measured = rate, rate * policy.fallback_decrease, 0
     lowered = max(policy.min_fraction * cfg_rate, lowered)
-    return Learning(rate=lowered, ceiling=max(ceiling, lowered), origin=lowered, episode_at=now, last_ok=now)
+    return Learning(rate=lowered, ceiling=max(ceiling, lowered), origin=lowered, episode_at=now, last_ok=now,
+                    measured=measured)
 
 
 def _gap(state: Learning, now: float, policy: AdaptivePolicy) -> float:
