@@ -2,7 +2,7 @@
 lead index, see ``lead_index``) or on a suppression list (do-not-contact
 e-mails and domains) are skipped, counted and listed, never sent.
 
-``deliver_new_leads`` wraps ``deliver_rows``: it filters the rows first,
+``NewLeadDelivery`` wraps a ``DeliverySession``: it filters the rows first,
 delivers the rest, then adds the identities of every row the job's ledger
 holds as delivered to the destination's index (also when the run stopped
 early: what was delivered is known). A crash between the two steps leaves
@@ -27,10 +27,9 @@ from csv_merger.errors import CsvMergerError, InputError
 from csv_merger.settings import get_settings
 from tasks.deliver.dead_letter import DeadLetterWriter
 from tasks.deliver.destinations import destination_id
-from tasks.deliver.engine import deliver_rows
 from tasks.deliver.job import DeliveryConfig, DeliverySummary
 from tasks.deliver.lead_index import digest, open_lead_index
-from tasks.deliver.ledger import open_ledger
+from tasks.deliver.session import DeliverySession
 
 Identities = Callable[[dict[str, str]], list[str]]
 """A merged-CSV row -> its identities, prefixed "e" (e-mail), "l" (LinkedIn key), "d" (domain)."""
@@ -69,27 +68,51 @@ def _suppressed(identities: Iterable[str], entries: set[str]) -> bool:
     return False
 
 
-async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig, identities: Identities,
-                            **engine) -> DeliverySummary:
-    """``deliver_rows`` for the rows whose lead is new at ``config.webhook_url``
-    and not on ``config.suppress_path``'s list (see module docstring); ``engine``: ``progress``,
-    ``cancel`` as for ``deliver_rows``, whose errors this raises. The summary
-    counts every row (``rows_total``) and ``skipped_already_at_destination`` /
-    ``skipped_suppressed``."""
-    settings = get_settings()
-    suppress = read_suppression(config.suppress_path) if config.suppress_path else None
-    key = settings.index_key.get_secret_value() if settings.index_key else None
-    index = open_lead_index(destination_id(config.webhook_url), redis_url=config.redis_url,
-                            data_dir=settings.data_dir, key=key)
-    try:
-        secret = await index.key()
-        ids = {number: identities(record) for number, record in rows}
-        digests = {number: [digest(secret, i) for i in found] for number, found in ids.items()}
-        known = set() if config.resend else await index.known([d for ds in digests.values() for d in ds])
-        resumed = await _job_delivered(config)  # this job's own rows: a resume skips them as such
+class NewLeadDelivery:
+    """A ``DeliverySession`` with the destination's lead index and the suppression list, opened
+    once and used for batch after batch (a consumer's chunks); see the module docstring.
+
+    ``async with NewLeadDelivery(config, identities) as d: summary = await d.deliver(rows)``.
+    Opening raises what ``DeliverySession`` raises, and InputError for an unreadable
+    suppression list.
+    """
+
+    def __init__(self, config: DeliveryConfig, identities: Identities):
+        settings = get_settings()
+        self.config, self.identities = config, identities
+        self.suppress = read_suppression(config.suppress_path) if config.suppress_path else None
+        key = settings.index_key.get_secret_value() if settings.index_key else None
+        self.index = open_lead_index(destination_id(config.webhook_url), redis_url=config.redis_url,
+                                     data_dir=settings.data_dir, key=key)
+        self.session = DeliverySession(config)
+        self._secret: bytes | None = None
+
+    async def __aenter__(self) -> NewLeadDelivery:
+        return self
+
+    async def __aexit__(self, *exc) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        try:
+            await self.index.aclose()
+        finally:
+            await self.session.aclose()
+
+    async def deliver(self, rows: list[tuple[int, dict[str, str]]], *, dead_letter_path: str | None = None,
+                      **engine) -> DeliverySummary:
+        """``DeliverySession.deliver`` for the rows whose lead is new at the destination and not
+        suppressed; ``engine``: ``progress``, ``cancel``. The summary counts every row
+        (``rows_total``) and ``skipped_already_at_destination`` / ``skipped_suppressed``."""
+        if self._secret is None:
+            self._secret = await self.index.key()
+        ids = {number: self.identities(record) for number, record in rows}
+        digests = {number: [digest(self._secret, i) for i in found] for number, found in ids.items()}
+        known = set() if self.config.resend else await self.index.known([d for ds in digests.values() for d in ds])
+        resumed = await self.session.ledger.delivered(ids)  # this job's own rows: a resume skips them as such
         send, skipped = [], []
         for number, record in rows:
-            if suppress and _suppressed(ids[number], suppress):
+            if self.suppress and _suppressed(ids[number], self.suppress):
                 skipped.append((number, record, SUPPRESSED))
             elif number not in resumed and any(d in known for d in digests[number]):
                 skipped.append((number, record, ALREADY_THERE))
@@ -97,36 +120,31 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
                 send.append((number, record))
         sent = {n: digests[n] for n, _ in send}
         try:
-            summary = await deliver_rows(send, config, **engine)
+            summary = await self.session.deliver(send, dead_letter_path=dead_letter_path, **engine)
         except BaseException:
             with contextlib.suppress(CsvMergerError, OSError, sqlite3.Error):  # the run's own error is the one to tell
-                await _index_delivered(index, config, sent)
+                await self._index_delivered(sent)
             raise
-        await _index_delivered(index, config, sent)
-    finally:
-        await index.aclose()
-    summary.rows_total += len(skipped)
-    summary.skipped_suppressed = sum(reason == SUPPRESSED for *_, reason in skipped)
-    summary.skipped_already_at_destination = len(skipped) - summary.skipped_suppressed
-    if skipped and config.dead_letter_path:
-        summary.skipped_path = _write_skipped(Path(config.dead_letter_path), skipped)
-    return summary
+        await self._index_delivered(sent)
+        summary.rows_total += len(skipped)
+        summary.skipped_suppressed = sum(reason == SUPPRESSED for *_, reason in skipped)
+        summary.skipped_already_at_destination = len(skipped) - summary.skipped_suppressed
+        dead_letter = dead_letter_path or self.config.dead_letter_path
+        if skipped and dead_letter:
+            summary.skipped_path = _write_skipped(Path(dead_letter), skipped)
+        return summary
+
+    async def _index_delivered(self, digests: dict[int, list[str]]) -> None:
+        delivered = await self.session.ledger.delivered(digests)
+        await self.index.add(d for number, ds in digests.items() if number in delivered for d in ds)
 
 
-async def _job_delivered(config: DeliveryConfig) -> set[int]:
-    """Row numbers the job's ledger holds as delivered."""
-    settings = get_settings()
-    ledger = open_ledger(config.job_id, redis_url=config.redis_url, data_dir=settings.data_dir,
-                         ttl_s=settings.chunk_ttl_s)
-    try:
-        return await ledger.delivered()
-    finally:
-        await ledger.aclose()
-
-
-async def _index_delivered(index, config: DeliveryConfig, digests: dict[int, list[str]]) -> None:
-    delivered = await _job_delivered(config)
-    await index.add(d for number, ds in digests.items() if number in delivered for d in ds)
+async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig, identities: Identities,
+                            **engine) -> DeliverySummary:
+    """One batch through a ``NewLeadDelivery`` (opened and closed here); ``engine``: ``progress``,
+    ``cancel`` as for ``deliver_rows``, whose errors this raises."""
+    async with NewLeadDelivery(config, identities) as delivery:
+        return await delivery.deliver(rows, **engine)
 
 
 def _write_skipped(dead_letter: Path, skipped: list[tuple[int, dict[str, str], str]]) -> str:
