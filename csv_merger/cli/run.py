@@ -173,7 +173,7 @@ def run(
     limit_key: Optional[str] = typer.Option(None, "--limit-key", help="Rate budget name (default: the webhook host)."),
     redis_url: Optional[str] = typer.Option(None, "--redis-url", help="Shared limiter, ledger, chunks (default: env REDIS_URL)."),
     auth_token_block: Optional[str] = typer.Option(None, "--auth-token-block", help="Prefect Secret block with the webhook token."),
-    fan_out: bool = typer.Option(False, "--fan-out", help="Deliver chunks as deliver-chunk runs on the work pool (needs a server and Redis)."),
+    fan_out: bool = typer.Option(False, "--fan-out", help="Deliver through deliver-consumer runs on the work pool (needs a server and Redis)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets", help="Allow loopback/private hosts (local sink)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
     force_resend: bool = FORCE_RESEND,
