@@ -25,7 +25,7 @@ import time
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
-from prefect.states import Cancelling
+from prefect.states import Cancelling, Crashed
 
 from csv_merger.errors import DeliveryError
 from csv_merger.settings import get_settings
@@ -40,6 +40,7 @@ log = logging.getLogger("csv_merger.pipeline")
 DEPLOYMENT = "deliver-consumer/deliver-consumer"
 POLL_S = 1.0
 IDLE_HINT_S = 60.0  # no child started after this long: say that no worker seems to poll the pool
+DEAD_GRACE_S = 5.0  # a running consumer silent for its lease and this much longer is dead
 
 
 class ChunkBoard:
@@ -114,10 +115,16 @@ def consumer_count(client, chunks: int) -> int:
 
 def _cancel_children(client, runs: dict, pending: set[int]) -> None:
     """Move unfinished children to Cancelling as ``prefect flow-run cancel`` does (orchestrated, not forced:
-    the server turns a child no worker took yet into Cancelled; a running child's worker stops it)."""
+    the server turns a child no worker took yet into Cancelled; a running child's worker stops it).
+
+    A child whose process is starting (Pending) is left to the queue's cancel flag: Prefect's engine
+    exits with an error, and leaves the run Cancelling for good, when its run was cancelled before it
+    could propose Running; started, it sees the flag at once and ends Cancelled itself."""
     for index in pending:
         try:
-            client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"))
+            state = client.read_flow_run(runs[index].id).state
+            if state is not None and not state.is_pending():
+                client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"))
         except Exception as exc:  # an already-finished child cannot be cancelled
             log.debug("could not cancel child %s: %s", index, exc)
 
@@ -128,8 +135,9 @@ def deliver_fanned_out(queue: ChunkQueue, refs: list[ChunkRef], config: Delivery
     """Start consumer runs of ``DEPLOYMENT`` on the job's (queued) chunks and watch them; returns
     chunk index -> the last summary a consumer reported.
 
-    A consumer that ends Crashed or Failed while another still runs is only warned about: the
-    other takes its chunk once the lease expires. Raises ``DeliveryError`` naming the run when
+    A consumer that ends Crashed, or whose heartbeat stops (its process was killed: its run is then
+    set Crashed here), while another still runs is only warned about: the other takes its chunk
+    once the lease expires. Raises ``DeliveryError`` naming the run when
     every consumer ended and chunks are left (rows delivered so far stay in the ledger: run the
     job again to resume), or when a consumer failed (e.g. the early stop).
     """
@@ -160,6 +168,7 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
     """Poll the consumer runs until every one is final; relay progress and a cancel. Returns their final states."""
     pending, finals, cancelled_children = set(runs), {}, False
     started, hinted = time.monotonic(), False
+    dead_after_s = get_settings().lease_s + DEAD_GRACE_S
     try:
         while pending:
             if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
@@ -170,8 +179,13 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
                 on_delivery_loop(queue.cancel())  # consumers watch this flag: they stop within a second
                 _cancel_children(client, runs, pending)
                 cancelled_children = True
+            silent = on_delivery_loop(queue.silent_for())
             for i in sorted(pending):
                 state = client.read_flow_run(runs[i].id).state
+                if state is not None and state.is_running() and silent.get(f"consumer-{i}", 0) > dead_after_s:
+                    state = Crashed(message=f"no heartbeat for {silent[f'consumer-{i}']:.0f} s: its process died "
+                                            "(killed, or its machine was lost)")
+                    client.set_flow_run_state(runs[i].id, state, force=True)  # nobody else is left to say so
                 if state is not None and state.is_final():
                     finals[i] = state
                     pending.discard(i)

@@ -8,7 +8,8 @@ row's own retry (``retry``: which failures are retried, how long to wait):
 ``refusal`` (early stop: every row refused alike), ``redis_loss`` (Redis
 gone mid-run, or back without its data); ``job`` (config and summary),
 ``payloads`` (JSON bodies), ``ledger`` (rows acknowledged, for resume),
-``dead_letter``, ``chunks`` (a job's rows stored for its delivery tasks),
+``dead_letter``, ``chunks`` (a job's rows stored for its consumers), ``work_queue``
+(the chunks under leases), ``consumer`` (one engine pulling chunk after chunk),
 ``merged_csv``, ``transport``. The public names are re-exported here.
 """
 

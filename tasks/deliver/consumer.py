@@ -57,10 +57,16 @@ async def _renew_lease(queue: ChunkQueue, ref: ChunkRef, consumer: str, every_s:
             return
 
 
-async def _watch_cancel(queue: ChunkQueue, cancel: threading.Event) -> None:
+async def _watch(queue: ChunkQueue, consumer: str, cancel: threading.Event, heartbeat_s: float) -> None:
+    """Set ``cancel`` when the job's queue is cancelled; send this consumer's heartbeat meanwhile."""
+    beat = 0.0
     while not cancel.is_set():
         if await queue.cancelled():
             cancel.set()
+        now = asyncio.get_running_loop().time()
+        if now - beat >= heartbeat_s:
+            await queue.heartbeat(consumer)
+            beat = now
         await asyncio.sleep(WAIT_POLL_S)
 
 
@@ -76,10 +82,13 @@ async def consume(queue: ChunkQueue, store: ChunkStore, config: DeliveryConfig, 
     called when a chunk ends (done, cancelled or failed). Raises what ``deliver_rows`` raises.
     """
     summaries: list[DeliverySummary] = []
-    watcher = asyncio.create_task(_watch_cancel(queue, cancel))
+    watcher = asyncio.create_task(_watch(queue, consumer, cancel, lease_s / 3))
     try:
         async with NewLeadDelivery(config, identities) as delivery:
             while not cancel.is_set():
+                if await queue.cancelled():  # also before the first chunk: a consumer may start after the cancel
+                    cancel.set()
+                    break
                 taken = await queue.take(consumer)
                 if taken is None:
                     if await queue.remaining() == (0, 0):

@@ -15,12 +15,15 @@ rows again, each with the same Idempotency-Key (at-least-once).
   ``TIME`` (machines' clocks differ). Keys ``csv-merger:queue:<job_id>:*``,
   expiring with the job's chunks (``settings.chunk_ttl_s``).
 
-Both have a ``cancel`` flag that every consumer of the job watches.
+Both have a ``cancel`` flag that every consumer of the job watches, and a
+heartbeat per consumer, so the parent of a fan-out can tell a consumer whose
+process died (its flow run stays Running: nobody is left to report it).
 """
 
 from __future__ import annotations
 
 import threading
+import time
 from collections import deque
 from typing import Protocol
 
@@ -55,6 +58,12 @@ class ChunkQueue(Protocol):
 
     async def cancelled(self) -> bool: ...
 
+    async def heartbeat(self, consumer: str) -> None:
+        """Record that ``consumer`` is alive (every ``lease_s / 3`` while it runs)."""
+
+    async def silent_for(self) -> dict[str, float]:
+        """Consumer -> seconds since its last heartbeat (consumers that sent one)."""
+
     async def aclose(self) -> None: ...
 
 
@@ -67,6 +76,7 @@ class LocalChunkQueue:
         self._leased: dict[int, str] = {}
         self._taken: dict[int, int] = {}
         self._cancelled = False
+        self._seen: dict[str, float] = {}
 
     async def put(self, refs: list[ChunkRef]) -> None:
         with self._lock:
@@ -103,6 +113,13 @@ class LocalChunkQueue:
 
     async def cancelled(self) -> bool:
         return self._cancelled
+
+    async def heartbeat(self, consumer: str) -> None:
+        self._seen[consumer] = time.monotonic()
+
+    async def silent_for(self) -> dict[str, float]:
+        now = time.monotonic()
+        return {c: now - t for c, t in self._seen.items()}
 
     async def aclose(self) -> None:
         pass
@@ -158,6 +175,14 @@ return 1
 """
 
 
+# KEYS: alive (hash consumer -> Redis time); ARGV: consumer, ttl
+_LUA_BEAT = _LUA_NOW + """
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
+keep()
+return 1
+"""
+
+
 class RedisChunkQueue:
     """A job's queue in Redis (see the module docstring). ``lease_s``: seconds a taken chunk
     stays leased without a renew; ``ttl_s``: seconds the queue's keys live after the last change.
@@ -168,12 +193,13 @@ class RedisChunkQueue:
 
         prefix = f"csv-merger:queue:{job_id}:"
         self.keys = [prefix + k for k in ("waiting", "leases", "refs", "owners", "taken")]
-        self.cancel_key = prefix + "cancel"
+        self.cancel_key, self.alive_key = prefix + "cancel", prefix + "alive"
         self.lease_s, self.ttl_s = lease_s, ttl_s
         self.client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
         self._take = self.client.register_script(_LUA_TAKE)
         self._renew = self.client.register_script(_LUA_RENEW)
         self._finish = self.client.register_script(_LUA_FINISH)
+        self._beat = self.client.register_script(_LUA_BEAT)
 
     async def _call(self, coro):
         import redis
@@ -185,7 +211,7 @@ class RedisChunkQueue:
 
     async def put(self, refs: list[ChunkRef]) -> None:
         async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(*self.keys, self.cancel_key)  # a new run of the job starts a new queue
+            pipe.delete(*self.keys, self.cancel_key, self.alive_key)  # a new run of the job starts a new queue
             if refs:
                 pipe.hset(self.keys[2], mapping={str(r.index): r.model_dump_json() for r in refs})
                 pipe.rpush(self.keys[0], *(str(r.index) for r in refs))
@@ -218,6 +244,17 @@ class RedisChunkQueue:
 
     async def cancelled(self) -> bool:
         return bool(await self._call(self.client.exists(self.cancel_key)))
+
+    async def heartbeat(self, consumer: str) -> None:
+        await self._call(self._beat(keys=[self.alive_key], args=[consumer, self.ttl_s]))
+
+    async def silent_for(self) -> dict[str, float]:
+        async with self.client.pipeline(transaction=False) as pipe:
+            pipe.time()
+            pipe.hgetall(self.alive_key)
+            (secs, micros), seen = await self._call(pipe.execute())
+        now = secs + micros / 1e6
+        return {c.decode(): now - float(t) for c, t in seen.items()}
 
     async def aclose(self) -> None:
         try:
