@@ -4,8 +4,8 @@ Prints, side by side in one run (parts chosen with ``--parts``):
 
 overhead  Unlimited local sink, 20,000 and 100,000 generated rows (chunks of
           500): the flow on Prefect's ephemeral API next to the plain engines
-          on the same input (``merge_files`` then ``deliver_csv``: one engine,
-          no chunks). Ratio = flow wall time / engines' wall time (target
+          on the same input (``merge_files``, then one delivery of every row with
+          the lead index, as ``csv-merger deliver`` does: one engine, no chunks). Ratio = flow wall time / engines' wall time (target
           <= 1.10); the flow's task-run count, which no longer grows with chunks.
 fanout    A local ``prefect server`` (SQLite), Redis, two ``prefect worker``
           processes, a strict sink at 10/s burst 20 (429 above it), 600 rows
@@ -151,15 +151,23 @@ def flow_run(files: list[str], url: str, out: Path, chunk: int, rate: float = UN
 
 
 def engines_run(files: list[str], url: str, out: Path):
-    from tasks.deliver import DeliveryConfig, deliver_csv
+    """The engines alone: ``merge_files``, then one ``NewLeadDelivery`` over every row (what
+    ``csv-merger deliver`` runs: the lead index included, no chunks, no Prefect)."""
+    import asyncio
+    import functools
+
+    from tasks.deliver import DeliveryConfig, read_merged_csv
+    from tasks.deliver.new_leads import deliver_new_leads
     from tasks.merge import merge_files
+    from tasks.merge.dedupe import lead_identities
 
     out.mkdir(parents=True, exist_ok=True)
     started = time.perf_counter()
-    merge_files(files, out / "merged.csv")
-    summary = deliver_csv(out / "merged.csv", DeliveryConfig(webhook_url=url, rate=UNLIMITED_RATE,
-                                                             burst=UNLIMITED_BURST, job_id=f"bench-engine-{time.time_ns()}",
-                                                             allow_private_targets=True))
+    merge_files(files, out / "merged.csv", neutralise_formulas=False)
+    config = DeliveryConfig(webhook_url=url, rate=UNLIMITED_RATE, burst=UNLIMITED_BURST, row_ceiling=0,
+                            job_id=f"bench-engine-{time.time_ns()}", allow_private_targets=True)
+    rows = list(read_merged_csv(out / "merged.csv"))
+    summary = asyncio.run(deliver_new_leads(rows, config, functools.partial(lead_identities, table_type="people")))
     return time.perf_counter() - started, summary
 
 
@@ -298,6 +306,7 @@ def main() -> None:
     parts = args.parts.split(",")
     tmp = Path(tempfile.mkdtemp(prefix="bench-e2e-"))
     os.environ["CSV_MERGER_DATA_DIR"] = str(tmp / "data")
+    os.environ["CSV_MERGER_ROW_CEILING"] = "0"  # a passthrough table: no 50,000-submission ceiling per webhook
 
     from flows.merge_and_deliver import merge_and_deliver
 

@@ -173,10 +173,12 @@ def deliver_consumer(config: DeliveryConfig, redis_url: str | None, consumer: st
     queue = queue or open_chunk_queue(config.job_id, redis_url=redis_url, lease_s=settings.lease_s,
                                       ttl_s=settings.chunk_ttl_s)
     identities = functools.partial(lead_identities, table_type=config.table_type)
+    run_log = get_run_logger()
     summaries = on_delivery_loop(consume(queue, chunk_store(redis_url), config, identities, consumer=consumer,
                                          dead_letter_dir=dead_letter_dir, lease_s=settings.lease_s,
-                                         cancel=cancel or threading.Event(), progress=progress, on_chunk=on_chunk))
-    get_run_logger().info("%s: %d chunk(s), %d delivered, %d failed", consumer, len(summaries),
+                                         cancel=cancel or threading.Event(), progress=progress, on_chunk=on_chunk,
+                                         logger=run_log))
+    run_log.info("%s: %d chunk(s), %d delivered, %d failed", consumer, len(summaries),
                           sum(s.delivered for s in summaries), sum(s.failed for s in summaries))
     return summaries
 

@@ -48,11 +48,11 @@ def handled(summary: DeliverySummary) -> int:
             + summary.skipped_already_at_destination + summary.skipped_suppressed)
 
 
-async def _renew_lease(queue: ChunkQueue, ref: ChunkRef, consumer: str, every_s: float) -> None:
+async def _renew_lease(queue: ChunkQueue, ref: ChunkRef, consumer: str, every_s: float, logger) -> None:
     while True:
         await asyncio.sleep(every_s)
         if not await queue.renew(ref, consumer):
-            log.warning("%s: lease lost (this consumer was too slow to renew it); another consumer "
+            logger.warning("%s: lease lost (this consumer was too slow to renew it); another consumer "
                         "may send its unrecorded rows again, with the same Idempotency-Keys", ref.label)
             return
 
@@ -73,13 +73,15 @@ async def _watch(queue: ChunkQueue, consumer: str, cancel: threading.Event, hear
 async def consume(queue: ChunkQueue, store: ChunkStore, config: DeliveryConfig, identities: Identities, *,
                   consumer: str, dead_letter_dir: str | Path, lease_s: float, cancel: threading.Event,
                   progress: ChunkProgress | None = None,
-                  on_chunk: Callable[[ChunkRef, DeliverySummary], None] | None = None) -> list[DeliverySummary]:
+                  on_chunk: Callable[[ChunkRef, DeliverySummary], None] | None = None,
+                  logger: logging.Logger | logging.LoggerAdapter = log) -> list[DeliverySummary]:
     """Deliver chunks from ``queue`` until it is drained or ``cancel`` is set; returns the summaries of
     the chunks this consumer handled (in the order it handled them).
 
     ``consumer``: a name unique among the job's consumers (its leases). ``store``: where chunk rows
     live. ``lease_s``: the queue's lease, renewed every third of it. ``on_chunk(ref, summary)`` is
-    called when a chunk ends (done, cancelled or failed). Raises what ``deliver_rows`` raises.
+    called when a chunk ends (done, cancelled or failed). ``logger`` gets a line per chunk (a Prefect
+    run logger shows them in the UI). Raises what ``deliver_rows`` raises.
     """
     summaries: list[DeliverySummary] = []
     watcher = asyncio.create_task(_watch(queue, consumer, cancel, lease_s / 3))
@@ -97,11 +99,14 @@ async def consume(queue: ChunkQueue, store: ChunkStore, config: DeliveryConfig, 
                     continue
                 ref, times = taken
                 if times > 1:
-                    log.warning("%s: taken over by %s (taken %d times: an earlier consumer stopped or failed)",
+                    logger.warning("%s: taken over by %s (taken %d times: an earlier consumer stopped or failed)",
                                 ref.label, consumer, times)
                 try:
                     summary = await _deliver_chunk(queue, store, delivery, ref, consumer, dead_letter_dir, lease_s,
-                                                   cancel, progress)
+                                                   cancel, progress, logger)
+                    logger.info("%s: %d delivered, %d failed, %d skipped, %d x 429, %.1f s%s", ref.label,
+                                summary.delivered, summary.failed, handled(summary) - summary.delivered - summary.failed,
+                                summary.http_429, summary.elapsed_s, " (cancelled)" if summary.cancelled else "")
                 except TargetRefusedError as exc:  # the early stop: its counts still belong to the job
                     summaries.append(exc.summary)
                     if on_chunk is not None:
@@ -123,11 +128,11 @@ async def consume(queue: ChunkQueue, store: ChunkStore, config: DeliveryConfig, 
 
 async def _deliver_chunk(queue: ChunkQueue, store: ChunkStore, delivery: NewLeadDelivery, ref: ChunkRef,
                          consumer: str, dead_letter_dir: str | Path, lease_s: float, cancel: threading.Event,
-                         progress: ChunkProgress | None) -> DeliverySummary:
+                         progress: ChunkProgress | None, logger) -> DeliverySummary:
     """One leased chunk through ``delivery``; the lease is renewed meanwhile and given back on an error."""
     report = None if progress is None else (
         lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate))
-    renewer = asyncio.create_task(_renew_lease(queue, ref, consumer, lease_s / 3))
+    renewer = asyncio.create_task(_renew_lease(queue, ref, consumer, lease_s / 3, logger))
     try:
         rows = await asyncio.to_thread(store.get, ref)
         summary = await delivery.deliver(rows, dead_letter_path=dead_letter_file(dead_letter_dir, ref),
@@ -144,7 +149,4 @@ async def _deliver_chunk(queue: ChunkQueue, store: ChunkStore, delivery: NewLead
         renewer.cancel()
     if progress is not None:
         progress(ref.index, handled(summary), summary.http_429, None)
-    log.info("%s: %d delivered, %d failed, %d already delivered, %d x 429, %.1f s%s", ref.label, summary.delivered,
-             summary.failed, summary.skipped_already_delivered, summary.http_429, summary.elapsed_s,
-             " (cancelled)" if summary.cancelled else "")
     return summary

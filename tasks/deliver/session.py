@@ -74,6 +74,7 @@ class DeliverySession:
                                   write=settings.read_timeout_s, pool=settings.read_timeout_s),
         )
         self._template_checked = False
+        self._shortfall_told = False
 
     async def __aenter__(self) -> DeliverySession:
         return self
@@ -109,7 +110,8 @@ class DeliverySession:
             done = await self.ledger.delivered(n for n, _ in rows)
             pending = [r for r in rows if r[0] not in done]
             engine.summary.skipped_already_delivered = len(rows) - len(pending)
-            if message := await self.gate.shortfall(len(pending)):
+            if not self._shortfall_told and (message := await self.gate.shortfall(len(pending))):
+                self._shortfall_told = True  # once per session, not once per chunk
                 engine.summary.warnings.append(message)
                 log.warning(message)
             if pending:
