@@ -22,12 +22,13 @@ from tasks.stages import chunk_config, deliver_chunk, delivery_config, resolve_r
 
 
 @flow(name="deliver-chunk")
-def deliver_chunk_flow(chunk: ChunkRef, webhook_url: str, job_id: str, dead_letter_dir: str,
+def deliver_chunk_flow(chunk: ChunkRef, webhook_url: str | list[str], job_id: str, dead_letter_dir: str,
                        redis_url: str | None = None, table_type: TableType = "people", rate_limit: float = 10.0,
                        burst: int = 20,
                        concurrency: int = 8, limit_key: str | None = None, payload: str = "flat",
                        allow_private_targets: bool = False, auth_token_block: str | None = None) -> DeliverySummary:
-    """Deliver ``chunk`` of job ``job_id`` (rates in requests/s, shared by ``limit_key``).
+    """Deliver ``chunk`` of job ``job_id`` to ``webhook_url`` (one URL or the job's destinations in
+    rollover order; rates in requests/s, shared by ``limit_key``).
 
     Ends Cancelled (with the counts on the board) when its run is cancelled. ``redis_url``
     default: ``REDIS_URL`` or the Redis block of this worker (a URL with a password is never a

@@ -190,16 +190,18 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
     return summary
 
 
-def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
+def delivery_config(webhook_url: str | list[str], *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
                     burst: int = 20, concurrency: int = 8, redis_url: str | None = None, limit_key: str | None = None,
                     payload: str = "flat", auth_token_block: str | None = None,
                     allow_private_targets: bool = False, resend: bool = False,
                     suppress_path: str | None = None, force_resend: bool = False) -> DeliveryConfig:
-    """A ``DeliveryConfig`` from flow parameters; retry, payload and ceiling limits come from settings."""
+    """A ``DeliveryConfig`` from flow parameters (``webhook_url``: one URL or several, in rollover
+    order); retry, payload and ceiling limits come from settings."""
     settings = get_settings()
+    urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url)
     return DeliveryConfig(
-        webhook_url=webhook_url, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
-        redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
+        webhook_url=urls[0], webhook_urls=urls, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
+        redis_url=redis_url, limit_key=limit_key or default_limit_key(urls[0]), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
         retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
         payload_limit_bytes=settings.payload_limit_bytes, row_ceiling=settings.row_ceiling,

@@ -21,8 +21,8 @@ Outcomes per row:
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
 - Other statuses (4xx, 3xx: never followed): dead-lettered at once with the status and the
-  first 500 bytes of the response. A body above ``payload_limit_bytes`` or a row the
-  template cannot render, or past the destination's ceiling: dead-lettered, never sent.
+  first 500 bytes of the response. A body above ``payload_limit_bytes``, a row the template cannot
+  render, or past every destination's ceiling (tasks.deliver.route): dead-lettered, never sent.
 
 Early stop (a wrong auth token or URL: tasks.deliver.refusal): stop taking rows as a cancel
 does, raise ``TargetRefusedError`` (a DeliveryError carrying the summary).
@@ -52,7 +52,6 @@ import httpx
 from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
-from tasks.deliver.destinations import DestinationGate, open_destinations
 from tasks.deliver.dead_letter import DeadLetterWriter, response_excerpt
 from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
 from tasks.deliver.ledger import Ledger, open_ledger
@@ -62,6 +61,7 @@ from tasks.deliver.payloads import PayloadError, TemplatePayload, idempotency_ke
 from tasks.deliver.ratelimit import RateLimiter, default_limit_key, make_limiter
 from tasks.deliver.redis_loss import RedisGone
 from tasks.deliver.refusal import RefusalWatch
+from tasks.deliver.route import DestinationRoute, open_route
 from tasks.deliver.retry import TransientFailure, is_retryable_status, is_transient_error, make_retrying, parse_retry_after
 from tasks.deliver.transport import WorkerPools, worker_index
 
@@ -84,6 +84,7 @@ class _RowDead(Exception):
 class _Row:
     number: int
     record: dict[str, str]
+    url: str | None = None  # the destination it goes to (tasks.deliver.route)
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
@@ -103,7 +104,7 @@ class _Engine:
     def __init__(self, config: DeliveryConfig, rows: list[tuple[int, dict[str, str]]], job_id: str,
                  limit_key: str, limiter: RateLimiter, ledger: Ledger, client: httpx.AsyncClient,
                  progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None,
-                 gate: DestinationGate):
+                 gate: DestinationRoute):
         self.config, self.limiter, self.ledger, self.client, self.gate = config, limiter, ledger, client, gate
         self.breaker = OutageBreaker(OutagePolicy(budget_s=config.outage_budget_s), limiter)
         self.progress, self.cancel = progress, cancel
@@ -136,7 +137,7 @@ class _Engine:
             self.summary.attempts += 1
             worker.idle = False
             try:
-                resp = await self.client.post(self.config.webhook_url, content=row.body, headers=row.headers)
+                resp = await self.client.post(row.url, content=row.body, headers=row.headers)
             except httpx.HTTPError as exc:
                 if not is_transient_error(exc):
                     raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
@@ -181,7 +182,8 @@ class _Engine:
                 raise _RowDead("not-sent", too_big)
             row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
             row.deadline = time.monotonic() + self.config.retry_budget_s
-            if not (reserved := await self.gate.reserve()):  # never past the destination's ceiling
+            row.url = await self.gate.reserve(number)  # the destination with room: never past a ceiling
+            if not (reserved := row.url is not None):
                 raise _RowDead("not-sent", self.gate.full_reason())
             try:
                 async for attempt in retrying:
@@ -205,7 +207,7 @@ class _Engine:
             raise _RowDead(resp.status_code, reason + " (not retried)", response_excerpt(resp.content))
         except _RowDead as dead:
             if reserved:
-                await self.gate.release()
+                await self.gate.release(number)
             self.summary.failed += 1
             log.info("row %d dead-lettered: %s %s", number, dead.status, dead.reason)
             if self.dead is not None:
@@ -216,7 +218,7 @@ class _Engine:
                 self._stop_taking_rows()
         except BaseException:
             if reserved and not row.attempts:  # stopped before its POST: the row was never sent
-                await self.gate.release()
+                await self.gate.release(number)
             raise
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
@@ -261,7 +263,7 @@ class _Engine:
             s = self.summary
             self.progress(DeliveryProgress(s.delivered, s.failed, s.skipped_already_delivered, s.http_429,
                                            s.attempts, s.rows_total, round(time.monotonic() - self.started, 3),
-                                           self.limiter.current_rate))
+                                           self.limiter.current_rate, self.gate.snapshot()))
 
     def _stop_taking_rows(self) -> None:
         self.stopping = True
@@ -315,7 +317,7 @@ class _Engine:
 async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: DeliveryConfig, *,
                        progress: Callable[[DeliveryProgress], None] | None = None,
                        cancel: threading.Event | None = None) -> DeliverySummary:
-    """POST one body per row to ``config.webhook_url``; see the module docstring.
+    """POST one body per row to ``config.webhook_urls`` (in rollover order); see the module docstring.
 
     ``rows``: (row_number, record) pairs, row_number the 1-based data row of
     the merged CSV (stable across chunks), record {header: text}. Rows the
@@ -332,20 +334,19 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
     Rows that end in the dead-letter file do not raise: check ``summary.failed``.
     """
     config.validate()
-    target = check_target(config.webhook_url, config.allow_private_targets)
+    targets = [check_target(url, config.allow_private_targets) for url in config.webhook_urls]
     settings = get_settings()
     job_id = config.job_id or uuid.uuid4().hex[:16]
     limit_key = config.limit_key or default_limit_key(config.webhook_url)
     rows = list(rows)
     limiter = make_limiter(limit_key, config.rate, config.burst, config.redis_url)
     ledger = open_ledger(job_id, redis_url=config.redis_url, data_dir=settings.data_dir, ttl_s=settings.chunk_ttl_s)
-    destinations = open_destinations(redis_url=config.redis_url, data_dir=settings.data_dir)
-    gate = DestinationGate(destinations, config.webhook_url, config.row_ceiling)
+    gate = open_route(config.webhook_urls, config.row_ceiling, redis_url=config.redis_url, data_dir=settings.data_dir)
     headers = {"Content-Type": "application/json"}
     if config.auth_token:
         headers["x-clay-webhook-auth"] = config.auth_token
     client = httpx.AsyncClient(
-        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, target),
+        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, targets),
         timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
                               write=settings.read_timeout_s, pool=settings.read_timeout_s),
     )
@@ -365,8 +366,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
             except PayloadError as exc:
                 raise ConfigError(f"payload template {config.payload}: {exc}") from None
         summary = await engine.run(pending)
-        summary.destination, summary.destination_used = gate.label, await gate.used()
-        summary.destination_ceiling = gate.ceiling
+        summary.destinations, summary.placed = await gate.counts(), gate.placed
         if engine.refusal.fired and summary.delivered == 0:
             summary.stopped_reason = engine.refusal.reason(summary)
     except RedisUnavailableError as exc:
@@ -384,7 +384,7 @@ async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: Deliv
         await client.aclose()
         await limiter.aclose()
         await ledger.aclose()
-        await destinations.aclose()
+        await gate.aclose()
     if engine.dead is not None and engine.dead.count:
         summary.dead_letter_path = str(engine.dead.path)
     if summary.stopped_reason:

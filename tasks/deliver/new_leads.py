@@ -4,8 +4,10 @@ e-mails and domains) are skipped, counted and listed, never sent.
 
 ``deliver_new_leads`` wraps ``deliver_rows``: it filters the rows first,
 delivers the rest, then adds the identities of every row the job's ledger
-holds as delivered to the destination's index (also when the run stopped
-early: what was delivered is known). A crash between the two steps leaves
+holds as delivered to the index of the destination the row went to (also
+when the run stopped early: what was delivered is known). With several
+destinations (rollover) a lead already at ANY of them is skipped; a row
+delivered by an earlier run of the job (resume) is indexed at the first. A crash between the two steps leaves
 at most those rows out of the index; the job's own ledger still keeps a
 resume from re-sending them. ``config.resend`` sends every row regardless
 of the index (the suppression list still applies).
@@ -29,7 +31,7 @@ from tasks.deliver.dead_letter import DeadLetterWriter
 from tasks.deliver.destinations import destination_id
 from tasks.deliver.engine import deliver_rows
 from tasks.deliver.job import DeliveryConfig, DeliverySummary
-from tasks.deliver.lead_index import digest, open_lead_index
+from tasks.deliver.lead_index import LeadIndexes, digest
 from tasks.deliver.ledger import open_ledger
 
 Identities = Callable[[dict[str, str]], list[str]]
@@ -71,7 +73,7 @@ def _suppressed(identities: Iterable[str], entries: set[str]) -> bool:
 
 async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig, identities: Identities,
                             **engine) -> DeliverySummary:
-    """``deliver_rows`` for the rows whose lead is new at ``config.webhook_url``
+    """``deliver_rows`` for the rows whose lead is at none of ``config.webhook_urls``
     and not on ``config.suppress_path``'s list (see module docstring); ``engine``: ``progress``,
     ``cancel`` as for ``deliver_rows``, whose errors this raises. The summary
     counts every row (``rows_total``) and ``skipped_already_at_destination`` /
@@ -79,8 +81,8 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
     settings = get_settings()
     suppress = read_suppression(config.suppress_path) if config.suppress_path else None
     key = settings.index_key.get_secret_value() if settings.index_key else None
-    index = open_lead_index(destination_id(config.webhook_url), redis_url=config.redis_url,
-                            data_dir=settings.data_dir, key=key)
+    index = LeadIndexes([destination_id(u) for u in config.webhook_urls], redis_url=config.redis_url,
+                        data_dir=settings.data_dir, key=key)
     try:
         secret = await index.key()
         ids = {number: identities(record) for number, record in rows}
@@ -100,9 +102,9 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
             summary = await deliver_rows(send, config, **engine)
         except BaseException:
             with contextlib.suppress(CsvMergerError, OSError, sqlite3.Error):  # the run's own error is the one to tell
-                await _index_delivered(index, config, sent)
+                await _index_delivered(index, config, sent, {})
             raise
-        await _index_delivered(index, config, sent)
+        await _index_delivered(index, config, sent, summary.placed)
     finally:
         await index.aclose()
     summary.rows_total += len(skipped)
@@ -124,9 +126,12 @@ async def _job_delivered(config: DeliveryConfig) -> set[int]:
         await ledger.aclose()
 
 
-async def _index_delivered(index, config: DeliveryConfig, digests: dict[int, list[str]]) -> None:
+async def _index_delivered(index: LeadIndexes, config: DeliveryConfig, digests: dict[int, list[str]],
+                           placed: dict[int, str]) -> None:
+    """Add the digests of the delivered rows to the index of the destination each went to
+    (``placed``: row number -> destination id; a row not in it: the first destination)."""
     delivered = await _job_delivered(config)
-    await index.add(d for number, ds in digests.items() if number in delivered for d in ds)
+    await index.add((placed.get(number), d) for number, ds in digests.items() if number in delivered for d in ds)
 
 
 def _write_skipped(dead_letter: Path, skipped: list[tuple[int, dict[str, str], str]]) -> str:
@@ -142,7 +147,7 @@ def _write_skipped(dead_letter: Path, skipped: list[tuple[int, dict[str, str], s
 
 async def forget_destination(webhook_url: str, *, redis_url: str | None, data_dir: str | Path) -> int:
     """Remove the lead index of ``webhook_url``'s destination; return how many identities it held."""
-    index = open_lead_index(destination_id(webhook_url), redis_url=redis_url, data_dir=data_dir)
+    index = LeadIndexes([destination_id(webhook_url)], redis_url=redis_url, data_dir=data_dir)
     try:
         return await index.forget()
     finally:
