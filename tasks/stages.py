@@ -124,7 +124,8 @@ def merge(files: list[str], out_path: str, table_type: str = "people", mapping: 
 def plan(merged_csv: str, config: DeliveryConfig) -> DeliveryPlan:
     """A dry run of delivering the merged CSV with ``config``: every check and body, no POST."""
     rows = list(read_merged_csv(merged_csv))
-    return asyncio.run_coroutine_threadsafe(plan_delivery(rows, config), delivery_loop()).result()
+    identities = functools.partial(lead_identities, table_type=config.table_type)
+    return asyncio.run_coroutine_threadsafe(plan_delivery(rows, config, identities), delivery_loop()).result()
 
 
 @task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)

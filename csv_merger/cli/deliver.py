@@ -126,11 +126,12 @@ def deliver(
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
         suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
+    identities = functools.partial(lead_identities, table_type=table_type)
     if dry_run:
         from csv_merger.cli.plan import print_plan
         from tasks.deliver.plan import plan_delivery
 
-        print_plan(asyncio.run(plan_delivery(rows, config)))
+        print_plan(asyncio.run(plan_delivery(rows, config, identities)))
         return
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
@@ -147,7 +148,6 @@ def deliver(
     refused = None
     with GracefulStop(cancel.set) as stop:
         try:
-            identities = functools.partial(lead_identities, table_type=table_type)
             summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
         except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
             refused, summary = exc, exc.summary

@@ -78,26 +78,9 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
     ``cancel`` as for ``deliver_rows``, whose errors this raises. The summary
     counts every row (``rows_total``) and ``skipped_already_at_destination`` /
     ``skipped_suppressed``."""
-    settings = get_settings()
-    suppress = read_suppression(config.suppress_path) if config.suppress_path else None
-    key = settings.index_key.get_secret_value() if settings.index_key else None
-    index = LeadIndexes([destination_id(u) for u in config.webhook_urls], redis_url=config.redis_url,
-                        data_dir=settings.data_dir, key=key)
+    index = _open_indexes(config)
     try:
-        secret = await index.key()
-        ids = {number: identities(record) for number, record in rows}
-        digests = {number: [digest(secret, i) for i in found] for number, found in ids.items()}
-        known = set() if config.resend else await index.known([d for ds in digests.values() for d in ds])
-        resumed = await _job_delivered(config)  # this job's own rows: a resume skips them as such
-        send, skipped = [], []
-        for number, record in rows:
-            if suppress and _suppressed(ids[number], suppress):
-                skipped.append((number, record, SUPPRESSED))
-            elif number not in resumed and any(d in known for d in digests[number]):
-                skipped.append((number, record, ALREADY_THERE))
-            else:
-                send.append((number, record))
-        sent = {n: digests[n] for n, _ in send}
+        send, skipped, sent = await _select(index, rows, config, identities)
         try:
             summary = await deliver_rows(send, config, **engine)
         except BaseException:
@@ -113,6 +96,45 @@ async def deliver_new_leads(rows: list[tuple[int, dict[str, str]]], config: Deli
     if skipped and config.dead_letter_path:
         summary.skipped_path = _write_skipped(Path(config.dead_letter_path), skipped)
     return summary
+
+
+async def split_new_leads(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig, identities: Identities
+                          ) -> tuple[list[tuple[int, dict[str, str]]], list[tuple[int, dict[str, str], str]]]:
+    """(rows a run would send, (number, record, reason) of rows it would skip) without sending (a dry run).
+    Raises InputError (suppression list), ConfigError / RedisUnavailableError (index stores)."""
+    index = _open_indexes(config)
+    try:
+        send, skipped, _ = await _select(index, rows, config, identities)
+    finally:
+        await index.aclose()
+    return send, skipped
+
+
+def _open_indexes(config: DeliveryConfig) -> LeadIndexes:
+    settings = get_settings()
+    key = settings.index_key.get_secret_value() if settings.index_key else None
+    return LeadIndexes([destination_id(u) for u in config.webhook_urls], redis_url=config.redis_url,
+                       data_dir=settings.data_dir, key=key)
+
+
+async def _select(index: LeadIndexes, rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig,
+                  identities: Identities) -> tuple[list, list, dict[int, list[str]]]:
+    """(rows to send, (number, record, reason) skipped, {number: digests} of the rows to send)."""
+    suppress = read_suppression(config.suppress_path) if config.suppress_path else None
+    secret = await index.key()
+    ids = {number: identities(record) for number, record in rows}
+    digests = {number: [digest(secret, i) for i in found] for number, found in ids.items()}
+    known = set() if config.resend else await index.known([d for ds in digests.values() for d in ds])
+    resumed = await _job_delivered(config)  # this job's own rows: a resume skips them as such
+    send, skipped = [], []
+    for number, record in rows:
+        if suppress and _suppressed(ids[number], suppress):
+            skipped.append((number, record, SUPPRESSED))
+        elif number not in resumed and any(d in known for d in digests[number]):
+            skipped.append((number, record, ALREADY_THERE))
+        else:
+            send.append((number, record))
+    return send, skipped, {n: digests[n] for n, _ in send}
 
 
 async def _job_delivered(config: DeliveryConfig) -> set[int]:
