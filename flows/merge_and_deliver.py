@@ -166,7 +166,9 @@ def merge_and_deliver(files: list[str], webhook_url: str | list[str] | None = No
                              resend=resend, suppress_path=suppress_file,
                              force_resend=force_resend)
     if dry_run:
-        return _finish(summary.model_copy(update=dict(plan=plan(merged, config))))
+        summary = summary.model_copy(update=dict(plan=plan(merged, config)))
+        (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+        return _finish(summary)
     refs = chunk(merged, job, chunk_size, redis)
     delivery = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
                         auth_token_block=auth_token_block)
