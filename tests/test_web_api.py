@@ -947,3 +947,29 @@ async def test_the_same_webhook_twice_is_refused(make_client, sink_factory):
     upload = (await client.post("/api/uploads", files=_files(("p.csv", PEOPLE_CSV.encode())))).json()["files"][0]
     r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": [sink.url, sink.url]})
     assert r.status_code == 422 and r.json()["field"] == "webhook_url" and "twice" in r.json()["error"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_retry_failed_rows_resends_them_with_their_original_keys(make_client, sink_factory):
+    """A job whose rows failed (every 3rd request refused with 400) offers "retry failed rows": the retry
+    sends the dead-letter rows again under the original job id and row numbers (same Idempotency-Keys)."""
+    sink = sink_factory(fail_every=3, fail_status=400)
+    client = await make_client(allow_private_targets=True)
+    rows = "".join(f"P{i},Q{i},p{i}@example.com,Title {i}\n" for i in range(5))
+    upload = (await client.post("/api/uploads", files=_files(("p.csv", (PEOPLE_CSV + rows).encode()))))
+    r = await client.post("/api/jobs", json={"uploads": [upload.json()["files"][0]["id"]], "webhook_url": sink.url,
+                                             "rate": 50, "burst": 1})
+    job = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed"))
+    assert job["status"] == "Failed" and job["has_dead_letter"] and job["counts"]["failed"] == 2, job
+    first_keys = {rec["key"] for rec in sink.records()}
+    retry = await client.post(f"/api/jobs/{job['id']}/retry", json={})
+    assert retry.status_code == 201, retry.text
+    done = await _wait_job(client, retry.json()["id"], lambda j: j["status"] in ("Completed", "Failed"))
+    assert done["mode"] == "retry" and done["status"] == "Completed" and done["counts"]["delivered"] == 2, done
+    keys = [rec["key"] for rec in sink.records()]
+    prefix = keys[0].rsplit("-", 1)[0]
+    assert sorted(keys) == sorted(f"{prefix}-{n}" for n in range(1, 7))  # every row once, original keys
+    assert set(keys) - first_keys and len(set(keys)) == 6
+    again = await client.post(f"/api/jobs/{done['id']}/retry")
+    assert again.status_code == 409 and "no failed rows" in again.json()["error"]
+    assert (await client.post("/api/jobs/nope/retry")).status_code == 404

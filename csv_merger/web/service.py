@@ -8,9 +8,9 @@ names the file or field; server paths never appear in a message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -30,8 +30,9 @@ from csv_merger.web.merge_preview import merge_preview
 from csv_merger.web.preview import preview_file
 from csv_merger.web.flow_request import FlowRequest
 from csv_merger.web.runners import DEPLOYMENT, make_runner, prefect_api_url_setting
+from csv_merger.web.retry import start_retry
 from csv_merger.web.targets import checked_webhooks, destination_capacity
-from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
+from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge, link_input
 from csv_merger.web.window import next_window_start
 from tasks.merge import IGNORE, KEEP
 from tasks.merge.headers import ColumnMapping
@@ -84,6 +85,7 @@ class WebService:
         self.jobs_root = self.root / "jobs"
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore()
+        self.requests: dict[str, FlowRequest] = {}  # each job's flow request, token removed: for "retry failed rows"
         self.prefect_api_url = prefect_api_url or prefect_api_url_setting()
         self.runner = make_runner(self.jobs, None if embedded else self.prefect_api_url, deployment)
 
@@ -265,19 +267,20 @@ class WebService:
         flow_request = FlowRequest(
             job_id=job.id,
             ledger_id=key,
-            files=[str(_link_input(u, job_dir / "inputs")) for u in uploads],
+            files=[str(link_input(u, job_dir / "inputs")) for u in uploads],
             output_dir=str(job_dir / "out"),
             webhook_url=webhook_url,
             table_type=request.table_type,
             rate_limit=job.rate, burst=job.burst, chunk_size=job.chunk_size,
             mapping=mapping or None,
-            payload=str(_link_input(payload, job_dir / "template")) if isinstance(payload, Upload) else payload,
+            payload=str(link_input(payload, job_dir / "template")) if isinstance(payload, Upload) else payload,
             redis_url=settings.redis_url,
             allow_private_targets=self.allow_private_targets,
             data_dir=str(settings.data_dir),
             auth_token=request.auth_token.get_secret_value() if request.auth_token else None,
             scheduled_for=scheduled_for, dry_run=request.dry_run,
         )
+        self.requests[job.id] = dataclasses.replace(flow_request, auth_token=None)
         try:
             self.runner.start(flow_request)
         except CsvMergerError as exc:
@@ -315,6 +318,13 @@ class WebService:
         if job is None:
             raise ApiError(404, f"job {job_id!r} not found", field="job")
         return job
+
+    def retry_job(self, job_id: str, auth_token: str | None) -> Job:
+        """Send a finished job's dead-letter rows again with their original Idempotency-Keys (web.retry)."""
+        retry = start_retry(self.jobs, self.job(job_id), self.requests.get(job_id),
+                            self.jobs_root / f"retry-{job_id}", auth_token)
+        self.requests[retry.id] = self.requests[job_id]  # a retry's own failed rows can be retried in turn
+        return retry
 
     def cancel_job(self, job_id: str) -> Job:
         """Ask a job to stop; it ends Cancelled (never Completed)."""
@@ -380,14 +390,3 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return time.time()
-
-
-def _link_input(upload: Upload, folder: Path) -> Path:
-    """Give the job its own link to an upload, so upload expiry cannot pull it away mid-run."""
-    target = folder / upload.id / upload.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(upload.path, target)
-    except OSError:
-        shutil.copyfile(upload.path, target)
-    return target
