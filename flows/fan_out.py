@@ -14,9 +14,11 @@ own process is being stopped (its worker's SIGTERM unwinds the wait loop).
 
 from __future__ import annotations
 
+import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -27,6 +29,7 @@ from csv_merger.settings import get_settings
 from tasks.artifacts import DeliveryProgress
 from tasks.deliver import ChunkRef
 from tasks.deliver import DeliveryConfig, DeliverySummary
+from tasks.deliver.job import DestinationUse
 from csv_merger.safety import shareable_redis_url
 
 log = logging.getLogger("csv_merger.pipeline")
@@ -51,11 +54,14 @@ class ChunkBoard:
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
-    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None) -> None:
-        """Rows handled so far by chunk ``index``, its 429 answers and its limiter's rate (requests/s)."""
+    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None,
+                    destinations: Sequence[DestinationUse] = ()) -> None:
+        """Rows handled so far by chunk ``index``, its 429 answers, its limiter's rate (requests/s) and
+        the destinations' counts it last saw."""
         pipe = self.client.pipeline()
         pipe.hset(self.key, mapping={f"{index}:handled": handled, f"{index}:http_429": http_429,
-                                     f"{index}:rate": "" if current_rate is None else current_rate})
+                                     f"{index}:rate": "" if current_rate is None else current_rate,
+                                     f"{index}:dest": json.dumps([d.model_dump() for d in destinations])})
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
@@ -71,6 +77,12 @@ class ChunkBoard:
         return {int(k.split(":")[0]): (int(v), int(fields.get(k.replace("handled", "http_429"), 0)),
                                        float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None)
                 for k, v in fields.items() if k.endswith(":handled")}
+
+    def destinations(self) -> dict[int, list[DestinationUse]]:
+        """``{chunk index: the destinations' counts it last saw}``."""
+        fields = {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
+        return {int(k.split(":")[0]): [DestinationUse(**d) for d in json.loads(v)]
+                for k, v in fields.items() if k.endswith(":dest")}
 
     def summary(self, index: int) -> DeliverySummary | None:
         raw = self.client.hget(self.key, f"{index}:summary")
@@ -136,8 +148,9 @@ def deliver_fanned_out(refs: list[ChunkRef], config: DeliveryConfig, redis_url: 
                     if state is not None and state.is_final():
                         finals[index] = state
                         pending.discard(index)
+                seen = board.destinations()
                 for index, (handled, http_429, rate) in board.live().items():
-                    progress.set_chunk(index, handled, http_429, rate)
+                    progress.set_chunk(index, handled, http_429, rate, seen.get(index, ()))
                 if pending:
                     time.sleep(POLL_S)
         except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too

@@ -161,9 +161,10 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
 
     ``config.dead_letter_path`` should be per chunk (``chunk_config``); the
     flow concatenates them. ``cancel``: stop sending when set (within ~0.1 s).
-    ``progress(chunk_index, rows_handled, http_429, current_rate)`` is called
+    ``progress(chunk_index, rows_handled, http_429, current_rate, destinations)`` is called
     about once a second (``current_rate``: the limiter's allowed requests/s,
-    None in the last call, once the chunk is done).
+    None in the last call, once the chunk is done; ``destinations``: the counts
+    it last saw, ``DestinationUse``).
     Retried (twice, after 5 s then 30 s) only on a ``DeliveryError`` other than the early
     stop and a lost ledger; a retry resends only rows the ledger lacks. When Redis goes away
     (``RedisUnavailableError``) ``cancel`` is set, so the job's other chunks stop too.
@@ -172,7 +173,7 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
         return DeliverySummary(job_id=config.job_id or "", limit_key=config.limit_key or "", rows_total=ref.rows,
                                cancelled=True)
     report = None if progress is None else (
-        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate))
+        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate, p.destinations))
     identities = functools.partial(lead_identities, table_type=config.table_type)
     try:
         rows = chunk_store(redis_url).get(ref)
@@ -184,7 +185,8 @@ def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None =
         raise
     if progress is not None:
         progress(ref.index, summary.delivered + summary.failed + summary.skipped_already_delivered
-                 + summary.skipped_already_at_destination + summary.skipped_suppressed, summary.http_429, None)
+                 + summary.skipped_already_at_destination + summary.skipped_suppressed, summary.http_429, None,
+                 summary.destinations)
     get_run_logger().info("%s: %d delivered, %d failed, %d already delivered, %d x 429, %.1f s%s", ref.label, summary.delivered,
              summary.failed, summary.skipped_already_delivered, summary.http_429, summary.elapsed_s,
              " (cancelled)" if summary.cancelled else "")
