@@ -411,7 +411,8 @@ function renderJobDetail(job) {
   const isDeliver = job.mode !== "merge_only" && !job.dry_run;
   const meta = [
     `${job.files.length} file${job.files.length > 1 ? "s" : ""}: ${job.files.join(", ")}`,
-    isDeliver ? `to ${job.target} at ${job.rate}/s (burst ${job.burst}, chunks of ${job.chunk_size})` : "merge only",
+    job.mode === "merge_only" ? "merge only"
+      : `${job.dry_run ? "dry run for " : job.mode === "retry" ? "retry of failed rows " : ""}to ${job.target} at ${job.rate}/s (burst ${job.burst}, chunks of ${job.chunk_size})`,
     job.scheduled_for && job.status === "Scheduled" ? `starts ${fmtTime(job.scheduled_for)}` : null,
     job.rows_out !== null ? `${fmtInt(job.rows_in)} rows in, ${fmtInt(job.rows_out)} out, ${fmtInt(job.duplicates_merged)} duplicates merged` : null,
   ].filter(Boolean).join(" · ");
@@ -540,7 +541,7 @@ async function refreshJobs() {
   el("td", {}, el("code", { text: job.id })),
   el("td", { text: fmtTime(job.created_at) }),
   el("td", { text: job.files.join(", ") }),
-  el("td", { text: job.mode === "deliver" ? `deliver → ${job.target}` : "merge only" }),
+  el("td", { text: job.mode === "merge_only" ? "merge only" : `${job.dry_run ? "dry run" : job.mode} → ${job.target}` }),
   el("td", {}, statusBadge(job)),
   el("td", {}, bar(job)))));
   updateScroll($(".jobs-wrap .scroll-box"));
