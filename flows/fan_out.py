@@ -93,7 +93,9 @@ def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead
                      auth_token_block: str | None) -> dict:
     """Parameters of one ``deliver-chunk`` run (no secret: the child reads the token, and a Redis
     URL holding a password, from its own environment or blocks)."""
-    return dict(chunk=ref.model_dump(), webhook_url=config.webhook_urls, job_id=config.job_id,
+    # One URL as a string: a deployment registered before rollover validates it as one.
+    urls = config.webhook_url if len(config.webhook_urls) == 1 else config.webhook_urls
+    return dict(chunk=ref.model_dump(), webhook_url=urls, job_id=config.job_id,
                 dead_letter_dir=str(dead_letter_dir), table_type=config.table_type, rate_limit=config.rate,
                 burst=config.burst, concurrency=config.concurrency, redis_url=shareable_redis_url(redis_url),
                 limit_key=config.limit_key,
