@@ -203,7 +203,8 @@ def delivery_config(webhook_url: str | list[str], *, job_id: str, table_type: st
     settings = get_settings()
     urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url)
     return DeliveryConfig(
-        webhook_url=urls[0], webhook_urls=urls, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
+        webhook_url=urls[0], webhook_urls=urls, table_type=table_type, rate=rate_limit, burst=burst,
+        concurrency=concurrency,
         redis_url=redis_url, limit_key=limit_key or default_limit_key(urls[0]), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
         retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,

@@ -160,7 +160,8 @@ class SqliteDestinations:
     async def reserve(self, dest: str, label: str, ceiling: int) -> int | None:
         self.db.execute("INSERT OR IGNORE INTO destinations VALUES (?, ?, 0, ?)", (dest, label, time.time()))
         row = self.db.execute("UPDATE destinations SET used = used + 1, updated = ? WHERE id = ?"
-                              " AND (? = 0 OR used < ?) RETURNING used", (time.time(), dest, ceiling, ceiling)).fetchall()
+                              " AND (? = 0 OR used < ?) RETURNING used",
+                              (time.time(), dest, ceiling, ceiling)).fetchall()
         return row[0][0] if row else None  # fetchall: the statement ends, so does its write transaction
 
     async def release(self, dest: str) -> None:

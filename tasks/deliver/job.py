@@ -23,7 +23,8 @@ class DeliveryConfig:
     destination in rollover order (tasks.deliver.route), empty meaning
     ``[webhook_url]``; ``webhook_url`` is always the first. ``limit_key``
     None: ``default_limit_key(webhook_url)`` (the URL's host: Clay's limit
-    is per workspace, so every destination of one workspace shares it). ``payload``: "flat", "seed" or a jinja2 template path.
+    is per workspace, so every destination of one workspace shares it).
+    ``payload``: "flat", "seed" or a jinja2 template path.
     ``auth_token`` is sent as ``x-clay-webhook-auth`` and kept out of repr.
     """
 

@@ -66,7 +66,8 @@ class DestinationRoute:
 
     def snapshot(self) -> list[DestinationUse]:
         """Each destination's count as last seen by this job (no store call: for progress lines)."""
-        return [DestinationUse(label=label, used=used, ceiling=self.ceiling) for label, used in zip(self.labels, self.seen)]
+        return [DestinationUse(label=label, used=used, ceiling=self.ceiling)
+                for label, used in zip(self.labels, self.seen)]
 
     def full_reason(self) -> str:
         """The dead-letter reason of a row no destination can take."""
