@@ -128,3 +128,17 @@ def test_destinations_set_refuses_a_non_http_url_and_warns_above_the_ceiling(sto
     assert bad.returncode == 2 and "not an http(s) URL" in bad.stderr
     over = _cli(store_env, "destinations", "set", sink_factory().url, "60000")
     assert over.returncode == 0 and "above the ceiling of 50,000" in over.stderr
+
+
+def test_concurrent_jobs_rolling_over_never_pass_either_ceiling(tmp_path, sink_factory, redis_url):
+    env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data"), "REDIS_URL": redis_url}
+    full, spare = sink_factory(), sink_factory()
+    assert _cli(env, "destinations", "set", full.url, "49985").returncode == 0
+    assert _cli(env, "destinations", "set", spare.url, "49980").returncode == 0
+    procs = [_cli(env, "deliver", str(_merged(tmp_path / f"p{n}.csv", 20, start=100 * n)), "--webhook-url",
+                  full.url, "--webhook-url", spare.url, "--allow-private-targets", "--job-id", f"r{n}",
+                  "--rate", "100", "--burst", "100", wait=False) for n in range(3)]
+    for proc in procs:
+        proc.communicate(timeout=180)
+    assert full.stats()["accepted"] == 15 and spare.stats()["accepted"] == 20  # 60 rows offered, 35 left in all
+    assert _cli(env, "destinations", "list").stdout.count("50,000 of 50,000 used") == 2
