@@ -23,13 +23,14 @@ from tasks.summary import combine_deliveries
 
 
 @flow(name="deliver-consumer")
-def deliver_consumer_flow(webhook_url: str, job_id: str, consumer: str, dead_letter_dir: str,
+def deliver_consumer_flow(webhook_url: str | list[str], job_id: str, consumer: str, dead_letter_dir: str,
                           redis_url: str | None = None, table_type: TableType = "people", rate_limit: float = 10.0,
                           burst: int = 20, concurrency: int = 8, limit_key: str | None = None, payload: str = "flat",
                           allow_private_targets: bool = False, auth_token_block: str | None = None,
                           resend: bool = False, suppress_file: str | None = None) -> DeliverySummary:
-    """Deliver chunks of job ``job_id`` from its queue until it is drained (rates in requests/s,
-    shared by ``limit_key``); returns the counts of the chunks this consumer handled.
+    """Deliver chunks of job ``job_id`` from its queue until it is drained, to ``webhook_url`` (one URL
+    or the job's destinations in rollover order; rates in requests/s, shared by ``limit_key``); returns
+    the counts of the chunks this consumer handled.
 
     Ends Cancelled (with the counts on the board) when its run or the job is cancelled.
     ``redis_url`` default: ``REDIS_URL`` or the Redis block of this worker (a URL with a password is

@@ -19,9 +19,11 @@ process is being stopped (its worker's SIGTERM unwinds the wait loop).
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
@@ -32,6 +34,7 @@ from csv_merger.settings import get_settings
 from tasks.artifacts import DeliveryProgress
 from csv_merger.safety import shareable_redis_url
 from tasks.deliver import ChunkRef, DeliveryConfig, DeliverySummary
+from tasks.deliver.job import DestinationUse
 from tasks.deliver.work_queue import ChunkQueue
 from tasks.stages import on_delivery_loop
 
@@ -58,11 +61,14 @@ class ChunkBoard:
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
-    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None) -> None:
-        """Rows handled so far by chunk ``index``, its 429 answers and its limiter's rate (requests/s)."""
+    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None,
+                    destinations: Sequence[DestinationUse] = ()) -> None:
+        """Rows handled so far by chunk ``index``, its 429 answers, its limiter's rate (requests/s) and
+        the destinations' counts it last saw."""
         pipe = self.client.pipeline()
         pipe.hset(self.key, mapping={f"{index}:handled": handled, f"{index}:http_429": http_429,
-                                     f"{index}:rate": "" if current_rate is None else current_rate})
+                                     f"{index}:rate": "" if current_rate is None else current_rate,
+                                     f"{index}:dest": json.dumps([d.model_dump() for d in destinations])})
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
@@ -80,6 +86,12 @@ class ChunkBoard:
                                        float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None)
                 for k, v in fields.items() if k.endswith(":handled")}
 
+    def destinations(self) -> dict[int, list[DestinationUse]]:
+        """``{chunk index: the destinations' counts it last saw}``."""
+        fields = {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
+        return {int(k.split(":")[0]): [DestinationUse(**d) for d in json.loads(v)]
+                for k, v in fields.items() if k.endswith(":dest")}
+
     def summaries(self) -> dict[int, DeliverySummary]:
         """Chunk index -> the last summary a consumer reported for it."""
         return {int(k.decode().split(":")[0]): DeliverySummary.model_validate_json(v)
@@ -94,7 +106,9 @@ def consumer_parameters(config: DeliveryConfig, redis_url: str, dead_letter_dir:
                         consumer: str) -> dict:
     """Parameters of one ``deliver-consumer`` run (no secret: the child reads the token, and a Redis
     URL holding a password, from its own environment or blocks)."""
-    return dict(webhook_url=config.webhook_url, job_id=config.job_id, consumer=consumer,
+    # One URL as a string: a deployment registered before rollover validates it as one.
+    urls = config.webhook_url if len(config.webhook_urls) == 1 else config.webhook_urls
+    return dict(webhook_url=urls, job_id=config.job_id, consumer=consumer,
                 dead_letter_dir=str(dead_letter_dir), table_type=config.table_type, rate_limit=config.rate,
                 burst=config.burst, concurrency=config.concurrency, redis_url=shareable_redis_url(redis_url),
                 limit_key=config.limit_key, payload=config.payload, allow_private_targets=config.allow_private_targets,
@@ -191,8 +205,9 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
                     pending.discard(i)
                     if not (state.is_completed() or state.is_cancelled()):
                         _lost_consumer(runs[i].name, state, pending, queue, cancel, run_log)
+            seen = board.destinations()
             for index, (handled, http_429, rate) in board.live().items():
-                progress.set_chunk(index, handled, http_429, rate)
+                progress.set_chunk(index, handled, http_429, rate, seen.get(index, ()))
             if pending:
                 time.sleep(POLL_S)
     except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too

@@ -122,7 +122,7 @@ def _deliver(refs: list[ChunkRef], config: DeliveryConfig, redis_url, out_dir: P
 
 @flow(name="merge-and-deliver", task_runner=ThreadPoolTaskRunner(max_workers=get_settings().chunk_concurrency),
       validate_parameters=True)
-def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_type: TableType = "people",
+def merge_and_deliver(files: list[str], webhook_url: str | list[str] | None = None, table_type: TableType = "people",
                       rate_limit: float = 10.0, burst: int = 20, chunk_size: int = 500, payload: str = "flat",
                       mapping: dict[str, str] | None = None, limit_key: str | None = None, job_id: str | None = None,
                       concurrency: int = 8, redis_url: str | None = None, output_dir: str | None = None,
@@ -130,6 +130,9 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
                       fan_out: bool = False, dry_run: bool = False, resend: bool = False,
                       suppress_file: str | None = None, force_resend: bool = False) -> PipelineSummary:
     """Merge ``files`` (paths, globs, URLs) into one CSV, then POST every row to ``webhook_url``.
+
+    ``webhook_url``: one URL, or a list of destinations of the same workspace in rollover order
+    (when one reaches its lifetime ceiling delivery goes on to the next: tasks.deliver.route).
 
     Rates in requests/s (``rate_limit``, shared by every run with the same
     ``limit_key``: default the webhook host), ``burst`` in requests,
@@ -157,8 +160,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     out_dir = Path(output_dir or settings.data_dir / "runs" / (run_id or uuid.uuid4().hex))
     out_dir.mkdir(parents=True, exist_ok=True)
     redis = resolve_redis_url(redis_url)
-    if webhook_url:  # refuse a bad target or setup before the merge does any work
-        check_target(webhook_url, allow_private_targets)
+    urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url or [])
+    if urls:  # refuse a bad target or setup before the merge does any work
+        for url in urls:
+            check_target(url, allow_private_targets)
         if fan_out and not redis:
             raise ConfigError("fan-out needs Redis (REDIS_URL or a RedisDatabase block): workers must share "
                               "one rate limit, one ledger and the chunks")
@@ -167,21 +172,23 @@ def merge_and_deliver(files: list[str], webhook_url: str | None = None, table_ty
     # A delivered file is the webhook's source: values stay exact (no "'" prefix).
     # Merge-only output is for spreadsheets: neutralised against formula injection.
     report = merge(files, merged, table_type, mapping, allow_private_targets,
-                   neutralise_formulas=not webhook_url)
+                   neutralise_formulas=not urls)
     (out_dir / "merge-report.json").write_text(report.to_json(), encoding="utf-8")
-    job = job_id or "job-" + default_job_id(merged, webhook_url or "", payload, table_type)
+    job = job_id or "job-" + default_job_id(merged, urls, payload, table_type)
     publish_merge_report(report, job)
     summary = PipelineSummary(job_id=job, merged_csv=merged, report=report, flow_run_id=run_id)
-    if not webhook_url:
+    if not urls:
         return _finish(summary)
 
-    config = delivery_config(webhook_url, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
+    config = delivery_config(urls, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,
                              concurrency=concurrency, redis_url=redis, limit_key=limit_key, payload=payload,
                              auth_token_block=auth_token_block, allow_private_targets=allow_private_targets,
                              resend=resend, suppress_path=suppress_file,
                              force_resend=force_resend)
     if dry_run:
-        return _finish(summary.model_copy(update=dict(plan=plan(merged, config))))
+        summary = summary.model_copy(update=dict(plan=plan(merged, config)))
+        (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
+        return _finish(summary)
     refs = chunk(merged, job, chunk_size, redis)
     delivery, delivery_parts = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
                         auth_token_block=auth_token_block)

@@ -127,7 +127,8 @@ def merge(files: list[str], out_path: str, table_type: str = "people", mapping: 
 def plan(merged_csv: str, config: DeliveryConfig) -> DeliveryPlan:
     """A dry run of delivering the merged CSV with ``config``: every check and body, no POST."""
     rows = list(read_merged_csv(merged_csv))
-    return on_delivery_loop(plan_delivery(rows, config))
+    identities = functools.partial(lead_identities, table_type=config.table_type)
+    return on_delivery_loop(plan_delivery(rows, config, identities))
 
 
 @task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)
@@ -164,7 +165,7 @@ def deliver_consumer(config: DeliveryConfig, redis_url: str | None, consumer: st
 
     ``queue`` default: the job's Redis queue at ``redis_url`` (a fan-out child's consumer). Each
     chunk gets its own dead-letter file in ``dead_letter_dir``; the flow concatenates them.
-    ``progress(chunk_index, rows_handled, http_429, current_rate)`` about once a second;
+    ``progress(chunk_index, rows_handled, http_429, current_rate, destinations)`` about once a second;
     ``on_chunk(ref, summary)`` when a chunk ends. Retried (twice, after 5 s then 30 s) only on a
     ``DeliveryError`` other than the early stop and a lost ledger: the retry takes the chunk the
     failure gave back, and its rows already in the ledger are not sent again.
@@ -189,16 +190,19 @@ def queue_chunks(refs: list[ChunkRef], queue: ChunkQueue) -> None:
     on_delivery_loop(queue.put(refs))
 
 
-def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
+def delivery_config(webhook_url: str | list[str], *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
                     burst: int = 20, concurrency: int = 8, redis_url: str | None = None, limit_key: str | None = None,
                     payload: str = "flat", auth_token_block: str | None = None,
                     allow_private_targets: bool = False, resend: bool = False,
                     suppress_path: str | None = None, force_resend: bool = False) -> DeliveryConfig:
-    """A ``DeliveryConfig`` from flow parameters; retry, payload and ceiling limits come from settings."""
+    """A ``DeliveryConfig`` from flow parameters (``webhook_url``: one URL or several, in rollover
+    order); retry, payload and ceiling limits come from settings."""
     settings = get_settings()
+    urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url)
     return DeliveryConfig(
-        webhook_url=webhook_url, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
-        redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
+        webhook_url=urls[0], webhook_urls=urls, table_type=table_type, rate=rate_limit, burst=burst,
+        concurrency=concurrency,
+        redis_url=redis_url, limit_key=limit_key or default_limit_key(urls[0]), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
         retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
         payload_limit_bytes=settings.payload_limit_bytes, row_ceiling=settings.row_ceiling,

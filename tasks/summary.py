@@ -17,6 +17,7 @@ from pydantic import BaseModel
 
 from csv_merger.errors import CsvMergerError, DeliveryError, DeliveryIncomplete
 from tasks.deliver import ChunkRef, DeliverySummary
+from tasks.deliver.job import DestinationUse
 from tasks.deliver.plan import DeliveryPlan
 from tasks.merge import MergeReport
 
@@ -100,9 +101,16 @@ def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_k
         outage_pauses=sum(p.outage_pauses for p in parts),
         elapsed_s=elapsed_s, rows_total=rows_total, cancelled=any(p.cancelled for p in parts),
         dead_letter_path=dead_letter_path, job_id=job_id,
-        destination=next((p.destination for p in parts if p.destination), None),
-        destination_used=max((p.destination_used for p in parts if p.destination_used is not None), default=None),
-        destination_ceiling=max((p.destination_ceiling for p in parts), default=0))
+        destinations=combine_destinations(parts))
+
+
+def combine_destinations(parts: Sequence[DeliverySummary]) -> list[DestinationUse]:
+    """Each destination once, in rollover order, with the highest count any part saw (the latest)."""
+    seen: dict[str, DestinationUse] = {}
+    for use in (d for p in parts for d in p.destinations):
+        if use.label not in seen or use.used > seen[use.label].used:
+            seen[use.label] = use
+    return list(seen.values())
 
 
 def chunk_parts(refs: Sequence[ChunkRef], results: dict[int, DeliverySummary], *, job_id: str, limit_key: str,

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from csv_merger.errors import RedisUnavailableError
 from tasks.deliver.chunks import ChunkRef, ChunkStore
-from tasks.deliver.job import DeliveryConfig, DeliverySummary, TargetRefusedError
+from tasks.deliver.job import DeliveryConfig, DeliverySummary, DestinationUse, TargetRefusedError
 from tasks.deliver.new_leads import Identities, NewLeadDelivery
 from tasks.deliver.work_queue import ChunkQueue
 
@@ -33,8 +33,9 @@ log = logging.getLogger("csv_merger.delivery")
 
 WAIT_POLL_S = 0.5  # how often an idle consumer looks for an expired lease, and for the cancel flag
 
-ChunkProgress = Callable[[int, int, int, "float | None"], None]
-"""``(chunk index, rows handled, 429 answers, limiter rate in requests/s or None when the chunk is done)``."""
+ChunkProgress = Callable[[int, int, int, "float | None", list[DestinationUse]], None]
+"""``(chunk index, rows handled, 429 answers, limiter rate in requests/s or None when the chunk is done,
+the destinations' counts as last seen)``."""
 
 
 def dead_letter_file(dead_letter_dir: str | Path, ref: ChunkRef) -> str:
@@ -131,7 +132,7 @@ async def _deliver_chunk(queue: ChunkQueue, store: ChunkStore, delivery: NewLead
                          progress: ChunkProgress | None, logger) -> DeliverySummary:
     """One leased chunk through ``delivery``; the lease is renewed meanwhile and given back on an error."""
     report = None if progress is None else (
-        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate))
+        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate, p.destinations))
     renewer = asyncio.create_task(_renew_lease(queue, ref, consumer, lease_s / 3, logger))
     try:
         rows = await asyncio.to_thread(store.get, ref)
@@ -148,5 +149,5 @@ async def _deliver_chunk(queue: ChunkQueue, store: ChunkStore, delivery: NewLead
     finally:
         renewer.cancel()
     if progress is not None:
-        progress(ref.index, handled(summary), summary.http_429, None)
+        progress(ref.index, handled(summary), summary.http_429, None, summary.destinations)
     return summary

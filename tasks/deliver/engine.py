@@ -21,8 +21,8 @@ Outcomes per row:
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
 - Other statuses (4xx, 3xx: never followed): dead-lettered at once with the status and the
-  first 500 bytes of the response. A body above ``payload_limit_bytes`` or a row the
-  template cannot render, or past the destination's ceiling: dead-lettered, never sent.
+  first 500 bytes of the response. A body above ``payload_limit_bytes``, a row the template cannot
+  render, or past every destination's ceiling (tasks.deliver.route): dead-lettered, never sent.
 
 Early stop (a wrong auth token or URL: tasks.deliver.refusal): stop taking rows as a cancel
 does, raise ``TargetRefusedError`` (a DeliveryError carrying the summary).
@@ -74,6 +74,7 @@ class _RowDead(Exception):
 class _Row:
     number: int
     record: dict[str, str]
+    url: str | None = None  # the destination it goes to (tasks.deliver.route)
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
@@ -125,7 +126,7 @@ class Engine:
             self.summary.attempts += 1
             worker.idle = False
             try:
-                resp = await self.client.post(self.config.webhook_url, content=row.body, headers=row.headers)
+                resp = await self.client.post(row.url, content=row.body, headers=row.headers)
             except httpx.HTTPError as exc:
                 if not is_transient_error(exc):
                     raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
@@ -170,7 +171,8 @@ class Engine:
                 raise _RowDead("not-sent", too_big)
             row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
             row.deadline = time.monotonic() + self.config.retry_budget_s
-            if not (reserved := await self.gate.reserve()):  # never past the destination's ceiling
+            row.url = await self.gate.reserve(number)  # the destination with room: never past a ceiling
+            if not (reserved := row.url is not None):
                 raise _RowDead("not-sent", self.gate.full_reason())
             try:
                 async for attempt in retrying:
@@ -194,7 +196,7 @@ class Engine:
             raise _RowDead(resp.status_code, reason + " (not retried)", response_excerpt(resp.content))
         except _RowDead as dead:
             if reserved:
-                await self.gate.release()
+                await self.gate.release(number)
             self.summary.failed += 1
             log.info("row %d dead-lettered: %s %s", number, dead.status, dead.reason)
             if self.dead is not None:
@@ -205,7 +207,7 @@ class Engine:
                 self._stop_taking_rows()
         except BaseException:
             if reserved and not row.attempts:  # stopped before its POST: the row was never sent
-                await self.gate.release()
+                await self.gate.release(number)
             raise
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
@@ -250,7 +252,7 @@ class Engine:
             s = self.summary
             self.progress(DeliveryProgress(s.delivered, s.failed, s.skipped_already_delivered, s.http_429,
                                            s.attempts, s.rows_total, round(time.monotonic() - self.started, 3),
-                                           self.limiter.current_rate))
+                                           self.limiter.current_rate, self.gate.snapshot()))
 
     def _stop_taking_rows(self) -> None:
         self.stopping = True

@@ -1,9 +1,10 @@
 """A delivery session: what one delivery consumer keeps for its whole life.
 
-Opening a session checks the target URL and opens the ``httpx.AsyncClient``
-(per-worker connection pools pinned to the checked address), the rate
+Opening a session checks the target URLs and opens the ``httpx.AsyncClient``
+(per-worker connection pools pinned to the checked addresses), the rate
 limiter (shared through Redis when configured), the job's ledger, the
-destination ledger and the payload builder. ``session.deliver(rows)`` then
+destination route (tasks.deliver.route: the destinations in rollover order,
+each under its lifetime ceiling) and the payload builder. ``session.deliver(rows)`` then
 sends one batch of rows (a chunk) through them with an ``Engine`` and returns
 that batch's ``DeliverySummary``; a consumer calls it chunk after chunk, so
 none of that start-up cost is paid per chunk.
@@ -28,7 +29,6 @@ import httpx
 from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
-from tasks.deliver.destinations import DestinationGate, open_destinations
 from tasks.deliver.engine import Engine
 from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
 from tasks.deliver.ledger import open_ledger
@@ -36,6 +36,7 @@ from tasks.deliver.merged_csv import read_merged_csv
 from tasks.deliver.payloads import PayloadError, TemplatePayload, make_body_builder
 from tasks.deliver.ratelimit import default_limit_key, make_limiter
 from tasks.deliver.redis_loss import RedisGone
+from tasks.deliver.route import open_route
 from tasks.deliver.transport import WorkerPools
 
 log = logging.getLogger("csv_merger.delivery")
@@ -44,7 +45,7 @@ Row = tuple[int, dict[str, str]]
 
 
 class DeliverySession:
-    """The client, limiter, ledger and destination gate of one job's delivery, opened once.
+    """The client, limiter, ledger and destination route of one job's delivery, opened once.
 
     Use as ``async with DeliverySession(config) as session: await session.deliver(rows)``.
     Opening raises UnsafeTargetError (URL refused), ConfigError (bad setting or
@@ -54,7 +55,7 @@ class DeliverySession:
 
     def __init__(self, config: DeliveryConfig):
         config.validate()
-        target = check_target(config.webhook_url, config.allow_private_targets)
+        targets = [check_target(url, config.allow_private_targets) for url in config.webhook_urls]
         settings = get_settings()
         self.config = config
         self.job_id = config.job_id or uuid.uuid4().hex[:16]
@@ -63,13 +64,13 @@ class DeliverySession:
         self.limiter = make_limiter(self.limit_key, config.rate, config.burst, config.redis_url)
         self.ledger = open_ledger(self.job_id, redis_url=config.redis_url, data_dir=settings.data_dir,
                                   ttl_s=settings.chunk_ttl_s)
-        self.destinations = open_destinations(redis_url=config.redis_url, data_dir=settings.data_dir)
-        self.gate = DestinationGate(self.destinations, config.webhook_url, config.row_ceiling)
+        self.gate = open_route(config.webhook_urls, config.row_ceiling, redis_url=config.redis_url,
+                               data_dir=settings.data_dir)
         headers = {"Content-Type": "application/json"}
         if config.auth_token:
             headers["x-clay-webhook-auth"] = config.auth_token
         self.client = httpx.AsyncClient(
-            headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, target),
+            headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, targets),
             timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
                                   write=settings.read_timeout_s, pool=settings.read_timeout_s),
         )
@@ -87,7 +88,7 @@ class DeliverySession:
         await self.client.aclose()
         await self.limiter.aclose()
         await self.ledger.aclose()
-        await self.destinations.aclose()
+        await self.gate.aclose()
 
     def _check_template(self, row: Row) -> None:
         """A template broken for every row fails before anything is sent (ConfigError)."""
@@ -117,8 +118,8 @@ class DeliverySession:
             if pending:
                 self._check_template(pending[0])
             summary = await engine.run(pending)
-            summary.destination, summary.destination_used = self.gate.label, await self.gate.used()
-            summary.destination_ceiling = self.gate.ceiling
+            summary.destinations = await self.gate.counts()
+            summary.placed = {n: self.gate.placed.pop(n) for n, _ in pending if n in self.gate.placed}
             if engine.refusal.fired and summary.delivered == 0:
                 summary.stopped_reason = engine.refusal.reason(summary)
         except RedisUnavailableError as exc:
@@ -140,7 +141,7 @@ class DeliverySession:
 async def deliver_rows(rows: Iterable[Row], config: DeliveryConfig, *,
                        progress: Callable[[DeliveryProgress], None] | None = None,
                        cancel: threading.Event | None = None) -> DeliverySummary:
-    """POST one body per row to ``config.webhook_url``; see tasks.deliver.engine.
+    """POST one body per row to ``config.webhook_urls`` (in rollover order); see tasks.deliver.engine.
 
     ``rows``: (row_number, record) pairs, row_number the 1-based data row of
     the merged CSV (stable across chunks), record {header: text}. Rows the
