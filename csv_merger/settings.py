@@ -67,10 +67,11 @@ class Settings(BaseSettings):
     )
 
     # Pipeline and scaling
-    chunk_size: int = Field(500, description="Rows per delivery chunk (one task run each).")
-    worker_count: int = Field(2, validation_alias=_env("WORKER_COUNT"), description="Work pool concurrency limit: how many chunk flow runs at once.")
+    chunk_size: int = Field(500, description="Rows per delivery chunk: the unit of progress, of a lease and of a retry.")
+    worker_count: int = Field(2, validation_alias=_env("WORKER_COUNT"), description="Work pool concurrency limit: how many deliver-consumer flow runs (fan-out consumers) at once.")
     work_pool: str = Field("csv-merger", validation_alias=_env("WORK_POOL"), description="Prefect work pool name.")
-    chunk_concurrency: int = Field(4, description="Chunks one flow run delivers at once (task threads); the total rate stays the limiter's.")
+    chunk_concurrency: int = Field(4, description="Delivery consumers one flow run starts (task threads, each pulling chunk after chunk); the total rate stays the limiter's.")
+    lease_s: float = Field(30.0, gt=0, description="Seconds a consumer's lease on a chunk lasts without renewal (renewed every third): after a consumer dies, another takes its chunk this much later.")
     redis_block: str | None = Field(None, description="Name of a prefect-redis RedisDatabase block to use when REDIS_URL is unset.")
     auth_block: str | None = Field(None, description="Name of a Prefect Secret block holding the webhook auth token (instead of CLAY_WEBHOOK_AUTH).")
     webhook_url: str | None = Field(

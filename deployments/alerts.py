@@ -1,7 +1,7 @@
 """Alerts as Prefect automations: a notification block, and three automations
 that use it.
 
-- a flow run of csv-merger (merge-and-deliver, nightly-inbox, deliver-chunk)
+- a flow run of csv-merger (merge-and-deliver, nightly-inbox, deliver-consumer)
   fails or crashes;
 - a job ends with dead letters (our ``csv-merger.job.dead-lettered`` event,
   see tasks/events.py);
@@ -21,7 +21,7 @@ from csv_merger.errors import ConfigError
 from csv_merger.settings import get_settings
 
 WEBHOOK_BLOCK = "csv-merger-alerts"
-FLOWS = ["merge-and-deliver", "nightly-inbox", "deliver-chunk"]
+FLOWS = ["merge-and-deliver", "nightly-inbox", "deliver-consumer"]
 PREFIX = "csv-merger: "
 
 

@@ -1,4 +1,4 @@
-"""Prefect flows: the pipeline read aloud (merge -> chunk -> deliver each -> summarise)."""
+"""Prefect flows: the pipeline read aloud (merge -> chunk -> consumers deliver the chunks -> summarise)."""
 
 import os
 

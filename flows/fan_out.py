@@ -1,39 +1,49 @@
-"""Fan-out: hand a job's chunks to runs of the ``deliver-chunk`` deployment on the work pool.
+"""Fan-out: the job's delivery consumers as runs of the ``deliver-consumer`` deployment on the work pool.
 
-The parent starts one child flow run per chunk with ``run_deployment``
-(``timeout=0``: it does not block on each) and watches them. The work
-pool's concurrency limit (``WORKER_COUNT``) caps how many run at once, on
-whichever workers poll the pool. Children share the Redis rate limiter,
-ledger and chunk store, and report progress and their final summary in a
+The parent queues the chunks (a Redis work queue with leases,
+tasks.deliver.work_queue), starts as many consumer runs as the work pool's
+concurrency limit allows (``WORKER_COUNT``) with ``run_deployment``
+(``timeout=0``) and watches them. Each consumer is one process with one
+delivery engine that pulls chunk after chunk, so a worker's start-up cost is
+paid once per consumer, not once per chunk, and the number of flow runs does
+not grow with the job. Consumers share the Redis rate limiter, ledger,
+chunk store and queue, and report progress and each chunk's summary in a
 Redis hash (``csv-merger:job:<job_id>:chunks``, same TTL as chunks), which
 the parent reads, since a child's return value lives on its worker.
 
-Cancelling the parent cancels its unfinished children, also when the parent's
-own process is being stopped (its worker's SIGTERM unwinds the wait loop).
+Cancelling the parent sets the queue's cancel flag (consumers stop within a
+second) and cancels its unfinished children, also when the parent's own
+process is being stopped (its worker's SIGTERM unwinds the wait loop).
 """
 
 from __future__ import annotations
 
+import contextlib
+import json
 import logging
 import threading
 import time
+from collections.abc import Sequence
 from pathlib import Path
 
 from prefect.client.orchestration import get_client
-from prefect.states import Cancelling
+from prefect.states import Cancelling, Crashed
 
 from csv_merger.errors import DeliveryError
 from csv_merger.settings import get_settings
 from tasks.artifacts import DeliveryProgress
-from tasks.deliver import ChunkRef
-from tasks.deliver import DeliveryConfig, DeliverySummary
 from csv_merger.safety import shareable_redis_url
+from tasks.deliver import ChunkRef, DeliveryConfig, DeliverySummary
+from tasks.deliver.job import DestinationUse
+from tasks.deliver.work_queue import ChunkQueue
+from tasks.stages import on_delivery_loop
 
 log = logging.getLogger("csv_merger.pipeline")
 
-DEPLOYMENT = "deliver-chunk/deliver-chunk"
+DEPLOYMENT = "deliver-consumer/deliver-consumer"
 POLL_S = 1.0
 IDLE_HINT_S = 60.0  # no child started after this long: say that no worker seems to poll the pool
+DEAD_GRACE_S = 5.0  # a running consumer silent for its lease and this much longer is dead
 
 
 class ChunkBoard:
@@ -51,16 +61,20 @@ class ChunkBoard:
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
-    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None) -> None:
-        """Rows handled so far by chunk ``index``, its 429 answers and its limiter's rate (requests/s)."""
+    def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None,
+                    destinations: Sequence[DestinationUse] = ()) -> None:
+        """Rows handled so far by chunk ``index``, its 429 answers, its limiter's rate (requests/s) and
+        the destinations' counts it last saw."""
         pipe = self.client.pipeline()
         pipe.hset(self.key, mapping={f"{index}:handled": handled, f"{index}:http_429": http_429,
-                                     f"{index}:rate": "" if current_rate is None else current_rate})
+                                     f"{index}:rate": "" if current_rate is None else current_rate,
+                                     f"{index}:dest": json.dumps([d.model_dump() for d in destinations])})
         pipe.expire(self.key, self.ttl_s)
         pipe.execute()
 
-    def set_summary(self, index: int, summary: DeliverySummary) -> None:
-        self._set(f"{index}:summary", summary.model_dump_json())
+    def set_summary(self, ref: ChunkRef, summary: DeliverySummary) -> None:
+        """A chunk's summary as it ended (the last consumer to finish it wins)."""
+        self._set(f"{ref.index}:summary", summary.model_dump_json())
 
     def handled(self) -> dict[int, int]:
         return {index: live[0] for index, live in self.live().items()}
@@ -72,83 +86,144 @@ class ChunkBoard:
                                        float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None)
                 for k, v in fields.items() if k.endswith(":handled")}
 
-    def summary(self, index: int) -> DeliverySummary | None:
-        raw = self.client.hget(self.key, f"{index}:summary")
-        return DeliverySummary.model_validate_json(raw) if raw else None
+    def destinations(self) -> dict[int, list[DestinationUse]]:
+        """``{chunk index: the destinations' counts it last saw}``."""
+        fields = {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
+        return {int(k.split(":")[0]): [DestinationUse(**d) for d in json.loads(v)]
+                for k, v in fields.items() if k.endswith(":dest")}
+
+    def summaries(self) -> dict[int, DeliverySummary]:
+        """Chunk index -> the last summary a consumer reported for it."""
+        return {int(k.decode().split(":")[0]): DeliverySummary.model_validate_json(v)
+                for k, v in self.client.hgetall(self.key).items() if k.endswith(b":summary")}
+
+    def clear(self) -> None:
+        """Forget an earlier run's counts (a job run again starts a new board)."""
+        self.client.delete(self.key)
 
 
-def child_parameters(ref: ChunkRef, config: DeliveryConfig, redis_url: str, dead_letter_dir: Path,
-                     auth_token_block: str | None) -> dict:
-    """Parameters of one ``deliver-chunk`` run (no secret: the child reads the token, and a Redis
+def consumer_parameters(config: DeliveryConfig, redis_url: str, dead_letter_dir: Path, auth_token_block: str | None,
+                        consumer: str) -> dict:
+    """Parameters of one ``deliver-consumer`` run (no secret: the child reads the token, and a Redis
     URL holding a password, from its own environment or blocks)."""
-    return dict(chunk=ref.model_dump(), webhook_url=config.webhook_url, job_id=config.job_id,
+    # One URL as a string: a deployment registered before rollover validates it as one.
+    urls = config.webhook_url if len(config.webhook_urls) == 1 else config.webhook_urls
+    return dict(webhook_url=urls, job_id=config.job_id, consumer=consumer,
                 dead_letter_dir=str(dead_letter_dir), table_type=config.table_type, rate_limit=config.rate,
                 burst=config.burst, concurrency=config.concurrency, redis_url=shareable_redis_url(redis_url),
-                limit_key=config.limit_key,
-                payload=config.payload, allow_private_targets=config.allow_private_targets,
-                auth_token_block=auth_token_block)
+                limit_key=config.limit_key, payload=config.payload, allow_private_targets=config.allow_private_targets,
+                auth_token_block=auth_token_block, resend=config.resend, suppress_file=config.suppress_path)
+
+
+def consumer_count(client, chunks: int) -> int:
+    """How many consumer runs to start: the work pool's concurrency limit (``WORKER_COUNT`` when the
+    pool has none or cannot be read), never more than there are chunks."""
+    settings = get_settings()
+    try:
+        limit = client.read_work_pool(settings.work_pool).concurrency_limit
+    except Exception as exc:  # no such pool yet: the runs wait for one; size by the setting
+        log.debug("work pool %s not read: %s", settings.work_pool, exc)
+        limit = None
+    return max(1, min(chunks, limit or settings.worker_count))
 
 
 def _cancel_children(client, runs: dict, pending: set[int]) -> None:
     """Move unfinished children to Cancelling as ``prefect flow-run cancel`` does (orchestrated, not forced:
-    the server turns a child no worker took yet into Cancelled; a running child's worker stops it)."""
+    the server turns a child no worker took yet into Cancelled; a running child's worker stops it).
+
+    A child whose process is starting (Pending) is left to the queue's cancel flag: Prefect's engine
+    exits with an error, and leaves the run Cancelling for good, when its run was cancelled before it
+    could propose Running; started, it sees the flag at once and ends Cancelled itself."""
     for index in pending:
         try:
-            client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"))
+            state = client.read_flow_run(runs[index].id).state
+            if state is not None and not state.is_pending():
+                client.set_flow_run_state(runs[index].id, Cancelling(message="parent flow run cancelled"))
         except Exception as exc:  # an already-finished child cannot be cancelled
             log.debug("could not cancel child %s: %s", index, exc)
 
 
-def deliver_fanned_out(refs: list[ChunkRef], config: DeliveryConfig, redis_url: str, out_dir: Path,
+def deliver_fanned_out(queue: ChunkQueue, refs: list[ChunkRef], config: DeliveryConfig, redis_url: str, out_dir: Path,
                        cancel: threading.Event, progress: DeliveryProgress,
-                       auth_token_block: str | None) -> list[DeliverySummary]:
-    """Run every chunk as a child flow run of ``DEPLOYMENT``; return their summaries in chunk order.
+                       auth_token_block: str | None) -> dict[int, DeliverySummary]:
+    """Start consumer runs of ``DEPLOYMENT`` on the job's (queued) chunks and watch them; returns
+    chunk index -> the last summary a consumer reported.
 
-    Raises ``DeliveryError`` naming the chunk when a child ends Failed or
-    Crashed (its rows delivered so far stay in the ledger: run the job again
-    to resume). A child cancelled before it reported counts as cancelled
-    with zero rows.
+    A consumer that ends Crashed, or whose heartbeat stops (its process was killed: its run is then
+    set Crashed here), while another still runs is only warned about: the other takes its chunk
+    once the lease expires. Raises ``DeliveryError`` naming the run when
+    every consumer ended and chunks are left (rows delivered so far stay in the ledger: run the
+    job again to resume), or when a consumer failed (e.g. the early stop).
     """
     from prefect import get_run_logger
     from prefect.deployments import run_deployment
 
     run_log = get_run_logger()
     board = ChunkBoard(redis_url, config.job_id)
-    runs = {ref.index: run_deployment(DEPLOYMENT, parameters=child_parameters(ref, config, redis_url,
-                                                                              out_dir / "dead-letter", auth_token_block),
-                                      timeout=0, as_subflow=True, flow_run_name=f"{config.job_id}-chunk-{ref.index}")
-            for ref in refs}
-    run_log.info("job %s: %d chunk(s) handed to %s", config.job_id, len(runs), DEPLOYMENT)
+    board.clear()
+    with get_client(sync_client=True) as client:
+        count = consumer_count(client, len(refs))
+        runs = {i: run_deployment(DEPLOYMENT, timeout=0, as_subflow=True, flow_run_name=f"{config.job_id}-consumer-{i}",
+                                  parameters=consumer_parameters(config, redis_url, out_dir / "dead-letter",
+                                                                 auth_token_block, f"consumer-{i}"))
+                for i in range(1, count + 1)}
+        run_log.info("job %s: %d chunk(s) queued for %d consumer run(s) of %s", config.job_id, len(refs), count,
+                     DEPLOYMENT)
+        finals = _watch(client, runs, queue, board, cancel, progress, run_log)
+    failed = [(i, state) for i, state in finals.items() if state.is_failed()]
+    if failed:
+        i, state = failed[0]
+        raise DeliveryError(f"flow run {runs[i].name} ended {state.name}: {state.message}")
+    return board.summaries()
+
+
+def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: threading.Event,
+           progress: DeliveryProgress, run_log) -> dict:
+    """Poll the consumer runs until every one is final; relay progress and a cancel. Returns their final states."""
     pending, finals, cancelled_children = set(runs), {}, False
     started, hinted = time.monotonic(), False
-    with get_client(sync_client=True) as client:
-        try:
-            while pending:
-                if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
-                    run_log.warning("no chunk started after %.0f s: is a worker polling the work pool? "
-                                    "(start one with `csv-merger worker`)", IDLE_HINT_S)
-                    hinted = True
-                if cancel.is_set() and not cancelled_children:
-                    _cancel_children(client, runs, pending)
-                    cancelled_children = True
-                for index in sorted(pending):
-                    state = client.read_flow_run(runs[index].id).state
-                    if state is not None and state.is_final():
-                        finals[index] = state
-                        pending.discard(index)
-                for index, (handled, http_429, rate) in board.live().items():
-                    progress.set_chunk(index, handled, http_429, rate)
-                if pending:
-                    time.sleep(POLL_S)
-        except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too
-            if not cancelled_children:
+    dead_after_s = get_settings().lease_s + DEAD_GRACE_S
+    try:
+        while pending:
+            if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
+                run_log.warning("no chunk started after %.0f s: is a worker polling the work pool? "
+                                "(start one with `csv-merger worker`)", IDLE_HINT_S)
+                hinted = True
+            if cancel.is_set() and not cancelled_children:
+                on_delivery_loop(queue.cancel())  # consumers watch this flag: they stop within a second
                 _cancel_children(client, runs, pending)
-            raise
-    parts = []
-    for ref in refs:
-        state, summary = finals[ref.index], board.summary(ref.index)
-        if state.is_failed() or state.is_crashed():
-            raise DeliveryError(f"{ref.label}: flow run {runs[ref.index].name} ended {state.name}: {state.message}")
-        parts.append(summary or DeliverySummary(job_id=config.job_id or "", limit_key=config.limit_key or "",
-                                                rows_total=ref.rows, cancelled=True))
-    return parts
+                cancelled_children = True
+            silent = on_delivery_loop(queue.silent_for())
+            for i in sorted(pending):
+                state = client.read_flow_run(runs[i].id).state
+                if state is not None and state.is_running() and silent.get(f"consumer-{i}", 0) > dead_after_s:
+                    state = Crashed(message=f"no heartbeat for {silent[f'consumer-{i}']:.0f} s: its process died "
+                                            "(killed, or its machine was lost)")
+                    client.set_flow_run_state(runs[i].id, state, force=True)  # nobody else is left to say so
+                if state is not None and state.is_final():
+                    finals[i] = state
+                    pending.discard(i)
+                    if not (state.is_completed() or state.is_cancelled()):
+                        _lost_consumer(runs[i].name, state, pending, queue, cancel, run_log)
+            seen = board.destinations()
+            for index, (handled, http_429, rate) in board.live().items():
+                progress.set_chunk(index, handled, http_429, rate, seen.get(index, ()))
+            if pending:
+                time.sleep(POLL_S)
+    except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too
+        if not cancelled_children:
+            with contextlib.suppress(Exception):
+                on_delivery_loop(queue.cancel())
+            _cancel_children(client, runs, pending)
+        raise
+    return finals
+
+
+def _lost_consumer(name: str, state, others: set[int], queue: ChunkQueue, cancel: threading.Event, run_log) -> None:
+    waiting, leased = on_delivery_loop(queue.remaining())
+    if state.is_crashed() and others:
+        run_log.warning("consumer run %s ended %s (%s); %d chunk(s) waiting, %d leased: the other consumers take "
+                        "its chunk when its lease expires", name, state.name, state.message, waiting, leased)
+    elif state.is_crashed() and (waiting or leased) and not cancel.is_set():
+        raise DeliveryError(f"consumer run {name} ended {state.name} ({state.message}) and no consumer is left for "
+                            f"{waiting + leased} chunk(s); run the job again to resume")

@@ -20,7 +20,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -32,6 +32,7 @@ from prefect.artifacts import (
 )
 
 if TYPE_CHECKING:
+    from tasks.deliver.job import DestinationUse
     from tasks.merge import MergeReport
     from tasks.summary import PipelineSummary
 
@@ -103,7 +104,7 @@ class DeliveryProgress:
     the API at most every ``interval_s`` seconds, so the delivery loop never
     waits for the API. The pushed value never goes down and stays below
     100 % until ``finish(complete=True)``. ``listeners`` (class-wide) are
-    also called as ``fn(handled, rows_total, http_429=, limit=)`` at each
+    also called as ``fn(handled, rows_total, http_429=, limit=, destinations=)`` at each
     push (the CLI's progress display; ``limit`` as ``current_rate`` below). With ``live_path``, each push also writes
     ``{"handled", "rows_total", "http_429", "current_rate"}`` there as JSON
     (replaced atomically; ``current_rate`` the lowest rate of the running
@@ -117,6 +118,7 @@ class DeliveryProgress:
         self._handled: dict[int, int] = {}
         self._http_429: dict[int, int] = {}
         self._rates: dict[int, float] = {}
+        self._destinations: dict[str, DestinationUse] = {}  # by label, in rollover order
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._shown = 0.0
@@ -140,8 +142,12 @@ class DeliveryProgress:
             return _RUNNING_CAP
         return min(_RUNNING_CAP, 100.0 * self.handled / self.rows_total)
 
-    def set_chunk(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None) -> None:
+    def set_chunk(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None,
+                  destinations: Sequence[DestinationUse] = ()) -> None:
         with self._lock:
+            for use in destinations:  # counts only grow (but for a release): the highest is the latest
+                if use.label not in self._destinations or use.used > self._destinations[use.label].used:
+                    self._destinations[use.label] = use
             self._handled[index] = max(handled, self._handled.get(index, 0))
             self._http_429[index] = max(http_429, self._http_429.get(index, 0))
             if current_rate is None:
@@ -167,7 +173,8 @@ class DeliveryProgress:
     def _push(self, value: float) -> None:
         live = self.snapshot()
         for listener in self.listeners:
-            listener(live["handled"], live["rows_total"], http_429=live["http_429"], limit=live["current_rate"])
+            listener(live["handled"], live["rows_total"], http_429=live["http_429"], limit=live["current_rate"],
+                     destinations=list(self._destinations.values()))
         if self.live_path is not None:
             self._write_live(live)
         if value > self._shown:

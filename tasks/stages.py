@@ -1,20 +1,19 @@
-"""The pipeline's Prefect tasks: merge, chunk, deliver one chunk (or plan a dry run).
+"""The pipeline's Prefect tasks: merge, chunk, queue the chunks, deliver them (consumers), or plan a dry run.
 
 Thin wrappers over plain functions (``tasks.merge.sources``, ``tasks.merge.engine``,
-``tasks.deliver.chunks``, ``tasks.deliver.engine``); the plain function of each task is
+``tasks.deliver.chunks``, ``tasks.deliver.consumer``); the plain function of each task is
 reachable as ``task.fn``. Retries and tags are declared on the decorators.
 No task caches its result: each one has side effects (files, requests).
 
 Tags: every task carries ``csv-merger``; delivery tasks also carry
 ``delivery``, so a Prefect tag concurrency limit
-(``prefect concurrency-limit create delivery 4``) can cap chunk tasks across
+(``prefect concurrency-limit create delivery 4``) can cap consumer tasks across
 all flow runs of a server.
 """
 
 from __future__ import annotations
 
 import asyncio
-import dataclasses
 import functools
 import threading
 from collections.abc import Callable
@@ -28,7 +27,8 @@ from csv_merger.errors import DeliveryError, RedisUnavailableError
 from csv_merger.settings import get_settings
 from tasks.deliver import (ChunkRef, ChunkStore, DeliveryConfig, DeliverySummary, TargetRefusedError, default_limit_key,
                            make_chunk_store, read_merged_csv, write_chunks)
-from tasks.deliver.new_leads import deliver_new_leads
+from tasks.deliver.consumer import ChunkProgress, consume
+from tasks.deliver.work_queue import ChunkQueue, open_chunk_queue
 from tasks.deliver.plan import DeliveryPlan, plan_delivery
 from tasks.deliver.redis_loss import LedgerLostError
 from tasks.merge import MergeReport, merge_files, resolve_inputs
@@ -43,12 +43,10 @@ _loop_lock = threading.Lock()
 def delivery_loop() -> asyncio.AbstractEventLoop:
     """The process's one event loop for chunk deliveries (started on first use, in a daemon thread).
 
-    Prefect runs chunk tasks in a thread pool; each hands its ``deliver_rows``
-    coroutine to this loop instead of starting its own. Concurrent chunks
-    then interleave on one loop: one chunk's start-up and drain overlap the
-    others' requests, and no two loops fight over the GIL (measured:
-    40 chunks of 500 rows, 4 at a time, cost about what one 20,000-row call
-    costs; one loop per chunk thread was ~1.8x slower).
+    Prefect runs consumer tasks in a thread pool; each hands its ``consume``
+    coroutine to this loop instead of starting its own, so the consumers
+    interleave on one loop and no two loops fight over the GIL (measured:
+    one loop per task thread was ~1.8x slower).
     """
     global _loop
     with _loop_lock:
@@ -56,6 +54,11 @@ def delivery_loop() -> asyncio.AbstractEventLoop:
             _loop = asyncio.new_event_loop()
             threading.Thread(target=_loop.run_forever, daemon=True, name="delivery-loop").start()
         return _loop
+
+
+def on_delivery_loop(coroutine):
+    """Run ``coroutine`` on ``delivery_loop()`` from this (task) thread and return its result."""
+    return asyncio.run_coroutine_threadsafe(coroutine, delivery_loop()).result()
 
 
 def redis_url_from_block(block) -> str:
@@ -124,7 +127,8 @@ def merge(files: list[str], out_path: str, table_type: str = "people", mapping: 
 def plan(merged_csv: str, config: DeliveryConfig) -> DeliveryPlan:
     """A dry run of delivering the merged CSV with ``config``: every check and body, no POST."""
     rows = list(read_merged_csv(merged_csv))
-    return asyncio.run_coroutine_threadsafe(plan_delivery(rows, config), delivery_loop()).result()
+    identities = functools.partial(lead_identities, table_type=config.table_type)
+    return on_delivery_loop(plan_delivery(rows, config, identities))
 
 
 @task(name="chunk", tags=TAGS, cache_policy=NO_CACHE)
@@ -150,64 +154,57 @@ def _retry_transient(task, task_run, state) -> bool:
     return False
 
 
-@task(name="deliver-chunk", tags=[*TAGS, "delivery"], cache_policy=NO_CACHE, retries=2,
-      retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient,
-      task_run_name="deliver-chunk-{ref.index}")
-def deliver_chunk(ref: ChunkRef, config: DeliveryConfig, redis_url: str | None = None, *,
-                  cancel: threading.Event | None = None,
-                  progress: Callable[[int, int, int, float | None], None] | None = None) -> DeliverySummary:
-    """Deliver one chunk's rows through the shared limiter; rows in the job's ledger are skipped.
+@task(name="deliver-consumer", tags=[*TAGS, "delivery"], cache_policy=NO_CACHE, retries=2,
+      retry_delay_seconds=[5, 30], retry_condition_fn=_retry_transient, task_run_name="{consumer}")
+def deliver_consumer(config: DeliveryConfig, redis_url: str | None, consumer: str, dead_letter_dir: str, *,
+                     queue: ChunkQueue | None = None, cancel: threading.Event | None = None,
+                     progress: ChunkProgress | None = None,
+                     on_chunk: Callable[[ChunkRef, DeliverySummary], None] | None = None) -> list[DeliverySummary]:
+    """A delivery consumer (tasks.deliver.consumer): one engine pulling chunk after chunk from the
+    job's queue until it is drained or ``cancel`` is set; returns the summaries of its chunks.
 
-    ``config.dead_letter_path`` should be per chunk (``chunk_config``); the
-    flow concatenates them. ``cancel``: stop sending when set (within ~0.1 s).
-    ``progress(chunk_index, rows_handled, http_429, current_rate)`` is called
-    about once a second (``current_rate``: the limiter's allowed requests/s,
-    None in the last call, once the chunk is done).
-    Retried (twice, after 5 s then 30 s) only on a ``DeliveryError`` other than the early
-    stop and a lost ledger; a retry resends only rows the ledger lacks. When Redis goes away
-    (``RedisUnavailableError``) ``cancel`` is set, so the job's other chunks stop too.
+    ``queue`` default: the job's Redis queue at ``redis_url`` (a fan-out child's consumer). Each
+    chunk gets its own dead-letter file in ``dead_letter_dir``; the flow concatenates them.
+    ``progress(chunk_index, rows_handled, http_429, current_rate, destinations)`` about once a second;
+    ``on_chunk(ref, summary)`` when a chunk ends. Retried (twice, after 5 s then 30 s) only on a
+    ``DeliveryError`` other than the early stop and a lost ledger: the retry takes the chunk the
+    failure gave back, and its rows already in the ledger are not sent again.
     """
-    if cancel is not None and cancel.is_set():  # cancelled before this chunk started: send nothing
-        return DeliverySummary(job_id=config.job_id or "", limit_key=config.limit_key or "", rows_total=ref.rows,
-                               cancelled=True)
-    report = None if progress is None else (
-        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate))
+    settings = get_settings()
+    queue = queue or open_chunk_queue(config.job_id, redis_url=redis_url, lease_s=settings.lease_s,
+                                      ttl_s=settings.chunk_ttl_s)
     identities = functools.partial(lead_identities, table_type=config.table_type)
-    try:
-        rows = chunk_store(redis_url).get(ref)
-        summary = asyncio.run_coroutine_threadsafe(
-            deliver_new_leads(rows, config, identities, progress=report, cancel=cancel), delivery_loop()).result()
-    except RedisUnavailableError:
-        if cancel is not None:  # the other chunks share this Redis: stop them now, not at their next write
-            cancel.set()
-        raise
-    if progress is not None:
-        progress(ref.index, summary.delivered + summary.failed + summary.skipped_already_delivered
-                 + summary.skipped_already_at_destination + summary.skipped_suppressed, summary.http_429, None)
-    get_run_logger().info("%s: %d delivered, %d failed, %d already delivered, %d x 429, %.1f s%s", ref.label, summary.delivered,
-             summary.failed, summary.skipped_already_delivered, summary.http_429, summary.elapsed_s,
-             " (cancelled)" if summary.cancelled else "")
-    return summary
+    run_log = get_run_logger()
+    summaries = on_delivery_loop(consume(queue, chunk_store(redis_url), config, identities, consumer=consumer,
+                                         dead_letter_dir=dead_letter_dir, lease_s=settings.lease_s,
+                                         cancel=cancel or threading.Event(), progress=progress, on_chunk=on_chunk,
+                                         logger=run_log))
+    run_log.info("%s: %d chunk(s), %d delivered, %d failed", consumer, len(summaries),
+                          sum(s.delivered for s in summaries), sum(s.failed for s in summaries))
+    return summaries
 
 
-def delivery_config(webhook_url: str, *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
+@task(name="queue-chunks", tags=TAGS, cache_policy=NO_CACHE)
+def queue_chunks(refs: list[ChunkRef], queue: ChunkQueue) -> None:
+    """Put the job's chunk refs in its work queue, in row order."""
+    on_delivery_loop(queue.put(refs))
+
+
+def delivery_config(webhook_url: str | list[str], *, job_id: str, table_type: str = "people", rate_limit: float = 10.0,
                     burst: int = 20, concurrency: int = 8, redis_url: str | None = None, limit_key: str | None = None,
                     payload: str = "flat", auth_token_block: str | None = None,
                     allow_private_targets: bool = False, resend: bool = False,
                     suppress_path: str | None = None, force_resend: bool = False) -> DeliveryConfig:
-    """A ``DeliveryConfig`` from flow parameters; retry, payload and ceiling limits come from settings."""
+    """A ``DeliveryConfig`` from flow parameters (``webhook_url``: one URL or several, in rollover
+    order); retry, payload and ceiling limits come from settings."""
     settings = get_settings()
+    urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url)
     return DeliveryConfig(
-        webhook_url=webhook_url, table_type=table_type, rate=rate_limit, burst=burst, concurrency=concurrency,
-        redis_url=redis_url, limit_key=limit_key or default_limit_key(webhook_url), job_id=job_id, payload=payload,
+        webhook_url=urls[0], webhook_urls=urls, table_type=table_type, rate=rate_limit, burst=burst,
+        concurrency=concurrency,
+        redis_url=redis_url, limit_key=limit_key or default_limit_key(urls[0]), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
         retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
         payload_limit_bytes=settings.payload_limit_bytes, row_ceiling=settings.row_ceiling,
         allow_private_targets=allow_private_targets, resend=resend, suppress_path=suppress_path,
         force_resend=force_resend)
-
-
-def chunk_config(config: DeliveryConfig, ref: ChunkRef, dead_letter_dir: str | Path, concurrency: int) -> DeliveryConfig:
-    """``config`` for one chunk: its own dead-letter file and its share of the in-flight requests."""
-    return dataclasses.replace(config, concurrency=concurrency,
-                               dead_letter_path=str(Path(dead_letter_dir) / f"dead-letter-{ref.index:05d}.csv"))

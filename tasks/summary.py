@@ -15,10 +15,23 @@ from pathlib import Path
 
 from pydantic import BaseModel
 
-from csv_merger.errors import CsvMergerError, DeliveryIncomplete
-from tasks.deliver import DeliverySummary
+from csv_merger.errors import CsvMergerError, DeliveryError, DeliveryIncomplete
+from tasks.deliver import ChunkRef, DeliverySummary
+from tasks.deliver.job import DestinationUse
 from tasks.deliver.plan import DeliveryPlan
 from tasks.merge import MergeReport
+
+
+class ChunkCount(BaseModel):
+    """One chunk's counts in a job's summary (rows numbered as in the merged CSV)."""
+
+    chunk: int
+    first_row: int
+    last_row: int
+    delivered: int
+    failed: int
+    skipped: int  # already delivered, already at the destination, or suppressed
+    http_429: int
 
 
 class PipelineSummary(BaseModel):
@@ -28,7 +41,7 @@ class PipelineSummary(BaseModel):
     (some rows dead-lettered) or "Cancelled". ``delivery`` is None in
     merge-only mode (no webhook URL) and in a dry run, which sets ``plan``
     instead (what the delivery would do; nothing sent). ``chunks``: delivery
-    chunks used.
+    chunks used; ``per_chunk``: their counts.
     """
 
     job_id: str
@@ -40,6 +53,7 @@ class PipelineSummary(BaseModel):
     chunks: int = 0
     flow_run_id: str | None = None
     plan: DeliveryPlan | None = None
+    per_chunk: list[ChunkCount] = []
 
     def to_json(self) -> str:
         return self.model_dump_json(indent=2)
@@ -85,11 +99,40 @@ def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_k
         skipped_suppressed=sum(p.skipped_suppressed for p in parts),
         http_429=sum(p.http_429 for p in parts), attempts=sum(p.attempts for p in parts),
         outage_pauses=sum(p.outage_pauses for p in parts),
+        learned_rate=next((p.learned_rate for p in reversed(parts) if p.learned_rate is not None), None),
         elapsed_s=elapsed_s, rows_total=rows_total, cancelled=any(p.cancelled for p in parts),
         dead_letter_path=dead_letter_path, job_id=job_id,
-        destination=next((p.destination for p in parts if p.destination), None),
-        destination_used=max((p.destination_used for p in parts if p.destination_used is not None), default=None),
-        destination_ceiling=max((p.destination_ceiling for p in parts), default=0))
+        destinations=combine_destinations(parts))
+
+
+def combine_destinations(parts: Sequence[DeliverySummary]) -> list[DestinationUse]:
+    """Each destination once, in rollover order, with the highest count any part saw (the latest)."""
+    seen: dict[str, DestinationUse] = {}
+    for use in (d for p in parts for d in p.destinations):
+        if use.label not in seen or use.used > seen[use.label].used:
+            seen[use.label] = use
+    return list(seen.values())
+
+
+def chunk_parts(refs: Sequence[ChunkRef], results: dict[int, DeliverySummary], *, job_id: str, limit_key: str,
+                cancelled: bool) -> list[DeliverySummary]:
+    """Each chunk's summary in chunk order (``results``: chunk index -> the last summary a consumer
+    reported). A chunk no consumer handled counts as cancelled with no row handled when the run was
+    cancelled; otherwise raises DeliveryError naming the chunks (run the job again to resume)."""
+    missing = [ref for ref in refs if ref.index not in results]
+    if missing and not cancelled:
+        raise DeliveryError(f"{len(missing)} chunk(s) were not delivered by any consumer ({missing[0].label}"
+                            f"{', ...' if len(missing) > 1 else ''}); run the job again to resume")
+    return [results.get(ref.index) or DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=ref.rows,
+                                                      cancelled=True) for ref in refs]
+
+
+def chunk_counts(refs: Sequence[ChunkRef], parts: Sequence[DeliverySummary]) -> list[ChunkCount]:
+    """The ``per_chunk`` counts of a job's summary from ``chunk_parts``."""
+    return [ChunkCount(chunk=ref.index, first_row=ref.first_row, last_row=ref.last_row, delivered=p.delivered,
+                       failed=p.failed, http_429=p.http_429,
+                       skipped=p.skipped_already_delivered + p.skipped_already_at_destination + p.skipped_suppressed)
+            for ref, p in zip(refs, parts)]
 
 
 def concat_csv(paths: Sequence[str | Path], out: str | Path) -> str | None:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import os
 import pty
+import re
 import select
 import subprocess
 import sys
@@ -15,7 +16,8 @@ from pathlib import Path
 
 import pytest
 
-from csv_merger.cli.progress import DeliveryMeter
+from csv_merger.cli.progress import DeliveryMeter, destination_parts
+from tasks.deliver.job import DestinationUse
 
 COMMANDS = ("merge", "deliver", "run", "web", "worker", "sink", "setup", "demo")
 
@@ -90,8 +92,32 @@ def test_plain_lines_without_a_terminal_and_quiet_keeps_warnings(tmp_path, sink_
     lines = [line for line in plain.stderr.splitlines() if " rows (" in line]
     assert lines and all(line.startswith("csv-merger: ") and ("rows/s" in line or "after the burst" in line)
                          for line in lines)
+    assert all(re.search(r", dest [\d,]+ of 50,000", line) for line in lines)  # the destination's lifetime count
     quiet = subprocess.run(_deliver_args(path, sink.url, "-q", "--job-id", "quiet-run"), capture_output=True,
                            text=True, timeout=120, env=_env(tmp_path / "b", CSV_MERGER_ROW_CEILING="100"))
     assert quiet.returncode == 3, quiet.stderr  # 50 rows past the destination's ceiling: not sent
     assert "fewer of its 100 lifetime submissions left than rows to send" in quiet.stderr  # a warning is not progress
     assert " rows (" not in quiet.stderr and "delivered 100/150 rows" in quiet.stdout
+
+
+def test_destination_counts_in_progress_lines():
+    one = [DestinationUse(label="a #1", used=1234, ceiling=50_000)]
+    assert destination_parts(one) == ["dest 1,234 of 50,000"]
+    two = one + [DestinationUse(label="b #2", used=7, ceiling=0)]
+    assert destination_parts(two) == ["dest 1 1,234 of 50,000", "dest 2 7 used"]
+
+
+def test_run_progress_lines_show_the_destinations(tmp_path, sink_factory):
+    full, spare = sink_factory(), sink_factory()
+    env = _env(tmp_path)
+    assert subprocess.run([sys.executable, "-m", "csv_merger", "destinations", "set", full.url, "49990"], env=env,
+                          timeout=60).returncode == 0
+    done = subprocess.run([sys.executable, "-m", "csv_merger", "run", str(_rows(tmp_path / "in.csv", 120)),
+                           "--webhook-url", full.url, "--webhook-url", spare.url, "--allow-private-targets",
+                           "--rate", "20", "--burst", "5", "--output-dir", str(tmp_path / "out")],
+                          capture_output=True, text=True, timeout=240, env=env)
+    assert done.returncode == 0, done.stderr
+    lines = [line for line in done.stderr.splitlines() if " rows (" in line]
+    assert any("dest 1 50,000 of 50,000, dest 2 " in line for line in lines), lines
+    assert full.stats()["accepted"] == 10 and spare.stats()["accepted"] == 110
+    assert "50,000 of 50,000 used" in done.stdout and "110 of 50,000 used" in done.stdout

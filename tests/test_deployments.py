@@ -74,7 +74,7 @@ def test_setup_and_prefect_deploy_give_the_same_deployments(server, redis_url):
     _run([sys.executable, "-m", "prefect", "--no-prompt", "deploy", "--all"], plain)  # as a user would, no settings
     assert _snapshot(env) == by_setup
 
-    nightly, job, chunk = by_setup["nightly-inbox"], by_setup["merge-and-deliver"], by_setup["deliver-chunk"]
+    nightly, job, chunk = by_setup["nightly-inbox"], by_setup["merge-and-deliver"], by_setup["deliver-consumer"]
     assert nightly["schedules"] == [("0 2 * * *", "Europe/Berlin", True)] and nightly["limit"] == 1
     assert (job["queue"], chunk["queue"], nightly["queue"]) == ("interactive", "interactive", "batch")
     assert job["queue_priority"] < nightly["queue_priority"]  # lower runs first

@@ -92,3 +92,53 @@ def test_a_stopped_job_gives_back_what_it_never_sent(tmp_path, sink_factory):
     assert proc.returncode == 143, err
     accepted = sink.stats()["accepted"]
     assert f"{accepted} of 50,000 used" in out and f"{accepted} of 50,000 used" in _cli(env, "destinations", "list").stdout
+
+
+def test_rollover_to_the_next_destination_never_passes_a_ceiling(store_env, tmp_path, sink_factory):
+    """Issue 13's acceptance: a destination at 49,990 of 50,000, a second one after it: 10 rows
+    go to the first, the rest roll over, none past the ceiling, every row delivered once overall."""
+    full, spare = sink_factory(), sink_factory()
+    assert _cli(store_env, "destinations", "set", full.url, "49990").returncode == 0
+    done = _cli(store_env, "deliver", str(_merged(tmp_path / "a.csv", 40)), "--webhook-url", full.url,
+                "--webhook-url", spare.url, "--allow-private-targets", "--job-id", "roll", "--rate", "100",
+                "--burst", "50", "--concurrency", "8")
+    assert done.returncode == 0, done.stderr
+    assert full.stats()["accepted"] == 10 and spare.stats()["accepted"] == 30
+    sent = [r["body"]["Work Email"] for r in full.records() + spare.records()]
+    assert sorted(sent) == sorted(f"ann{i}@acme.example" for i in range(1, 41))  # each row once overall
+    assert "delivered 40/40 rows, 0 failed" in done.stdout
+    assert "50,000 of 50,000 used" in done.stdout and "30 of 50,000 used" in done.stdout
+    again = _cli(store_env, "deliver", str(_merged(tmp_path / "b.csv", 5, start=100)), "--webhook-url", full.url,
+                 "--webhook-url", spare.url, "--allow-private-targets", "--job-id", "roll2")
+    assert again.returncode == 0 and full.stats()["accepted"] == 10 and spare.stats()["accepted"] == 35
+
+
+def test_a_lead_at_any_destination_of_the_job_is_skipped(store_env, tmp_path, sink_factory):
+    first, second = sink_factory(), sink_factory()
+    assert _cli(store_env, "deliver", str(_merged(tmp_path / "a.csv", 5)), "--webhook-url", second.url,
+                "--allow-private-targets", "--job-id", "one").returncode == 0
+    both = _cli(store_env, "deliver", str(_merged(tmp_path / "b.csv", 8)), "--webhook-url", first.url,
+                "--webhook-url", second.url, "--allow-private-targets", "--job-id", "two")
+    assert both.returncode == 0, both.stderr
+    assert first.stats()["accepted"] == 3 and "skipped 5 already at the destination" in both.stdout
+
+
+def test_destinations_set_refuses_a_non_http_url_and_warns_above_the_ceiling(store_env, sink_factory):
+    bad = _cli(store_env, "destinations", "set", "ftp://example.com/hook", "10")
+    assert bad.returncode == 2 and "not an http(s) URL" in bad.stderr
+    over = _cli(store_env, "destinations", "set", sink_factory().url, "60000")
+    assert over.returncode == 0 and "above the ceiling of 50,000" in over.stderr
+
+
+def test_concurrent_jobs_rolling_over_never_pass_either_ceiling(tmp_path, sink_factory, redis_url):
+    env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data"), "REDIS_URL": redis_url}
+    full, spare = sink_factory(), sink_factory()
+    assert _cli(env, "destinations", "set", full.url, "49985").returncode == 0
+    assert _cli(env, "destinations", "set", spare.url, "49980").returncode == 0
+    procs = [_cli(env, "deliver", str(_merged(tmp_path / f"p{n}.csv", 20, start=100 * n)), "--webhook-url",
+                  full.url, "--webhook-url", spare.url, "--allow-private-targets", "--job-id", f"r{n}",
+                  "--rate", "100", "--burst", "100", wait=False) for n in range(3)]
+    for proc in procs:
+        proc.communicate(timeout=180)
+    assert full.stats()["accepted"] == 15 and spare.stats()["accepted"] == 20  # 60 rows offered, 35 left in all
+    assert _cli(env, "destinations", "list").stdout.count("50,000 of 50,000 used") == 2

@@ -85,3 +85,25 @@ def test_a_dead_letter_file_needs_its_job_id(tmp_path, sink_factory):
     assert done.returncode == 2
     assert "is a dead-letter file: give the original job's --job-id" in done.stderr
     assert sink.stats()["accepted"] == 0
+
+
+def test_dry_run_reports_capacity_and_the_rows_a_run_would_skip(tmp_path, sink_factory):
+    """Destination capacity per destination (rollover included) and the already-at-destination
+    and suppressed counts, as a real run would find them; exit 0, nothing sent."""
+    full, spare = sink_factory(), sink_factory()
+    assert _cli(tmp_path, "deliver", str(_merged(tmp_path / "old.csv", 4)), "--webhook-url", spare.url,
+                "--allow-private-targets", "--job-id", "old").returncode == 0
+    assert _cli(tmp_path, "destinations", "set", full.url, "49990").returncode == 0
+    (tmp_path / "dnc.txt").write_text("ann10@acme.example\n", encoding="utf-8")
+    args = ["deliver", str(_merged(tmp_path / "merged.csv", 30)), "--webhook-url", full.url, "--allow-private-targets",
+            "--dry-run", "--suppress", str(tmp_path / "dnc.txt")]
+    one = _cli(tmp_path, *args)
+    assert one.returncode == 0, one.stderr
+    assert "skipped: 0 already at the destination, 1 suppressed" in one.stdout
+    assert "49,990 of 50,000 used, 10 left" in one.stdout
+    assert "capacity: only 10 of the 29 rows to send fit" in one.stdout
+    both = _cli(tmp_path, *args, "--webhook-url", spare.url)
+    assert both.returncode == 0, both.stderr
+    assert "skipped: 4 already at the destination, 1 suppressed" in both.stdout and "25 to send" in both.stdout
+    assert "4 of 50,000 used, 49,996 left" in both.stdout and "capacity: the 25 rows to send fit" in both.stdout
+    assert full.stats()["accepted"] == 0 and spare.stats()["accepted"] == 4

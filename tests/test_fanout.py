@@ -1,9 +1,11 @@
 """Fan-out on a real work pool: a local `prefect server start`, a process work pool with
 concurrency limit 2 (``WORKER_COUNT=2``) and two real `prefect worker` processes.
 
-One job (80 rows, chunks of 20) fanned out as deliver-chunk child runs: every row is
-delivered once, 2 children run at once but never more, and the shared Redis rate
-limit holds against a strict 4/s sink.
+One job (80 rows, chunks of 20) fanned out to deliver-consumer child runs (one per
+slot of the pool, not one per chunk): every row is delivered once, 2 consumers run at
+once but never more, and the shared Redis rate limit holds against a strict 4/s sink.
+Then SIGKILL of one worker (and its consumer's process) mid-job: the other consumer
+takes over the killed one's leased chunk, nothing is lost.
 """
 
 from __future__ import annotations
@@ -23,7 +25,7 @@ RATE, BURST = 4, 4  # slow enough that chunks would overlap beyond the pool's li
 
 
 def _child_runs(env: dict) -> list:
-    """deliver-chunk flow runs on the server, with their state history."""
+    """deliver-consumer flow runs on the server, with their state history."""
     import asyncio
 
     from prefect.client.orchestration import get_client
@@ -32,7 +34,7 @@ def _child_runs(env: dict) -> list:
 
     async def read():
         async with get_client() as client:
-            runs = await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["deliver-chunk"])))
+            runs = await client.read_flow_runs(flow_filter=FlowFilter(name=FlowFilterName(any_=["deliver-consumer"])))
             return [(run, await client.read_flow_run_states(run.id)) for run in runs]
 
     with temporary_settings(updates={PREFECT_API_URL: env["PREFECT_API_URL"]}):
@@ -59,48 +61,82 @@ def test_chunk_board_carries_429s_and_the_limiters_rate(redis_url):
     assert board.handled() == {0: 40, 1: 10}
 
 
+def _kill_tree(pid: int) -> None:
+    """SIGKILL a process and every process below it (a worker and the flow runs it started, which Prefect
+    puts in sessions of their own): a machine lost mid-job."""
+    import psutil
+
+    parent = psutil.Process(pid)
+    for proc in [*parent.children(recursive=True), parent]:
+        proc.kill()
+
+
+def _run_fanned_out(env: dict, tmp_path: Path, files: list[str], sink, name: str, rate: float, burst: int,
+                    chunk_size: int, redis_url: str, timeout: float = 240):
+    return subprocess.Popen([sys.executable, "-m", "csv_merger", "run", *files, "--webhook-url", sink.url,
+                             "--allow-private-targets", "--rate", str(rate), "--burst", str(burst),
+                             "--chunk-size", str(chunk_size), "--fan-out", "--redis-url", redis_url,
+                             "--output-dir", str(tmp_path / name)],
+                            env=env, cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+@pytest.mark.timeout(480)
 def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink_factory, tmp_path):
-    env = {**prefect_server, "WORKER_COUNT": "2", "WORK_POOL": f"fanout-{os.getpid()}", "REDIS_URL": redis_url}
+    env = {**prefect_server, "WORKER_COUNT": "2", "WORK_POOL": f"fanout-{os.getpid()}", "REDIS_URL": redis_url,
+           "CSV_MERGER_LEASE_S": "4"}
     setup = subprocess.run([sys.executable, "-m", "deployments.setup"], env=env, cwd=REPO, capture_output=True,
                            text=True, timeout=120)
     assert setup.returncode == 0, setup.stderr
-    assert "concurrency limit 2" in setup.stdout and "deliver-chunk/deliver-chunk" in setup.stdout
+    assert "concurrency limit 2" in setup.stdout and "deliver-consumer/deliver-consumer" in setup.stdout
     assert "blocks: csv-merger-redis" in setup.stdout
 
+    # One flow run at a time per worker, so that killing one worker kills exactly one consumer.
     workers = [subprocess.Popen([sys.executable, "-m", "prefect", "worker", "start", "--pool", env["WORK_POOL"],
-                                 "--type", "process", "--name", f"w{n}"], env=env, cwd=tmp_path,
+                                 "--type", "process", "--name", f"w{n}", "--limit", "1"], env=env, cwd=tmp_path,
                                 stdout=open(tmp_path / f"worker{n}.log", "w"), stderr=subprocess.STDOUT)
                for n in (1, 2)]
+    logs = lambda: "".join((tmp_path / f"worker{n}.log").read_text()[-2500:] for n in (1, 2))  # noqa: E731
     sink = sink_factory(rate=RATE, burst=BURST)
     try:
-        run = subprocess.run([sys.executable, "-m", "csv_merger", "run", *EXAMPLES, "--webhook-url", sink.url,
-                              "--allow-private-targets", "--rate", str(RATE), "--burst", str(BURST),
-                              "--chunk-size", "20", "--fan-out", "--redis-url", redis_url,
-                              "--output-dir", str(tmp_path / "out")],
-                             env=env, cwd=tmp_path, capture_output=True, text=True, timeout=240)
+        out, err = _run_fanned_out(env, tmp_path, EXAMPLES, sink, "out", RATE, BURST, 20, redis_url).communicate(
+            timeout=240)
+        assert "80 rows merged from 111; 80 delivered, 0 failed" in out, out + err + logs()
+        stats = sink.stats()
+        assert (stats["accepted"], stats["distinct_keys"], stats["duplicate_keys"]) == (80, 80, 0)  # each row once
+        assert stats["rejected_429"] == 0  # one shared budget: the workers together stay under the target's rate
+        times = sorted(r["t"] for r in sink.records())
+        assert (len(times) - BURST) / (times[-1] - times[0]) <= RATE * 1.05
+
+        children = _child_runs(prefect_server)
+        assert len(children) == 2 and all(run.state.is_completed() for run, _ in children)  # 2 consumers, 4 chunks
+        intervals = []
+        for _, states in children:
+            running = [s.timestamp.timestamp() for s in states if s.type.value == "RUNNING"]
+            final = [s.timestamp.timestamp() for s in states if s.is_final()]
+            intervals.append((min(running), max(final)))
+        assert _max_overlap(intervals) == 2  # the work pool's concurrency limit, reached and never exceeded
+
+        # A worker lost mid-job: 400 rows in 16 chunks; kill w1 and its consumer once 100 rows are in.
+        sink2 = sink_factory(rate=40, burst=10)
+        job = _run_fanned_out(env, tmp_path, [_people_csv(tmp_path / "people400.csv", 400)], sink2, "killed", 40, 10,
+                              25, redis_url)
+        sink2.wait_accepted(100, job)
+        _kill_tree(workers[0].pid)
+        out, err = job.communicate(timeout=240)
+        assert job.returncode == 0, out + err + logs()
+        assert "400 rows merged from 400" in out and "0 failed" in out and "[Completed]" in out, out + err
+        stats = sink2.stats()
+        assert stats["distinct_keys"] == 400  # nothing lost: the killed consumer's chunk was taken over
+        assert stats["duplicate_keys"] <= 8  # at most the killed consumer's requests in flight, same keys
+        crashed = [run for run, _ in _child_runs(prefect_server) if run.state.is_crashed()]
+        assert len(crashed) == 1 and "no heartbeat" in crashed[0].state.message
+        assert "taken over" in logs()  # the surviving consumer says whose chunk it finished
     finally:
         for w in workers:
-            w.terminate()
+            if w.poll() is None:
+                w.terminate()
         for w in workers:
             w.wait(timeout=30)
-    logs = "".join((tmp_path / f"worker{n}.log").read_text()[-1500:] for n in (1, 2))
-    assert run.returncode == 0, run.stdout + run.stderr + logs
-    assert "80 rows merged from 111; 80 delivered, 0 failed" in run.stdout
-
-    stats = sink.stats()
-    assert (stats["accepted"], stats["distinct_keys"], stats["duplicate_keys"]) == (80, 80, 0)  # each row once
-    assert stats["rejected_429"] == 0  # one shared budget: the workers together stay under the target's rate
-    times = sorted(r["t"] for r in sink.records())
-    assert (len(times) - BURST) / (times[-1] - times[0]) <= RATE * 1.05
-
-    children = _child_runs(prefect_server)
-    assert len(children) == 4 and all(run.state.is_completed() for run, _ in children)
-    intervals = []
-    for _, states in children:
-        running = [s.timestamp.timestamp() for s in states if s.type.value == "RUNNING"]
-        final = [s.timestamp.timestamp() for s in states if s.is_final()]
-        intervals.append((min(running), max(final)))
-    assert _max_overlap(intervals) == 2  # the work pool's concurrency limit, reached and never exceeded
 
 
 def _people_csv(path: Path, rows: int) -> str:
@@ -120,7 +156,7 @@ def _wait_final(client, flow_run_ids, timeout: float = 90.0) -> list:
 
 def _check_stopped(client, sink, ledger, run_id, job: str, seen: int, stopped_at: float, label: str,
                    children: int = 0) -> int:
-    """The run ended Cancelled (its ``children`` deliver-chunk runs final, none Completed), no request came
+    """The run ended Cancelled (its ``children`` deliver-consumer runs final, none Completed), no request came
     more than 2 s after ``stopped_at``, every row at most once and the ledger holds exactly the rows the
     sink accepted (so a resume sends the rest). Returns the sink's record count."""
     child_ids = [r.id for r in client.read_flow_runs() if r.parent_task_run_id and r.name.startswith(job)]
@@ -145,8 +181,8 @@ def test_cancel_or_sigterm_of_a_worker_stops_sending_within_2s_also_in_fan_out_c
         prefect_server, redis_url, sink_factory, tmp_path):
     """Issue 9 items 1 and 4: `prefect flow-run cancel` (state Cancelling, as the UI's Cancel) of a
     merge-and-deliver run executed by a `csv-merger worker`: the worker SIGTERMs the run's process; no request
-    reaches the sink more than 2 s later, with the chunks as tasks of the run, then fanned out as deliver-chunk
-    children. Then SIGTERM to the `csv-merger worker` itself (docker stop) cancels its run the same way."""
+    reaches the sink more than 2 s later, with the consumers as tasks of the run, then fanned out as
+    deliver-consumer children. Then SIGTERM to the `csv-merger worker` itself (docker stop) cancels its run the same way."""
     import redis
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL, temporary_settings
@@ -182,7 +218,7 @@ def test_cancel_or_sigterm_of_a_worker_stops_sending_within_2s_also_in_fan_out_c
                 stopped_at = time.time()
                 try:
                     seen = _check_stopped(client, sink, ledger, run.id, job, seen, stopped_at, mode,
-                                          children=4 if mode == "fan-out" else 0)
+                                          children=3 if mode == "fan-out" else 0)
                 except AssertionError as exc:
                     raise AssertionError(f"{exc}\n{(tmp_path / 'worker.log').read_text()[-4000:]}") from None
         assert worker.wait(timeout=90) == 143, (tmp_path / "worker.log").read_text()[-3000:]

@@ -372,3 +372,30 @@ def test_cli_run_keeps_the_redis_password_out_of_the_prefect_database(sink_facto
     assert password not in stored
     assert password not in out + err + (tmp_path / "summary.json").read_text()
     assert not [p for p in (tmp_path / "data").rglob("*") if p.is_file() and password.encode() in p.read_bytes()]
+
+
+@pytest.mark.parametrize("store", ["local", "redis"])
+def test_a_400_chunk_job_is_a_few_consumer_task_runs_and_every_row_once(sink_factory, tmp_path, redis_url, store):
+    """Issue 10: chunks are pulled by long-lived consumers, so task runs do not grow with chunks."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+
+    people = tmp_path / "people.csv"
+    people.write_text("Email,First Name\n" + "".join(f"p{i}@lead{i}.example,P{i}\n" for i in range(4000)))
+    sink = sink_factory(rate=100_000, burst=10_000)
+    summary = merge_and_deliver([str(people)], webhook_url=sink.url, chunk_size=10, rate_limit=100_000.0,
+                                burst=10_000, output_dir=str(tmp_path / "out"), allow_private_targets=True,
+                                redis_url=redis_url if store == "redis" else None)
+    assert summary.state == "Completed" and summary.chunks == 400
+    assert summary.delivery.delivered == 4000 and summary.delivery.failed == 0
+    assert [c.chunk for c in summary.per_chunk] == list(range(400))
+    assert sum(c.delivered for c in summary.per_chunk) == 4000
+    assert summary.per_chunk[7].model_dump() == dict(chunk=7, first_row=71, last_row=80, delivered=10, failed=0,
+                                                     skipped=0, http_429=0)
+    stats = sink.stats()
+    assert (stats["accepted"], stats["distinct_keys"], stats["duplicate_keys"]) == (4000, 4000, 0)
+    with get_client(sync_client=True) as client:
+        runs = client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[summary.flow_run_id])))
+    names = sorted(r.name.rsplit("-", 1)[0] if r.name.startswith(("chunk", "merge", "queue")) else r.name
+                   for r in runs)
+    assert names == ["chunk", "consumer-1", "consumer-2", "consumer-3", "consumer-4", "merge", "queue-chunks"], names

@@ -182,7 +182,7 @@ async def test_delivery_transport_posts_to_the_checked_address(sink_factory):
 
     sink = sink_factory()
     target = CheckedTarget("webhook.test", (ipaddress.ip_address("127.0.0.1"),))
-    async with httpx.AsyncClient(transport=WorkerPools(2, target)) as client:
+    async with httpx.AsyncClient(transport=WorkerPools(2, [target])) as client:
         r = await client.post(f"http://webhook.test:{sink.port}/hook", json={"email": "a@x.com"},
                               headers={"Idempotency-Key": "k-1"})
     assert r.status_code < 300, r.text

@@ -885,3 +885,91 @@ async def test_no_redis_password_in_the_prefect_database_after_a_web_job(make_cl
     finally:
         server.stop()
         get_settings.cache_clear()
+
+
+# ---------------------------------------------------------------- destinations (issue 13)
+
+
+async def test_merge_preview_shows_each_destinations_capacity(make_client, sink_factory):
+    from tasks.deliver.destinations import destination_id, destination_label, open_destinations
+
+    full, spare = sink_factory(), sink_factory()
+    client = await make_client(allow_private_targets=True)
+    settings = client.app.state.service.settings
+    store = open_destinations(redis_url=settings.redis_url, data_dir=settings.data_dir)
+    await store.set_used(destination_id(full.url), destination_label(full.url), 49_999)
+    await store.aclose()
+    ids = await _upload_two(client)
+    r = await client.post("/api/merge-preview", json={"uploads": ids, "webhook_url": [full.url, spare.url]})
+    preview = r.json()
+    assert preview["destination_capacity"] == 1 + 50_000
+    assert [(d["used"], d["left"]) for d in preview["destinations"]] == [(49_999, 1), (0, 50_000)]
+    assert full.url not in r.text and "/hook" not in r.text  # labels only: a webhook URL is a credential
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_a_web_dry_run_sends_nothing_and_keeps_its_plan(make_client, sink_factory):
+    sink = sink_factory()
+    client = await make_client(allow_private_targets=True)
+    upload = (await client.post("/api/uploads", files=_files(("p.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": sink.url, "dry_run": True})
+    assert r.status_code == 201, r.text
+    job = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed"))
+    assert job["status"] == "Completed" and job["dry_run"], job
+    assert job["plan"]["to_send"] == 1 and job["plan"]["destinations"][0]["used"] == 0
+    assert sink.stats()["accepted"] == 0
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_a_web_job_rolls_over_to_its_next_webhook(make_client, sink_factory):
+    from tasks.deliver.destinations import destination_id, destination_label, open_destinations
+
+    full, spare = sink_factory(), sink_factory()
+    client = await make_client(allow_private_targets=True)
+    settings = client.app.state.service.settings
+    store = open_destinations(redis_url=settings.redis_url, data_dir=settings.data_dir)
+    await store.set_used(destination_id(full.url), destination_label(full.url), 49_995)
+    await store.aclose()
+    rows = "".join(f"P{i},Q{i},p{i}@example.com,Title {i}\n" for i in range(20))
+    upload = (await client.post("/api/uploads", files=_files(("p.csv", (PEOPLE_CSV + rows).encode()))))
+    r = await client.post("/api/jobs", json={"uploads": [upload.json()["files"][0]["id"]], "rate": 50,
+                                             "webhook_url": f"{full.url}\n{spare.url}\n"})
+    assert r.status_code == 201, r.text
+    job = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed"))
+    assert job["status"] == "Completed", job
+    assert full.stats()["accepted"] == 5 and spare.stats()["accepted"] == 16
+    assert [d["used"] for d in job["destinations"]] == [50_000, 16]
+
+
+async def test_the_same_webhook_twice_is_refused(make_client, sink_factory):
+    sink = sink_factory()
+    client = await make_client(allow_private_targets=True)
+    upload = (await client.post("/api/uploads", files=_files(("p.csv", PEOPLE_CSV.encode())))).json()["files"][0]
+    r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "webhook_url": [sink.url, sink.url]})
+    assert r.status_code == 422 and r.json()["field"] == "webhook_url" and "twice" in r.json()["error"]
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_retry_failed_rows_resends_them_with_their_original_keys(make_client, sink_factory):
+    """A job whose rows failed (every 3rd request refused with 400) offers "retry failed rows": the retry
+    sends the dead-letter rows again under the original job id and row numbers (same Idempotency-Keys)."""
+    sink = sink_factory(fail_every=3, fail_status=400)
+    client = await make_client(allow_private_targets=True)
+    rows = "".join(f"P{i},Q{i},p{i}@example.com,Title {i}\n" for i in range(5))
+    upload = (await client.post("/api/uploads", files=_files(("p.csv", (PEOPLE_CSV + rows).encode()))))
+    r = await client.post("/api/jobs", json={"uploads": [upload.json()["files"][0]["id"]], "webhook_url": sink.url,
+                                             "rate": 50, "burst": 1})
+    job = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed"))
+    assert job["status"] == "Failed" and job["has_dead_letter"] and job["counts"]["failed"] == 2, job
+    first_keys = {rec["key"] for rec in sink.records()}
+    retry = await client.post(f"/api/jobs/{job['id']}/retry", json={})
+    assert retry.status_code == 201, retry.text
+    done = await _wait_job(client, retry.json()["id"], lambda j: j["status"] in ("Completed", "Failed"))
+    assert done["mode"] == "retry" and done["status"] == "Completed" and done["counts"]["delivered"] == 2, done
+    keys = [rec["key"] for rec in sink.records()]
+    prefix = keys[0].rsplit("-", 1)[0]
+    assert sorted(keys) == sorted(f"{prefix}-{n}" for n in range(1, 7))  # every row once, original keys
+    assert set(keys) - first_keys and len(set(keys)) == 6
+    again = await client.post(f"/api/jobs/{done['id']}/retry")
+    assert again.status_code == 409 and "no failed rows" in again.json()["error"]
+    assert (await client.post("/api/jobs/nope/retry")).status_code == 404

@@ -296,3 +296,50 @@ def test_usable_at_390_px(web_server, page, corpus_dir):
     assert page.evaluate("document.documentElement.scrollWidth") <= 390
     _shot(page, "web-390-job.png")
     assert page.violations == []
+
+
+def test_dry_run_two_webhooks_rollover_and_retry_failed_rows(tmp_path, page, sink_factory):
+    """Issue 13 on the page: two webhook URLs (the first 5 short of its ceiling), the preview shows their
+    room, a dry run sends nothing and shows its plan, the real run rolls over, and "Retry failed rows"
+    sends the refused rows again (the second sink refuses every 5th request once)."""
+    from playwright.sync_api import expect
+
+    full, spare = sink_factory(), sink_factory(fail_every=5, fail_status=400)
+    leads = tmp_path / "leads.csv"
+    leads.write_text("First Name,Email\n" + "".join(f"Ann{i},ann{i}@acme.example\n" for i in range(20)),
+                     encoding="utf-8")
+    with _serve(tmp_path) as url:
+        env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+        env.pop("REDIS_URL", None)
+        binary = REPO / ".venv" / "bin" / "csv-merger"
+        subprocess.run([str(binary), "destinations", "set", full.url, "49995"], env=env, check=True, timeout=60)
+        _open(page, url)
+        page.set_input_files("#file-input", [str(leads)])
+        page.fill("#webhook-url", f"{full.url}\n{spare.url}")
+        preview = page.locator("#merge-preview")
+        expect(preview.locator(".stat", has_text="Destinations can take").locator("dd")).to_have_text("50,005")
+
+        page.check("#dry-run")
+        page.click("#start-btn")
+        detail = page.locator("#job-detail")
+        expect(detail).to_have_attribute("data-status", "Completed", timeout=60_000)
+        expect(detail.locator(".plan")).to_contain_text("Dry run: nothing was sent")
+        expect(detail.locator(".plan .stat", has_text="Would send").locator("dd")).to_have_text("20")
+        expect(detail.locator(".plan .destinations")).to_contain_text("49,995 of 50,000 used, 5 left")
+        assert full.stats()["accepted"] == spare.stats()["accepted"] == 0
+        _shot(page, "web-dry-run.png")
+
+        page.uncheck("#dry-run")
+        expect(page.locator("#start-btn")).to_be_enabled()
+        page.click("#start-btn")
+        expect(detail).to_have_attribute("data-status", "Failed", timeout=60_000)  # 3 rows refused
+        expect(detail.locator(".destinations")).to_contain_text("50,000 of 50,000 used")
+        assert full.stats()["accepted"] == 5 and spare.stats()["accepted"] == 12
+        detail.locator("#retry-btn").click()
+        expect(detail).to_have_attribute("data-status", "Completed", timeout=60_000)
+        expect(detail.locator(".stat", has_text="Delivered").locator("dd")).to_have_text("3")
+        _shot(page, "web-retry.png")
+        assert spare.stats()["accepted"] == 15 and full.stats()["accepted"] == 5
+        keys = [r["key"] for r in full.records() + spare.records()]
+        assert len(set(keys)) == 20  # every row once, the retried ones under their original keys
+        assert page.violations == []

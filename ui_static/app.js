@@ -343,6 +343,7 @@ function renderFiles() {
 
 // ---------------------------------------------------------------- jobs
 function formMode() { return document.querySelector("input[name=mode]:checked").value; }
+function webhookUrls() { return $("#webhook-url").value.split("\n").map((u) => u.trim()).filter(Boolean); }
 
 async function startJob(event) {
   event.preventDefault();
@@ -362,7 +363,8 @@ async function startJob(event) {
     ...payloadFields(),
   };
   if (mode === "deliver") {
-    payload.webhook_url = $("#webhook-url").value.trim();
+    payload.webhook_url = webhookUrls();
+    payload.dry_run = $("#dry-run").checked;
     const token = $("#auth-token").value;
     if (token) payload.auth_token = token;
   }
@@ -406,16 +408,19 @@ function renderJobDetail(job) {
   const box = $("#job-detail");
   box.hidden = false;
   const c = job.counts;
-  const isDeliver = job.mode === "deliver";
+  const isDeliver = job.mode !== "merge_only" && !job.dry_run;
   const meta = [
     `${job.files.length} file${job.files.length > 1 ? "s" : ""}: ${job.files.join(", ")}`,
-    isDeliver ? `to ${job.target} at ${job.rate}/s (burst ${job.burst}, chunks of ${job.chunk_size})` : "merge only",
+    job.mode === "merge_only" ? "merge only"
+      : `${job.dry_run ? "dry run for " : job.mode === "retry" ? "retry of failed rows " : ""}to ${job.target} at ${job.rate}/s (burst ${job.burst}, chunks of ${job.chunk_size})`,
     job.scheduled_for && job.status === "Scheduled" ? `starts ${fmtTime(job.scheduled_for)}` : null,
     job.rows_out !== null ? `${fmtInt(job.rows_in)} rows in, ${fmtInt(job.rows_out)} out, ${fmtInt(job.duplicates_merged)} duplicates merged` : null,
   ].filter(Boolean).join(" · ");
   const actions = el("div", { class: "job-actions" },
     job.has_merged_csv ? el("a", { class: "btn", href: `/api/jobs/${job.id}/merged.csv`, download: "" }, "Download merged CSV") : null,
     job.has_dead_letter ? el("a", { class: "btn", href: `/api/jobs/${job.id}/dead-letter.csv`, download: "" }, "Download dead-letter CSV") : null,
+    job.has_dead_letter && ["Completed", "Failed", "Cancelled"].includes(job.status)
+      ? el("button", { type: "button", class: "btn", id: "retry-btn", onclick: () => retryJob(job.id) }, "Retry failed rows") : null,
     job.flow_run_url ? el("a", { class: "btn", href: job.flow_run_url, target: "_blank", rel: "noopener" }, "Open flow run in Prefect UI") : null,
     ["Completed", "Failed", "Cancelled"].includes(job.status) ? null
       : el("button", { type: "button", class: "btn btn-danger", onclick: () => cancelJob(job.id), disabled: job.status === "Cancelling" }, "Cancel job"),
@@ -436,6 +441,8 @@ function renderJobDetail(job) {
       job.ended_at && job.started_at ? stat("Took", fmtDuration(job.ended_at - job.started_at))
         : stat("ETA", fmtDuration(job.eta_s))) : null,
     isDeliver && job.history.length > 1 ? rateFigure(job, box) : null,
+    job.plan ? planBox(job.plan) : null,
+    job.destinations.length ? destinationList(job.destinations) : null,
     actions].filter(Boolean));
   box.dataset.job = job.id;
   box.dataset.status = job.status;
@@ -448,6 +455,45 @@ function rateFigure(job, box) {
     el("figcaption", {},
       el("span", { class: "key key-accepted" }, "accepted rows/s"),
       el("span", { class: "key key-limit" }, `limit (learned rate, requests/s; at most ${fmtRate(job.rate)})`)));
+}
+
+// One line per destination: "host #hash: 1,234 of 50,000 used, 48,766 left".
+function destinationList(destinations) {
+  return el("ul", { class: "destinations" }, destinations.map((d) => el("li", {
+    text: `${d.label}: ${fmtInt(d.used)}` + (d.ceiling ? ` of ${fmtInt(d.ceiling)} used, ${fmtInt(Math.max(0, d.ceiling - d.used))} left` : " used, no ceiling"),
+  })));
+}
+
+// A dry run's plan: what a real run would send, skip and dead-letter, and whether it fits.
+function planBox(plan) {
+  const room = plan.destinations.some((d) => !d.ceiling) ? null
+    : plan.destinations.reduce((n, d) => n + Math.max(0, d.ceiling - d.used), 0);
+  return el("div", { class: "plan" },
+    el("h4", { text: "Dry run: nothing was sent" }),
+    el("dl", { class: "stats" },
+      stat("Would send", fmtInt(plan.to_send)),
+      stat("Already delivered", fmtInt(plan.already_delivered)),
+      stat("Already at the destination", fmtInt(plan.already_at_destination)),
+      stat("Suppressed", fmtInt(plan.suppressed)),
+      stat("Would be dead-lettered", fmtInt(plan.refused.length), plan.refused.length ? "bad" : ""),
+      stat("Estimate", fmtDuration(plan.estimate_s)),
+      stat("Fits the destinations", room === null || plan.to_send <= room ? "yes" : `no: room for ${fmtInt(room)}`,
+        room !== null && plan.to_send > room ? "bad" : "")),
+    destinationList(plan.destinations));
+}
+
+async function retryJob(id) {
+  try {
+    const token = $("#auth-token").value;
+    const job = await postJson(`/api/jobs/${id}/retry`, token ? { auth_token: token } : {});
+    $("#auth-token").value = "";
+    state.selectedJob = job.id;
+    renderJobDetail(job);
+    refreshJobs();
+  } catch (err) {
+    $("#form-error").textContent = err.message;
+  }
+  pollJob();
 }
 
 async function cancelJob(id) {
@@ -495,7 +541,7 @@ async function refreshJobs() {
   el("td", {}, el("code", { text: job.id })),
   el("td", { text: fmtTime(job.created_at) }),
   el("td", { text: job.files.join(", ") }),
-  el("td", { text: job.mode === "deliver" ? `deliver → ${job.target}` : "merge only" }),
+  el("td", { text: job.mode === "merge_only" ? "merge only" : `${job.dry_run ? "dry run" : job.mode} → ${job.target}` }),
   el("td", {}, statusBadge(job)),
   el("td", {}, bar(job)))));
   updateScroll($(".jobs-wrap .scroll-box"));
@@ -529,7 +575,9 @@ function wire() {
   }));
   document.querySelectorAll("input[name=mode]").forEach((radio) => radio.addEventListener("change", () => {
     $("#deliver-fields").hidden = formMode() !== "deliver";
+    schedulePreview();
   }));
+  $("#webhook-url").addEventListener("input", schedulePreview);  // the preview shows the destinations' room
   $("#job-form").addEventListener("submit", startJob);
   $("#token-form").addEventListener("submit", async (event) => {
     event.preventDefault();

@@ -25,7 +25,9 @@ function payloadFields() {
 function previewRequest() {
   const ready = state.files.filter((f) => f.upload && !f.error);
   if (!ready.length || state.files.some((f) => f.busy)) return null;
-  return { uploads: ready.map((f) => f.upload.id), table_type: tableType(), mapping: state.overrides, ...payloadFields() };
+  const urls = formMode() === "deliver" ? webhookUrls() : [];
+  return { uploads: ready.map((f) => f.upload.id), table_type: tableType(), mapping: state.overrides, ...payloadFields(),
+    ...(urls.length ? { webhook_url: urls } : {}) };
 }
 
 // Called whenever files, mapping or payload change; waits for a quiet 300 ms.
@@ -65,9 +67,9 @@ function renderMergePreview(p) {
     stat("Rows read", fmtInt(p.rows_in)),
     stat("Duplicates merged", fmtInt(p.duplicates_merged)),
     p.empty_rows ? stat("Empty rows", fmtInt(p.empty_rows)) : null,
-    // Known once a destination ledger exists; until then the API sends null and nothing is shown.
-    p.destination_capacity === null ? null
-      : stat("Destination can take", fmtInt(p.destination_capacity), p.destination_capacity < p.rows_out ? "bad" : ""));
+    // Known once a webhook URL is given (the destination ledger's counts); null: nothing is shown.
+    p.destination_capacity == null ? null
+      : stat("Destinations can take", fmtInt(p.destination_capacity), p.destination_capacity < p.rows_out ? "bad" : ""));
   const groups = p.duplicate_groups.map((g) => el("li", {},
     el("span", { class: "dup-sources", text: g.sources.join(" + ") }), ": ", g.reasons.join("; ")));
   const more = p.duplicates_merged - p.duplicate_groups.reduce((n, g) => n + g.sources.length - 1, 0);

@@ -58,6 +58,9 @@ def check_output_paths(**paths: Path | None) -> None:
 
 
 # Options that deliver and run share, declared once.
+WEBHOOK_URLS_HELP = ("Target URL (e.g. a Clay webhook source). Give it again for more destinations of the same "
+                     "workspace: when one is full (its lifetime ceiling) delivery rolls over to the next.")
+WEBHOOK_URLS = typer.Option(..., "--webhook-url", help=WEBHOOK_URLS_HELP)
 FORCE_RESEND = typer.Option(False, "--force-resend",
                             help="Resume even though Redis lost the job's ledger (every row is sent again).")
 QUIET = typer.Option(False, "--quiet", "-q", help="No progress on stderr (warnings still show).")

@@ -22,7 +22,7 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import FORCE_RESEND, QUIET, RESEND, SUPPRESS, app, check_output_paths
+from csv_merger.cli.app import FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS, app, check_output_paths
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
@@ -46,7 +46,7 @@ def _auth_token(flag: str | None, block: str | None) -> str | None:
     return secret.get_secret_value() if secret else None
 
 
-def _input_rows(path: Path, job_id: str | None, webhook_url: str, payload: str,
+def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload: str,
                 table_type: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
     """(rows, job id) of a merged CSV, or of a dead-letter file for a re-delivery
     (then the original job id is required). Raises InputError / ConfigError."""
@@ -76,7 +76,7 @@ def _or(value, default):
 @app.command()
 def deliver(
     in_csv: Path = typer.Argument(..., help="Merged CSV (as written by `csv-merger merge`)."),
-    webhook_url: str = typer.Option(..., "--webhook-url", help="Target URL (e.g. a Clay webhook source)."),
+    webhook_url: list[str] = WEBHOOK_URLS,
     table_type: str = typer.Option("people", "--type", help="people | company (shapes the seed payload)."),
     rate: Optional[float] = typer.Option(None, help="Requests/s for the limit key (default: 10)."),
     burst: Optional[int] = typer.Option(None, help="Burst in requests (default: 20)."),
@@ -116,7 +116,8 @@ def deliver(
     rows, job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
     dead_path = dead_letter or Path(s.data_dir) / f"dead-letter-{job_id}.csv"
     config = DeliveryConfig(
-        webhook_url=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit), burst=_or(burst, s.burst),
+        webhook_url=webhook_url[0], webhook_urls=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit),
+        burst=_or(burst, s.burst),
         concurrency=_or(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
         max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
@@ -125,11 +126,12 @@ def deliver(
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
         suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
+    identities = functools.partial(lead_identities, table_type=table_type)
     if dry_run:
         from csv_merger.cli.plan import print_plan
         from tasks.deliver.plan import plan_delivery
 
-        print_plan(asyncio.run(plan_delivery(rows, config)))
+        print_plan(asyncio.run(plan_delivery(rows, config, identities)))
         return
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
@@ -140,13 +142,13 @@ def deliver(
 
     def show(p) -> None:
         meter.update(p.delivered + p.failed + p.skipped, p.rows_total, delivered=p.delivered, failed=p.failed,
-                     http_429=p.http_429, limit=p.current_rate, learned=p.learned_rate)
+                     http_429=p.http_429, limit=p.current_rate, learned=p.learned_rate,
+                     destinations=p.destinations)
 
     cancel = threading.Event()
     refused = None
     with GracefulStop(cancel.set) as stop:
         try:
-            identities = functools.partial(lead_identities, table_type=table_type)
             summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
         except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
             refused, summary = exc, exc.summary
@@ -161,8 +163,8 @@ def deliver(
           + (" [cancelled]" if summary.cancelled else ""))
     if summary.learned_rate is not None:
         print(f"rate learned for {summary.limit_key}: {summary.learned_rate:g}/s of {config.rate:g}/s configured")
-    if summary.destination_text():
-        print(f"destination {summary.destination_text()}")
+    for use in summary.destinations:
+        print(f"destination {use.text()}")
     if summary.skipped_path:
         print(f"skipped {summary.skipped_already_at_destination} already at the destination, "
               f"{summary.skipped_suppressed} suppressed: {summary.skipped_path}")

@@ -11,7 +11,9 @@ exactly as delivery does.
 from __future__ import annotations
 
 import asyncio
+import sys
 from datetime import datetime, timezone
+from urllib.parse import urlsplit
 
 import typer
 
@@ -61,8 +63,14 @@ def set_(webhook_url: str = typer.Argument(..., help="The webhook URL (only its 
 
     if used < 0:
         raise ConfigError(f"used must be 0 or more, got {used}")
+    parts = urlsplit(webhook_url.strip())
+    if parts.scheme.lower() not in ("http", "https") or not parts.hostname:
+        raise ConfigError(f"{webhook_url!r} is not an http(s) URL: give the webhook URL deliveries use")
 
     async def store_it(store, ceiling):
+        if ceiling and used > ceiling:
+            print(f"csv-merger: warning: {used:,} is above the ceiling of {ceiling:,} (CSV_MERGER_ROW_CEILING): "
+                  "nothing more will be sent there", file=sys.stderr)
         await store.set_used(destination_id(webhook_url), destination_label(webhook_url), used)
         print(f"{destination_label(webhook_url)}: {used:,}" + (f" of {ceiling:,}" if ceiling else "") + " used")
 

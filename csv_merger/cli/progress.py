@@ -24,7 +24,9 @@ class DeliveryMeter:
     ``delivered``/``failed``/``http_429`` counts when known (None: not shown);
     ``limit``: the limiter's current rate in requests/s (None: not shown);
     ``learned``: the rate it learned the target grants (None: not shown), of
-    ``configured`` requests/s.
+    ``configured`` requests/s;
+    ``destinations``: ``DestinationUse`` counts, shown as "dest 1,234 of 50,000"
+    (numbered "dest 1", "dest 2" ... when the job has several).
     """
 
     def __init__(self, *, burst: int = 0, configured: float = 0.0, quiet: bool = False, every_s: float = PLAIN_EVERY_S):
@@ -47,7 +49,8 @@ class DeliveryMeter:
         return (handled - n0) / (now - t0) if now - t0 >= 1.0 else None
 
     def update(self, handled: int, total: int, *, delivered: int | None = None, failed: int | None = None,
-               http_429: int | None = None, limit: float | None = None, learned: float | None = None) -> None:
+               http_429: int | None = None, limit: float | None = None, learned: float | None = None,
+               destinations=()) -> None:
         now = time.monotonic()
         rate = self.rate(handled, now)
         if self.quiet or not total:
@@ -61,6 +64,7 @@ class DeliveryMeter:
             parts.append(f"{http_429} x 429")
         if delivered is not None:
             parts.append(f"{delivered} delivered, {failed or 0} failed")
+        parts += destination_parts(destinations)
         if self._console.is_terminal:
             self._draw(handled, total, ", ".join(parts), eta)
         elif now - self._last_line >= self.every_s:
@@ -84,3 +88,11 @@ class DeliveryMeter:
         if self._bar is not None:
             self._bar.stop()
             self._bar = None
+
+
+def destination_parts(destinations) -> list[str]:
+    """``["dest 1,234 of 50,000"]``, or ``["dest 1 50,000 of 50,000", "dest 2 10 of 50,000"]`` for
+    several destinations (``DestinationUse``: used, ceiling; no ceiling: ``"dest 1,234 used"``)."""
+    many = len(destinations) > 1
+    return [f"dest{f' {i}' if many else ''} {d.used:,}" + (f" of {d.ceiling:,}" if d.ceiling else " used")
+            for i, d in enumerate(destinations, 1)]

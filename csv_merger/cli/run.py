@@ -18,7 +18,8 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import FORCE_RESEND, QUIET, RESEND, SUPPRESS, app, check_output_paths, resume_command
+from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, app, check_output_paths,
+                                resume_command)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
@@ -82,7 +83,7 @@ def _in_thread(fn):
     return outcome["value"]
 
 
-def run_pipeline(files: list[str], *, webhook_url: str | None, output: Path | None, quiet: bool = False,
+def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, output: Path | None, quiet: bool = False,
                  **params):
     """Run ``merge_and_deliver`` in this process with Ctrl-C and SIGTERM mapped to a graceful cancel.
 
@@ -132,8 +133,10 @@ def print_summary(summary) -> None:
     print(f"  merge report: {out_dir / 'merge-report.json'}")
     if summary.dead_letter_path:
         print(f"  dead letters: {summary.dead_letter_path}")
-    if summary.delivery is not None and summary.delivery.destination_text():
-        print(f"  destination:  {summary.delivery.destination_text()}")
+    for use in summary.delivery.destinations if summary.delivery is not None else []:
+        print(f"  destination:  {use.text()}")
+    if summary.delivery is not None and summary.delivery.learned_rate is not None:
+        print(f"  rate learned: {summary.delivery.learned_rate:g}/s for {summary.delivery.limit_key}")
     if summary.delivery is not None and summary.delivery.skipped_path:
         d = summary.delivery
         print(f"  skipped:      {d.skipped_already_at_destination} already at the destination, "
@@ -159,7 +162,7 @@ def exit_for(summary, signum: int | None = None) -> None:
 @app.command()
 def run(
     files: list[str] = typer.Argument(..., help="CSV files: paths, globs, or URLs (http(s)://, file://, s3://)."),
-    webhook_url: Optional[str] = typer.Option(None, "--webhook-url", help="Deliver every merged row here (omit: merge only)."),
+    webhook_url: Optional[list[str]] = typer.Option(None, "--webhook-url", help=WEBHOOK_URLS_HELP + " Omit: merge only."),
     table_type: str = typer.Option("people", "--type", help="people | company"),
     rate: Optional[float] = typer.Option(None, help="Requests/s for the limit key (default: CSV_MERGER_RATE_LIMIT, 10)."),
     burst: Optional[int] = typer.Option(None, help="Burst in requests (default: CSV_MERGER_BURST, 20)."),
@@ -173,7 +176,7 @@ def run(
     limit_key: Optional[str] = typer.Option(None, "--limit-key", help="Rate budget name (default: the webhook host)."),
     redis_url: Optional[str] = typer.Option(None, "--redis-url", help="Shared limiter, ledger, chunks (default: env REDIS_URL)."),
     auth_token_block: Optional[str] = typer.Option(None, "--auth-token-block", help="Prefect Secret block with the webhook token."),
-    fan_out: bool = typer.Option(False, "--fan-out", help="Deliver chunks as deliver-chunk runs on the work pool (needs a server and Redis)."),
+    fan_out: bool = typer.Option(False, "--fan-out", help="Deliver through deliver-consumer runs on the work pool (needs a server and Redis)."),
     allow_private_targets: bool = typer.Option(False, "--allow-private-targets", help="Allow loopback/private hosts (local sink)."),
     summary_path: Optional[Path] = typer.Option(None, "--summary", help="Write the summary JSON here."),
     force_resend: bool = FORCE_RESEND,
@@ -202,7 +205,7 @@ def run(
 
     try:
         summary, signum = run_pipeline(
-            files, webhook_url=webhook_url, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
+            files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
             burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
             mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
             redis_url=shareable_redis_url(redis_url),

@@ -7,7 +7,7 @@ from typing import Literal
 
 from fastapi import APIRouter, Request
 from fastapi.responses import StreamingResponse
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, Field, SecretStr
 from starlette.concurrency import run_in_threadpool
 from starlette.datastructures import UploadFile
 
@@ -35,6 +35,12 @@ class PresetRequest(BaseModel):
     upload_id: str
     table_type: TableType = "people"
     mapping: dict[str, str] = Field(default_factory=dict)
+
+
+class RetryRequest(BaseModel):
+    """Body of ``POST /api/jobs/{id}/retry`` (optional): the webhook token again (never kept after a job)."""
+
+    auth_token: SecretStr | None = None
 
 
 def build_api(service: WebService) -> APIRouter:
@@ -129,6 +135,11 @@ def build_api(service: WebService) -> APIRouter:
     @router.get("/jobs/{job_id}")
     async def get_job(job_id: str) -> dict:
         return service.job(job_id).view()
+
+    @router.post("/jobs/{job_id}/retry", status_code=201)
+    async def retry_job(job_id: str, body: RetryRequest | None = None) -> dict:
+        token = body.auth_token.get_secret_value() if body and body.auth_token else None
+        return (await run_in_threadpool(service.retry_job, job_id, token)).view()
 
     @router.post("/jobs/{job_id}/cancel")
     async def cancel_job(job_id: str) -> dict:

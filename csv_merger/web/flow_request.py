@@ -22,7 +22,7 @@ class FlowRequest:
     ledger_id: str
     files: list[str]
     output_dir: str
-    webhook_url: str | None
+    webhook_url: str | list[str] | None  # several: destinations in rollover order
     table_type: str
     rate_limit: float
     burst: int
@@ -34,6 +34,7 @@ class FlowRequest:
     payload: str = "flat"
     auth_token: str | None = field(default=None, repr=False)
     scheduled_for: float | None = None
+    dry_run: bool = False  # everything but the POSTs: the flow's summary carries the plan
 
     @property
     def secret_block(self) -> str | None:
@@ -51,4 +52,5 @@ class FlowRequest:
             payload=self.payload, job_id=self.ledger_id, redis_url=shareable_redis_url(self.redis_url),
             output_dir=self.output_dir,
             allow_private_targets=self.allow_private_targets, auth_token_block=self.secret_block,
+            dry_run=self.dry_run,
         )

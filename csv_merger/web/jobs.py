@@ -89,6 +89,9 @@ class Job(BaseModel):
     dead_letter_csv: str | None = None
     expired: bool = False
     cancel_requested: bool = False
+    dry_run: bool = False                    # nothing sent: ``plan`` says what a run would do
+    plan: dict | None = None                 # a dry run's DeliveryPlan (tasks.deliver.plan), once ended
+    destinations: list[dict] = Field(default_factory=list)  # [{label, used, ceiling}] as of the end
 
     @property
     def remaining(self) -> int:

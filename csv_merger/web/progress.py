@@ -87,11 +87,14 @@ def record_outcome(store: JobStore, request: FlowRequest, probe: ProgressProbe, 
         updates.update(rows_in=report["rows_in"], rows_out=report["rows_out"],
                        duplicates_merged=report["duplicates_merged"])
     final = _read_json(out / "summary.json")
+    if final and final.get("plan"):
+        updates["plan"] = final["plan"]
     if final and final.get("delivery"):
         d = final["delivery"]
         store.progress(request.job_id, JobCounts(
             rows_total=d["rows_total"], delivered=d["delivered"], failed=d["failed"],
             skipped=d["skipped_already_delivered"], http_429=d["http_429"]))
+        updates["destinations"] = d.get("destinations", [])
         if final.get("dead_letter_path") and Path(final["dead_letter_path"]).is_file():
             updates["dead_letter_csv"] = final["dead_letter_path"]
     elif request.webhook_url and (counts := probe.counts()) is not None:

@@ -8,9 +8,9 @@ names the file or field; server paths never appear in a message.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import hashlib
 import json
-import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -21,8 +21,7 @@ from urllib.parse import urlsplit
 
 from pydantic import BaseModel, Field, SecretStr
 
-from csv_merger.errors import ConfigError, CsvMergerError, InputError, UnsafeTargetError
-from csv_merger.safety import check_target
+from csv_merger.errors import ConfigError, CsvMergerError, InputError, RedisUnavailableError
 from csv_merger.schema import TableType, fields_for
 from csv_merger.settings import Settings
 from csv_merger.web.errors import ApiError
@@ -31,7 +30,9 @@ from csv_merger.web.merge_preview import merge_preview
 from csv_merger.web.preview import preview_file
 from csv_merger.web.flow_request import FlowRequest
 from csv_merger.web.runners import DEPLOYMENT, make_runner, prefect_api_url_setting
-from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge
+from csv_merger.web.retry import start_retry
+from csv_merger.web.targets import checked_webhooks, destination_capacity
+from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge, link_input
 from csv_merger.web.window import next_window_start
 from tasks.merge import IGNORE, KEEP
 from tasks.merge.headers import ColumnMapping
@@ -56,13 +57,14 @@ class MergePreviewRequest(BaseModel):
     mapping: dict[str, str] = Field(default_factory=dict, description="header -> canonical field | ignore | keep")
     payload: Literal["flat", "seed", "template"] = "flat"
     template: str | None = Field(None, description="id of an uploaded jinja2 template (payload 'template')")
+    webhook_url: str | list[str] | None = Field(None, description="destination(s) in rollover order (one per line)")
 
 
 class JobRequest(MergePreviewRequest):
     """Body of ``POST /api/jobs``. Rates in requests/s; ``None`` = the setting's default."""
 
     mode: Literal["deliver", "merge_only"] = "deliver"
-    webhook_url: str | None = None
+    dry_run: bool = False
     auth_token: SecretStr | None = None
     rate: float | None = Field(None, gt=0, le=10_000)
     burst: int | None = Field(None, ge=1, le=100_000)
@@ -83,6 +85,7 @@ class WebService:
         self.jobs_root = self.root / "jobs"
         self.jobs_root.mkdir(parents=True, exist_ok=True)
         self.jobs = JobStore()
+        self.requests: dict[str, FlowRequest] = {}  # each job's flow request, token removed: for "retry failed rows"
         self.prefect_api_url = prefect_api_url or prefect_api_url_setting()
         self.runner = make_runner(self.jobs, None if embedded else self.prefect_api_url, deployment)
 
@@ -125,9 +128,13 @@ class WebService:
         payload = self._payload(request)
         settings = self.settings
         with self._named_errors(*uploads):
-            return merge_preview([u.path for u in uploads], request.table_type, mapping,
-                                 str(payload.path) if isinstance(payload, Upload) else payload, self.root / "previews",
-                                 settings.payload_limit_bytes, settings.row_ceiling)
+            preview = merge_preview([u.path for u in uploads], request.table_type, mapping,
+                                    str(payload.path) if isinstance(payload, Upload) else payload,
+                                    self.root / "previews", settings.payload_limit_bytes, settings.row_ceiling)
+        with contextlib.suppress(ApiError, ConfigError, RedisUnavailableError):  # no usable URL yet: capacity unknown
+            capacity = destination_capacity(checked_webhooks(request.webhook_url, self.allow_private_targets), settings)
+            preview.update(destination_capacity=capacity["left"], destinations=capacity["destinations"])
+        return preview
 
     def _payload(self, request: MergePreviewRequest) -> str | Upload:
         """"flat", "seed", or the template upload (422 on ``template`` when missing)."""
@@ -236,14 +243,16 @@ class WebService:
         uploads = [self._upload(upload_id) for upload_id in request.uploads]
         mapping = self.check_mapping(request.mapping, request.table_type)
         payload = self._payload(request) if request.mode == "deliver" else "flat"
-        webhook_url = self._checked_webhook(request) if request.mode == "deliver" else None
+        urls = checked_webhooks(request.webhook_url, self.allow_private_targets) if request.mode == "deliver" else []
+        webhook_url = (urls[0] if len(urls) == 1 else urls) or None  # one URL: the job key it always had
         self._check_has_rows(uploads)
         scheduled_for = self._window_start() if request.schedule == "off_hours" else None
         key = job_key(request, mapping, webhook_url)
         try:
             job = self.jobs.add(
                 key=key, mode=request.mode, runner=self.runner.name, table_type=request.table_type,
-                files=[u.name for u in uploads], target=urlsplit(webhook_url).hostname if webhook_url else None,
+                files=[u.name for u in uploads], target=urlsplit(urls[0]).hostname if urls else None,
+                dry_run=request.dry_run and bool(urls),
                 rate=request.rate or settings.rate_limit, burst=request.burst or settings.burst,
                 chunk_size=request.chunk_size or settings.chunk_size, scheduled_for=scheduled_for,
                 payload=payload.name if isinstance(payload, Upload) else payload,
@@ -258,19 +267,20 @@ class WebService:
         flow_request = FlowRequest(
             job_id=job.id,
             ledger_id=key,
-            files=[str(_link_input(u, job_dir / "inputs")) for u in uploads],
+            files=[str(link_input(u, job_dir / "inputs")) for u in uploads],
             output_dir=str(job_dir / "out"),
             webhook_url=webhook_url,
             table_type=request.table_type,
             rate_limit=job.rate, burst=job.burst, chunk_size=job.chunk_size,
             mapping=mapping or None,
-            payload=str(_link_input(payload, job_dir / "template")) if isinstance(payload, Upload) else payload,
+            payload=str(link_input(payload, job_dir / "template")) if isinstance(payload, Upload) else payload,
             redis_url=settings.redis_url,
             allow_private_targets=self.allow_private_targets,
             data_dir=str(settings.data_dir),
             auth_token=request.auth_token.get_secret_value() if request.auth_token else None,
-            scheduled_for=scheduled_for,
+            scheduled_for=scheduled_for, dry_run=request.dry_run,
         )
+        self.requests[job.id] = dataclasses.replace(flow_request, auth_token=None)
         try:
             self.runner.start(flow_request)
         except CsvMergerError as exc:
@@ -294,18 +304,6 @@ class WebService:
         raise ApiError(422, f"{names}: no data rows (header only or blank): nothing to merge or deliver",
                        file=uploads[0].name, field="uploads")
 
-    def _checked_webhook(self, request: JobRequest) -> str:
-        """The webhook URL, present and past the unsafe-target check (else 422 on ``webhook_url``)."""
-        webhook_url = (request.webhook_url or "").strip()
-        if not webhook_url:
-            raise ApiError(422, "webhook_url: a webhook URL is required to deliver (or choose 'merge only')",
-                           field="webhook_url")
-        try:
-            check_target(webhook_url, self.allow_private_targets)
-        except UnsafeTargetError as exc:
-            raise ApiError(422, f"webhook_url: {exc}", field="webhook_url") from None
-        return webhook_url
-
     def _window_start(self) -> float | None:
         """Unix time of the next delivery-window start, or None when the window is open now."""
         settings = self.settings
@@ -320,6 +318,13 @@ class WebService:
         if job is None:
             raise ApiError(404, f"job {job_id!r} not found", field="job")
         return job
+
+    def retry_job(self, job_id: str, auth_token: str | None) -> Job:
+        """Send a finished job's dead-letter rows again with their original Idempotency-Keys (web.retry)."""
+        retry = start_retry(self.jobs, self.job(job_id), self.requests.get(job_id),
+                            self.jobs_root / f"retry-{job_id}", auth_token)
+        self.requests[retry.id] = self.requests[job_id]  # a retry's own failed rows can be retried in turn
+        return retry
 
     def cancel_job(self, job_id: str) -> Job:
         """Ask a job to stop; it ends Cancelled (never Completed)."""
@@ -369,7 +374,7 @@ def _check_template(upload: Upload, table_type: TableType) -> None:
                        field="template") from None
 
 
-def job_key(request: JobRequest, mapping: dict[str, str], webhook_url: str | None) -> str:
+def job_key(request: JobRequest, mapping: dict[str, str], webhook_url: str | list[str] | None) -> str:
     """The key that makes two Start requests the same job, and the delivery
     ledger's key: a hash of the upload ids (in order), table type, mapping,
     mode, payload shape (template upload id) and webhook URL (the URL itself is not readable from it). Rate,
@@ -385,14 +390,3 @@ def _mtime(path: Path) -> float:
         return path.stat().st_mtime
     except FileNotFoundError:
         return time.time()
-
-
-def _link_input(upload: Upload, folder: Path) -> Path:
-    """Give the job its own link to an upload, so upload expiry cannot pull it away mid-run."""
-    target = folder / upload.id / upload.name
-    target.parent.mkdir(parents=True, exist_ok=True)
-    try:
-        os.link(upload.path, target)
-    except OSError:
-        shutil.copyfile(upload.path, target)
-    return target

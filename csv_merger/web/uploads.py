@@ -12,6 +12,7 @@ The stored name is the sanitised original (Unicode kept), so the merged CSV's
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import shutil
 import time
@@ -136,3 +137,14 @@ class UploadStore:
                 shutil.rmtree(folder, ignore_errors=True)
                 removed.append(folder.name)
         return removed
+
+
+def link_input(upload: Upload, folder: Path) -> Path:
+    """Give the job its own link to an upload, so upload expiry cannot pull it away mid-run."""
+    target = folder / upload.id / upload.name
+    target.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        os.link(upload.path, target)
+    except OSError:
+        shutil.copyfile(upload.path, target)
+    return target

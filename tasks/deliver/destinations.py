@@ -8,8 +8,9 @@ destination, not to a job. A destination is known by a hash of its URL
 (``destination_id``), never the URL (a webhook URL is a credential) or its
 token; ``destination_label`` (host and hash prefix) is what lists show.
 
-Before each POST the engine ``reserve``s one submission: atomically, only
-while ``used < ceiling`` (ceiling 0 = unlimited, e.g. Enterprise
+Before each POST the engine ``reserve``s one submission (through
+``tasks.deliver.route``, which rolls over to a job's next destination):
+atomically, only while ``used < ceiling`` (ceiling 0 = unlimited, e.g. Enterprise
 passthrough tables), so concurrent jobs stop before the ceiling and never
 past it. A row that ends undelivered ``release``s its reservation; a row
 whose fate is unknown (cancelled in flight, crash) keeps it: an
@@ -60,8 +61,9 @@ class Destination:
 class Destinations(Protocol):
     """A store of destination counts (see module docstring)."""
 
-    async def reserve(self, dest: str, label: str, ceiling: int) -> bool:
-        """Take one submission of ``dest`` if fewer than ``ceiling`` are used (0: no ceiling)."""
+    async def reserve(self, dest: str, label: str, ceiling: int) -> int | None:
+        """Take one submission of ``dest`` if fewer than ``ceiling`` are used (0: no ceiling);
+        return the count with it, None when the destination is full."""
 
     async def release(self, dest: str) -> None:
         """Give one reservation back (its row was not accepted)."""
@@ -82,9 +84,9 @@ class Destinations(Protocol):
 _LUA_RESERVE = """
 local used = tonumber(redis.call('HGET', KEYS[1], 'used')) or 0
 local ceiling = tonumber(ARGV[1])
-if ceiling > 0 and used >= ceiling then return 0 end
+if ceiling > 0 and used >= ceiling then return -1 end
 redis.call('HSET', KEYS[1], 'used', used + 1, 'label', ARGV[2], 'updated', ARGV[3])
-return 1
+return used + 1
 """
 
 
@@ -106,8 +108,9 @@ class RedisDestinations:
         except (redis.RedisError, OSError) as exc:
             raise RedisUnavailableError(f"destination ledger in Redis failed: {exc}") from None
 
-    async def reserve(self, dest: str, label: str, ceiling: int) -> bool:
-        return bool(await self._call(self._reserve(keys=[DEST_PREFIX + dest], args=[ceiling, label, time.time()])))
+    async def reserve(self, dest: str, label: str, ceiling: int) -> int | None:
+        used = int(await self._call(self._reserve(keys=[DEST_PREFIX + dest], args=[ceiling, label, time.time()])))
+        return None if used < 0 else used
 
     async def release(self, dest: str) -> None:
         await self._call(self.client.hincrby(DEST_PREFIX + dest, "used", -1))
@@ -154,11 +157,12 @@ class SqliteDestinations:
         except (OSError, sqlite3.Error) as exc:
             raise ConfigError(f"{self.path}: cannot open the destination ledger ({exc}); check data_dir") from None
 
-    async def reserve(self, dest: str, label: str, ceiling: int) -> bool:
+    async def reserve(self, dest: str, label: str, ceiling: int) -> int | None:
         self.db.execute("INSERT OR IGNORE INTO destinations VALUES (?, ?, 0, ?)", (dest, label, time.time()))
-        cur = self.db.execute("UPDATE destinations SET used = used + 1, updated = ? WHERE id = ?"
-                              " AND (? = 0 OR used < ?)", (time.time(), dest, ceiling, ceiling))
-        return cur.rowcount == 1
+        row = self.db.execute("UPDATE destinations SET used = used + 1, updated = ? WHERE id = ?"
+                              " AND (? = 0 OR used < ?) RETURNING used",
+                              (time.time(), dest, ceiling, ceiling)).fetchall()
+        return row[0][0] if row else None  # fetchall: the statement ends, so does its write transaction
 
     async def release(self, dest: str) -> None:
         self.db.execute("UPDATE destinations SET used = MAX(0, used - 1) WHERE id = ?", (dest,))
@@ -187,42 +191,3 @@ def open_destinations(*, redis_url: str | None, data_dir: str | Path) -> Destina
     if redis_url:
         return RedisDestinations(redis_url)
     return SqliteDestinations(Path(data_dir) / "destinations.sqlite3")
-
-
-class DestinationGate:
-    """One job's view of one destination: ``reserve()`` before each POST,
-    ``release()`` for a row that ended undelivered. After the first refusal
-    the gate stays shut (no store call per remaining row). ``ceiling`` in
-    submissions, 0 = unlimited."""
-
-    def __init__(self, store: Destinations, webhook_url: str, ceiling: int):
-        self.store, self.ceiling = store, ceiling
-        self.id, self.label = destination_id(webhook_url), destination_label(webhook_url)
-        self.full = False
-
-    async def reserve(self) -> bool:
-        if self.full:
-            return False
-        if await self.store.reserve(self.id, self.label, self.ceiling):
-            return True
-        self.full = True
-        return False
-
-    async def release(self) -> None:
-        await self.store.release(self.id)
-
-    async def used(self) -> int:
-        found = await self.store.get(self.id)
-        return found.used if found else 0
-
-    def full_reason(self) -> str:
-        return (f"not sent: destination {self.label} is full ({self.ceiling:,} submissions, its lifetime ceiling:"
-                " CSV_MERGER_ROW_CEILING); send these rows to another webhook with csv-merger redeliver")
-
-    async def shortfall(self, rows: int) -> str | None:
-        """A warning when ``rows`` will not all fit under the ceiling, else None. The
-        text is the same for every part of a job (chunks add up to one warning)."""
-        if not self.ceiling or rows <= self.ceiling - await self.used():
-            return None
-        return (f"destination {self.label} has fewer of its {self.ceiling:,} lifetime submissions left than rows"
-                " to send: rows past the ceiling are not sent (dead-lettered as not-sent)")

@@ -1,6 +1,6 @@
 """Delivery engine: POST one JSON body per merged-CSV row, at the target's rate.
 
-Shape: ``concurrency`` worker coroutines share one ``httpx.AsyncClient`` and one rate
+Shape: ``concurrency`` worker coroutines share the ``DeliverySession``'s ``httpx.AsyncClient`` and rate
 limiter (tasks.deliver.ratelimit, shared through Redis when configured). Each worker takes
 the next row, builds its body once, then for every attempt waits ``limiter.acquire()`` and
 POSTs. A recorder task writes acknowledged rows to the ledger in batches (group commit:
@@ -21,8 +21,8 @@ Outcomes per row:
   (exponential backoff + jitter, or the target's Retry-After), at most
   ``max_attempts`` attempts within ``retry_budget_s``; then dead-lettered.
 - Other statuses (4xx, 3xx: never followed): dead-lettered at once with the status and the
-  first 500 bytes of the response. A body above ``payload_limit_bytes`` or a row the
-  template cannot render, or past the destination's ceiling: dead-lettered, never sent.
+  first 500 bytes of the response. A body above ``payload_limit_bytes``, a row the template cannot
+  render, or past every destination's ceiling (tasks.deliver.route): dead-lettered, never sent.
 
 Early stop (a wrong auth token or URL: tasks.deliver.refusal): stop taking rows as a cancel
 does, raise ``TargetRefusedError`` (a DeliveryError carrying the summary).
@@ -39,31 +39,21 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import sqlite3
 import threading
 import time
-import uuid
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import httpx
 
-from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
-from csv_merger.safety import check_target
-from csv_merger.settings import get_settings
-from tasks.deliver.destinations import DestinationGate, open_destinations
+from csv_merger.errors import DeliveryError
 from tasks.deliver.dead_letter import DeadLetterWriter, response_excerpt
-from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
-from tasks.deliver.ledger import Ledger, open_ledger
-from tasks.deliver.merged_csv import read_merged_csv
+from tasks.deliver.job import DeliveryProgress, DeliverySummary
 from tasks.deliver.outage import OutageBreaker, OutagePolicy, Verdict
-from tasks.deliver.payloads import PayloadError, TemplatePayload, idempotency_key, make_body_builder, oversize_reason
-from tasks.deliver.ratelimit import RateLimiter, default_limit_key, make_limiter
-from tasks.deliver.redis_loss import RedisGone
+from tasks.deliver.payloads import PayloadError, idempotency_key, oversize_reason
 from tasks.deliver.refusal import RefusalWatch
 from tasks.deliver.retry import TransientFailure, is_retryable_status, is_transient_error, make_retrying, parse_retry_after
-from tasks.deliver.transport import WorkerPools, worker_index
+from tasks.deliver.transport import worker_index
 
 log = logging.getLogger("csv_merger.delivery")
 
@@ -84,6 +74,7 @@ class _RowDead(Exception):
 class _Row:
     number: int
     record: dict[str, str]
+    url: str | None = None  # the destination it goes to (tasks.deliver.route)
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
@@ -97,20 +88,19 @@ class _Worker:
     recorded: asyncio.Future | None = None  # ledger write holding this worker's last delivered row
 
 
-class _Engine:
-    """One run of ``deliver_rows``; see the module docstring."""
+class Engine:
+    """One batch of rows (a chunk, or a whole file) through a ``DeliverySession``'s client, limiter,
+    ledger and destination gate; see the module docstring. ``run(pending)`` returns the batch's
+    ``DeliverySummary``; ``rows_total`` counts every row of the batch, pending or not."""
 
-    def __init__(self, config: DeliveryConfig, rows: list[tuple[int, dict[str, str]]], job_id: str,
-                 limit_key: str, limiter: RateLimiter, ledger: Ledger, client: httpx.AsyncClient,
-                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None,
-                 gate: DestinationGate):
-        self.config, self.limiter, self.ledger, self.client, self.gate = config, limiter, ledger, client, gate
-        self.breaker = OutageBreaker(OutagePolicy(budget_s=config.outage_budget_s), limiter)
+    def __init__(self, session, rows_total: int, columns: list[str], dead_letter_path: str | None,
+                 progress: Callable[[DeliveryProgress], None] | None, cancel: threading.Event | None):
+        self.config, self.limiter, self.ledger = session.config, session.limiter, session.ledger
+        self.client, self.gate, self.build = session.client, session.gate, session.build
+        self.breaker = OutageBreaker(OutagePolicy(budget_s=self.config.outage_budget_s), self.limiter)
         self.progress, self.cancel = progress, cancel
-        self.summary = DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=len(rows))
-        self.build = make_body_builder(config.payload, config.table_type, job_id)
-        columns = list(rows[0][1]) if rows else []
-        self.dead = DeadLetterWriter(config.dead_letter_path, columns) if config.dead_letter_path else None
+        self.summary = DeliverySummary(job_id=session.job_id, limit_key=session.limit_key, rows_total=rows_total)
+        self.dead = DeadLetterWriter(dead_letter_path, columns) if dead_letter_path else None
         self.unflushed: list[int] = []  # delivered, not yet in the ledger
         self.batch_recorded: asyncio.Future = asyncio.get_running_loop().create_future()
         self.has_unflushed = asyncio.Event()
@@ -136,7 +126,7 @@ class _Engine:
             self.summary.attempts += 1
             worker.idle = False
             try:
-                resp = await self.client.post(self.config.webhook_url, content=row.body, headers=row.headers)
+                resp = await self.client.post(row.url, content=row.body, headers=row.headers)
             except httpx.HTTPError as exc:
                 if not is_transient_error(exc):
                     raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
@@ -181,7 +171,8 @@ class _Engine:
                 raise _RowDead("not-sent", too_big)
             row.headers = {"Idempotency-Key": idempotency_key(self.summary.job_id, number)}
             row.deadline = time.monotonic() + self.config.retry_budget_s
-            if not (reserved := await self.gate.reserve()):  # never past the destination's ceiling
+            row.url = await self.gate.reserve(number)  # the destination with room: never past a ceiling
+            if not (reserved := row.url is not None):
                 raise _RowDead("not-sent", self.gate.full_reason())
             try:
                 async for attempt in retrying:
@@ -205,7 +196,7 @@ class _Engine:
             raise _RowDead(resp.status_code, reason + " (not retried)", response_excerpt(resp.content))
         except _RowDead as dead:
             if reserved:
-                await self.gate.release()
+                await self.gate.release(number)
             self.summary.failed += 1
             log.info("row %d dead-lettered: %s %s", number, dead.status, dead.reason)
             if self.dead is not None:
@@ -216,7 +207,7 @@ class _Engine:
                 self._stop_taking_rows()
         except BaseException:
             if reserved and not row.attempts:  # stopped before its POST: the row was never sent
-                await self.gate.release()
+                await self.gate.release(number)
             raise
 
     async def _work(self, rows: Iterator[tuple[int, dict[str, str]]], worker: _Worker, index: int) -> None:
@@ -261,7 +252,8 @@ class _Engine:
             s = self.summary
             self.progress(DeliveryProgress(s.delivered, s.failed, s.skipped_already_delivered, s.http_429,
                                            s.attempts, s.rows_total, round(time.monotonic() - self.started, 3),
-                                           self.limiter.current_rate, self.limiter.learned_rate))
+                                           self.limiter.current_rate, self.limiter.learned_rate,
+                                           self.gate.snapshot()))
 
     def _stop_taking_rows(self) -> None:
         self.stopping = True
@@ -310,91 +302,3 @@ class _Engine:
                     t.exception()
         self._report()
         return self.summary
-
-
-async def deliver_rows(rows: Iterable[tuple[int, dict[str, str]]], config: DeliveryConfig, *,
-                       progress: Callable[[DeliveryProgress], None] | None = None,
-                       cancel: threading.Event | None = None) -> DeliverySummary:
-    """POST one body per row to ``config.webhook_url``; see the module docstring.
-
-    ``rows``: (row_number, record) pairs, row_number the 1-based data row of
-    the merged CSV (stable across chunks), record {header: text}. Rows the
-    job's ledger already holds are skipped. ``progress`` is called about once
-    a second; setting ``cancel`` stops taking rows within ~0.1 s, lets
-    requests in flight finish and returns with ``cancelled=True``.
-
-    Raises UnsafeTargetError (URL refused), ConfigError (bad setting or
-    template), RedisUnavailableError (Redis asked for and not answering, at
-    start; RedisGone, with the counts, mid-run), LedgerLostError (a
-    DeliveryError: the job's Redis ledger was lost and ``config.force_resend``
-    is not set), DeliveryError (ledger write failed), TargetRefusedError (a
-    DeliveryError: the early stop, every row refused alike; ``.summary``).
-    Rows that end in the dead-letter file do not raise: check ``summary.failed``.
-    """
-    config.validate()
-    target = check_target(config.webhook_url, config.allow_private_targets)
-    settings = get_settings()
-    job_id = config.job_id or uuid.uuid4().hex[:16]
-    limit_key = config.limit_key or default_limit_key(config.webhook_url)
-    rows = list(rows)
-    limiter = make_limiter(limit_key, config.rate, config.burst, config.redis_url)
-    ledger = open_ledger(job_id, redis_url=config.redis_url, data_dir=settings.data_dir, ttl_s=settings.chunk_ttl_s)
-    destinations = open_destinations(redis_url=config.redis_url, data_dir=settings.data_dir)
-    gate = DestinationGate(destinations, config.webhook_url, config.row_ceiling)
-    headers = {"Content-Type": "application/json"}
-    if config.auth_token:
-        headers["x-clay-webhook-auth"] = config.auth_token
-    client = httpx.AsyncClient(
-        headers=headers, follow_redirects=False, transport=WorkerPools(config.concurrency, target),
-        timeout=httpx.Timeout(connect=settings.connect_timeout_s, read=settings.read_timeout_s,
-                              write=settings.read_timeout_s, pool=settings.read_timeout_s),
-    )
-    engine = None
-    try:
-        engine = _Engine(config, rows, job_id, limit_key, limiter, ledger, client, progress, cancel, gate)
-        engine.summary.warnings += await ledger.guard(force_resend=config.force_resend)
-        done = await ledger.delivered()
-        pending = [r for r in rows if r[0] not in done]
-        engine.summary.skipped_already_delivered = len(rows) - len(pending)
-        if message := await gate.shortfall(len(pending)):
-            engine.summary.warnings.append(message)
-            log.warning(message)
-        if pending and isinstance(engine.build, TemplatePayload):
-            try:  # a template broken for every row fails before anything is sent
-                engine.build(*pending[0])
-            except PayloadError as exc:
-                raise ConfigError(f"payload template {config.payload}: {exc}") from None
-        summary = await engine.run(pending)
-        summary.destination, summary.destination_used = gate.label, await gate.used()
-        summary.destination_ceiling, summary.learned_rate = gate.ceiling, limiter.learned_rate
-        if engine.refusal.fired and summary.delivered == 0:
-            summary.stopped_reason = engine.refusal.reason(summary)
-    except RedisUnavailableError as exc:
-        if engine is None:
-            raise
-        raise RedisGone.stopped(exc, delivered=engine.summary.delivered, unrecorded=len(engine.unflushed),
-                                job_id=job_id) from None
-    except sqlite3.Error as exc:
-        raise DeliveryError(f"ledger write failed ({exc}); {engine.summary.delivered} rows were delivered") from None
-    finally:
-        if engine is not None:
-            engine.summary.elapsed_s = round(time.monotonic() - engine.started, 3)
-            if engine.dead is not None:
-                engine.dead.close()
-        await client.aclose()
-        await limiter.aclose()
-        await ledger.aclose()
-        await destinations.aclose()
-    if engine.dead is not None and engine.dead.count:
-        summary.dead_letter_path = str(engine.dead.path)
-    if summary.stopped_reason:
-        raise TargetRefusedError(summary.stopped_reason, summary)
-    return summary
-
-
-def deliver_csv(path: str | Path, config: DeliveryConfig, *,
-                progress: Callable[[DeliveryProgress], None] | None = None,
-                cancel: threading.Event | None = None) -> DeliverySummary:
-    """Synchronous ``deliver_rows`` over ``read_merged_csv(path)``."""
-    rows = list(read_merged_csv(path))
-    return asyncio.run(deliver_rows(rows, config, progress=progress, cancel=cancel))

@@ -8,7 +8,7 @@ import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from pydantic import BaseModel
+from pydantic import BaseModel, Field
 
 from csv_merger.errors import ConfigError, DeliveryError
 from csv_merger.schema import TableType
@@ -19,13 +19,17 @@ class DeliveryConfig:
     """One delivery job. Rates in requests/s, sizes in bytes, times in s.
 
     ``job_id`` None: a random id (no resume); ``deliver_csv`` callers
-    normally pass ``default_job_id(...)``. ``limit_key`` None:
-    ``default_limit_key(webhook_url)`` (the URL's host: Clay's limit is per
-    workspace). ``payload``: "flat", "seed" or a jinja2 template path.
+    normally pass ``default_job_id(...)``. ``webhook_urls``: every
+    destination in rollover order (tasks.deliver.route), empty meaning
+    ``[webhook_url]``; ``webhook_url`` is always the first. ``limit_key``
+    None: ``default_limit_key(webhook_url)`` (the URL's host: Clay's limit
+    is per workspace, so every destination of one workspace shares it).
+    ``payload``: "flat", "seed" or a jinja2 template path.
     ``auth_token`` is sent as ``x-clay-webhook-auth`` and kept out of repr.
     """
 
     webhook_url: str
+    webhook_urls: list[str] = field(default_factory=list)
     table_type: TableType = "people"
     rate: float = 10.0
     burst: int = 20
@@ -46,8 +50,15 @@ class DeliveryConfig:
     resend: bool = False  # send leads the destination already has (tasks.deliver.new_leads)
     suppress_path: str | None = None  # do-not-contact list: e-mails and domains never sent to
 
+    def __post_init__(self) -> None:
+        self.webhook_urls = list(self.webhook_urls) or [self.webhook_url]
+
     def validate(self) -> None:
         """Raise ConfigError naming the first out-of-range setting."""
+        if self.webhook_urls[0] != self.webhook_url:
+            raise ConfigError("webhook_urls must start with webhook_url")
+        if len({u.strip() for u in self.webhook_urls}) < len(self.webhook_urls):
+            raise ConfigError("the same webhook URL is given twice: each destination once")
         checks = ((self.rate > 0, "rate must be > 0 requests/s"), (self.burst >= 1, "burst must be >= 1"),
                   (self.concurrency >= 1, "concurrency must be >= 1"),
                   (self.max_attempts >= 1, "max attempts must be >= 1"),
@@ -57,6 +68,19 @@ class DeliveryConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+class DestinationUse(BaseModel):
+    """One destination's lifetime count: ``label`` (``host #hash``, never the URL), ``used``
+    submissions (every job counted) of ``ceiling`` (0: unlimited)."""
+
+    label: str
+    used: int
+    ceiling: int = 0
+
+    def text(self) -> str:
+        """``"host #hash: 1,234 of 50,000 used"`` (``"..., no ceiling"`` when unlimited)."""
+        return f"{self.label}: {self.used:,}" + (f" of {self.ceiling:,} used" if self.ceiling else " used, no ceiling")
 
 
 class DeliverySummary(BaseModel):
@@ -79,9 +103,8 @@ class DeliverySummary(BaseModel):
     cancelled: bool = False
     dead_letter_path: str | None = None
     stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
-    destination: str | None = None  # the webhook as ``host #hash`` (never the URL)
-    destination_used: int | None = None  # its submissions used so far, every job counted
-    destination_ceiling: int = 0  # its lifetime ceiling (0: unlimited)
+    destinations: list[DestinationUse] = []  # each webhook of the job, in rollover order, as of the end
+    placed: dict[int, str] = Field(default_factory=dict, exclude=True)  # row number -> destination id it went to
     skipped_already_at_destination: int = 0  # leads an earlier job sent there (not sent again)
     skipped_suppressed: int = 0  # rows on the suppression list
     skipped_path: str | None = None  # CSV listing the skipped rows, beside the dead-letter file
@@ -91,17 +114,15 @@ class DeliverySummary(BaseModel):
         return self.model_dump_json(indent=2)
 
     def destination_text(self) -> str:
-        """``"host #hash: 1,234 of 50,000 used"`` (or ``"... used, no ceiling"``); "" when unknown."""
-        if self.destination is None or self.destination_used is None:
-            return ""
-        of = f" of {self.destination_ceiling:,}" if self.destination_ceiling else ""
-        return f"{self.destination}: {self.destination_used:,}{of} used" + ("" if of else ", no ceiling")
+        """``"host #hash: 1,234 of 50,000 used"`` per destination, joined by "; "; "" when unknown."""
+        return "; ".join(d.text() for d in self.destinations)
 
 
 @dataclass
 class DeliveryProgress:
     """A progress snapshot; ``current_rate``: requests/s the limiter allows now, ``learned_rate``:
-    requests/s it learned the target grants (None: nothing learned: 429s teach it)."""
+    requests/s it learned the target grants (None: nothing learned: 429s teach it); ``destinations``:
+    each destination's count as last seen by this job."""
 
     delivered: int
     failed: int
@@ -112,12 +133,16 @@ class DeliveryProgress:
     elapsed_s: float
     current_rate: float
     learned_rate: float | None = None
+    destinations: list[DestinationUse] = field(default_factory=list)
 
 
-def default_job_id(path: str | Path, webhook_url: str, payload: str, table_type: str = "people") -> str:
-    """A job id from the input's bytes, the URL and the payload mode (and the
+def default_job_id(path: str | Path, webhook_url: str | list[str], payload: str, table_type: str = "people") -> str:
+    """A job id from the input's bytes, the URL(s) and the payload mode (and the
     template's bytes): re-running the same command resumes instead of
-    sending twice. 16 hex chars of SHA-256."""
+    sending twice. 16 hex chars of SHA-256. One URL in a list gives the
+    id that URL alone gives."""
+    if not isinstance(webhook_url, str):
+        webhook_url = " ".join(webhook_url)
     h = hashlib.sha256()
     with open(path, "rb") as f:
         for block in iter(lambda: f.read(1 << 20), b""):

@@ -134,3 +134,39 @@ def open_lead_index(dest: str, *, redis_url: str | None, data_dir: str | Path, k
     if redis_url:
         return RedisLeadIndex(dest, redis_url, key)
     return SqliteLeadIndex(dest, data_dir, key)
+
+
+class LeadIndexes:
+    """The lead indexes of a job's destinations (``dests``: destination ids in rollover
+    order), used as one: a lead is known when ANY of them holds it. One HMAC key for all.
+    Errors as ``open_lead_index`` and its stores."""
+
+    def __init__(self, dests: list[str], *, redis_url: str | None, data_dir: str | Path, key: str | None = None):
+        self.dests = dests
+        self.indexes = {d: open_lead_index(d, redis_url=redis_url, data_dir=data_dir, key=key) for d in dests}
+
+    async def key(self) -> bytes:
+        return await self.indexes[self.dests[0]].key()
+
+    async def known(self, digests: list[str]) -> set[str]:
+        """The digests any of the destinations holds."""
+        found: set[str] = set()
+        for index in self.indexes.values():
+            found |= await index.known(digests)
+        return found
+
+    async def add(self, placed: Iterable[tuple[str | None, str]]) -> None:
+        """Add (destination id, digest) pairs; a None destination means the first."""
+        by_dest: dict[str, list[str]] = {}
+        for dest, d in placed:
+            by_dest.setdefault(dest or self.dests[0], []).append(d)
+        for dest, digests in by_dest.items():
+            await self.indexes[dest].add(digests)
+
+    async def forget(self) -> int:
+        """Remove every index of the group; return how many identities they held."""
+        return sum([await index.forget() for index in self.indexes.values()])
+
+    async def aclose(self) -> None:
+        for index in self.indexes.values():
+            await index.aclose()

@@ -32,8 +32,9 @@ LEDGER_PREFIX = "csv-merger:ledger:"
 class Ledger(Protocol):
     """A job's set of delivered row numbers (1-based data rows)."""
 
-    async def delivered(self) -> set[int]:
-        """Row numbers already recorded as delivered."""
+    async def delivered(self, among: Iterable[int] | None = None) -> set[int]:
+        """Row numbers already recorded as delivered; with ``among``, only those of these rows
+        (a chunk asks about its own rows: the cost does not grow with the job)."""
 
     async def record(self, row_numbers: Iterable[int]) -> None:
         """Record rows as delivered (idempotent). Raises RedisUnavailableError
@@ -68,11 +69,16 @@ class RedisLedger:
                                             data_dir=self.data_dir, ttl_s=self.ttl_s, force_resend=force_resend)]
         return [w for w in warnings if w]
 
-    async def delivered(self) -> set[int]:
+    async def delivered(self, among: Iterable[int] | None = None) -> set[int]:
         import redis
 
         try:
-            return {int(m) for m in await self.client.smembers(self.key)}
+            if among is None:
+                return {int(m) for m in await self.client.smembers(self.key)}
+            rows = list(among)
+            if not rows:
+                return set()
+            return {n for n, held in zip(rows, await self.client.smismember(self.key, rows)) if held}
         except (redis.RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
 
@@ -119,9 +125,16 @@ class SqliteLedger:
     async def guard(self, *, force_resend: bool) -> list[str]:
         return []  # a local file is lost only with the machine
 
-    async def delivered(self) -> set[int]:
-        cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ?", (self.job_id,))
-        return {r for (r,) in cur}
+    async def delivered(self, among: Iterable[int] | None = None) -> set[int]:
+        if among is None:
+            cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ?", (self.job_id,))
+            return {r for (r,) in cur}
+        rows = set(among)
+        if not rows:
+            return set()
+        cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ? AND row_number BETWEEN ? AND ?",
+                              (self.job_id, min(rows), max(rows)))
+        return {r for (r,) in cur if r in rows}
 
     async def record(self, row_numbers: Iterable[int]) -> None:
         rows = [(self.job_id, n) for n in row_numbers]

@@ -1,11 +1,14 @@
 """A dry run: everything a delivery would do except the POSTs.
 
-``plan_delivery(rows, config)`` checks the target URL, opens the limiter
-(so a Redis that does not answer fails here as it would in the run) and the
-job's ledger, renders and size-checks the body of every row still to send,
-and returns a ``DeliveryPlan``: what a real run with the same settings
-would send, what it would dead-letter and why, the first bodies, and how
-long it would take at the configured rate.
+``plan_delivery(rows, config, identities)`` checks the target URLs, opens
+the limiter (so a Redis that does not answer fails here as it would in the
+run) and the job's ledger, counts the rows a run would skip (leads already
+at a destination, suppressed: ``new_leads``), renders and size-checks the
+body of every row still to send, reads each destination's count, and
+returns a ``DeliveryPlan``: what a real run with the same settings would
+send, what it would dead-letter and why, whether it fits under the
+destinations' ceilings, the first bodies, and how long it would take at
+the configured rate.
 """
 
 from __future__ import annotations
@@ -14,11 +17,12 @@ from dataclasses import dataclass, field
 
 from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
-from tasks.deliver.job import DeliveryConfig
+from tasks.deliver.job import DeliveryConfig, DestinationUse
 from tasks.deliver.ledger import open_ledger
-from tasks.deliver.new_leads import read_suppression
+from tasks.deliver.new_leads import SUPPRESSED, Identities, read_suppression, split_new_leads
 from tasks.deliver.payloads import PayloadError, idempotency_key, make_body_builder, oversize_reason
 from tasks.deliver.ratelimit import LimitPolicy, default_limit_key, make_limiter
+from tasks.deliver.route import open_route
 
 SAMPLE_BODIES = 3
 
@@ -29,7 +33,10 @@ class DeliveryPlan:
     dead-letter without sending; ``samples``: (row number, Idempotency-Key,
     body text) of the first ``SAMPLE_BODIES`` rows it would send;
     ``estimate_s``: seconds to send ``to_send`` rows at ``rate`` requests/s
-    after the burst (the target's limit, whatever the number of workers)."""
+    after the burst (the target's limit, whatever the number of workers).
+    ``already_at_destination`` / ``suppressed``: rows the run would skip
+    (``new_leads``); ``destinations``: each destination's count now, in
+    rollover order."""
 
     job_id: str
     limit_key: str
@@ -38,20 +45,42 @@ class DeliveryPlan:
     to_send: int
     rate: float
     estimate_s: float
+    already_at_destination: int = 0
+    suppressed: int = 0
+    destinations: list[DestinationUse] = field(default_factory=list)
     refused: list[tuple[int, str]] = field(default_factory=list)
     samples: list[tuple[int, str, str]] = field(default_factory=list)
 
 
-async def plan_delivery(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig) -> DeliveryPlan:
-    """The ``DeliveryPlan`` of delivering ``rows`` with ``config`` (``config.job_id`` set).
+    @property
+    def room(self) -> int | None:
+        """Submissions the destinations can still take in all; None when unlimited."""
+        if any(not d.ceiling for d in self.destinations):
+            return None
+        return sum(max(0, d.ceiling - d.used) for d in self.destinations)
+
+    @property
+    def fits(self) -> bool:
+        """Every row to send fits under the ceilings (else the rest would be dead-lettered as not-sent)."""
+        return self.room is None or self.to_send <= self.room
+
+
+async def plan_delivery(rows: list[tuple[int, dict[str, str]]], config: DeliveryConfig,
+                        identities: Identities | None = None) -> DeliveryPlan:
+    """The ``DeliveryPlan`` of delivering ``rows`` with ``config`` (``config.job_id`` set);
+    ``identities`` as for ``deliver_new_leads`` (None: no lead is counted as already there).
 
     Raises what a real run raises before its first request: UnsafeTargetError,
     ConfigError (bad setting, template or Redis URL), RedisUnavailableError.
     """
     config.validate()
-    check_target(config.webhook_url, config.allow_private_targets)
+    for url in config.webhook_urls:
+        check_target(url, config.allow_private_targets)
     if config.suppress_path:  # a suppression list a real run would refuse is refused here too
         read_suppression(config.suppress_path)
+    skipped = []
+    if identities is not None:
+        rows, skipped = await split_new_leads(rows, config, identities)
     limit_key = config.limit_key or default_limit_key(config.webhook_url)
     await make_limiter(limit_key, config.rate, config.burst, config.redis_url).aclose()
     settings = get_settings()
@@ -62,8 +91,15 @@ async def plan_delivery(rows: list[tuple[int, dict[str, str]]], config: Delivery
     finally:
         await ledger.aclose()
     build = make_body_builder(config.payload, config.table_type, config.job_id)
-    plan = DeliveryPlan(job_id=config.job_id, limit_key=limit_key, rows_total=len(rows), already_delivered=0,
-                        to_send=0, rate=config.rate, estimate_s=0.0)
+    route = open_route(config.webhook_urls, config.row_ceiling, redis_url=config.redis_url, data_dir=settings.data_dir)
+    try:
+        destinations = await route.counts()
+    finally:
+        await route.aclose()
+    suppressed = sum(reason == SUPPRESSED for *_, reason in skipped)
+    plan = DeliveryPlan(job_id=config.job_id, limit_key=limit_key, rows_total=len(rows) + len(skipped),
+                        already_delivered=0, to_send=0, rate=config.rate, estimate_s=0.0, suppressed=suppressed,
+                        already_at_destination=len(skipped) - suppressed, destinations=destinations)
     for number, record in rows:
         if number in done:
             plan.already_delivered += 1
