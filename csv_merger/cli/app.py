@@ -58,6 +58,11 @@ def check_output_paths(**paths: Path | None) -> None:
 
 
 # Options that deliver and run share, declared once.
+def option_or_setting(value, default):
+    """The option's value when given (even 0, which validation then refuses), else the setting."""
+    return default if value is None else value
+
+
 WEBHOOK_URLS_HELP = ("Target URL (e.g. a Clay webhook source). Give it again for more destinations of the same "
                      "workspace: when one is full (its lifetime ceiling) delivery rolls over to the next.")
 WEBHOOK_URLS = typer.Option(..., "--webhook-url", help=WEBHOOK_URLS_HELP)

@@ -15,6 +15,7 @@ early stop: the target refused the first rows alike, e.g. a wrong token);
 from __future__ import annotations
 
 import csv
+import functools
 import sys
 import threading
 from pathlib import Path
@@ -22,7 +23,8 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS, app, check_output_paths
+from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS, app, check_output_paths,
+                              option_or_setting)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
@@ -68,11 +70,6 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
     return read_dead_letter(path), job_id
 
 
-def _or(value, default):
-    """The option's value when given (even 0, which validation refuses), else the setting."""
-    return default if value is None else value
-
-
 @app.command()
 def deliver(
     in_csv: Path = typer.Argument(..., help="Merged CSV (as written by `csv-merger merge`)."),
@@ -116,11 +113,11 @@ def deliver(
     rows, job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
     dead_path = dead_letter or Path(s.data_dir) / f"dead-letter-{job_id}.csv"
     config = DeliveryConfig(
-        webhook_url=webhook_url[0], webhook_urls=webhook_url, table_type=table_type, rate=_or(rate, s.rate_limit),
-        burst=_or(burst, s.burst),
-        concurrency=_or(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
+        webhook_url=webhook_url[0], webhook_urls=webhook_url, table_type=table_type, rate=option_or_setting(rate, s.rate_limit),
+        burst=option_or_setting(burst, s.burst),
+        concurrency=option_or_setting(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
-        max_attempts=_or(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
+        max_attempts=option_or_setting(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
         outage_budget_s=s.outage_budget_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
@@ -176,5 +173,20 @@ def deliver(
         raise typer.Exit(stop.exit_code)
 
 
+@functools.wraps(deliver)
+def redeliver(**options) -> None:
+    """``deliver`` for a dead-letter file only: anything else is refused (exit 2) before a row is sent."""
+    from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS
+
+    path = options["in_csv"]
+    if path.is_file():
+        with open(path, encoding="utf-8", newline="", errors="replace") as f:
+            header = set(next(csv.reader(f), []))
+        if not header.issuperset(DEAD_LETTER_COLUMNS):
+            raise ConfigError(f"{path} is not a dead-letter file (no {', '.join(DEAD_LETTER_COLUMNS)} columns): "
+                              "to send a merged CSV use csv-merger deliver")
+    deliver(**options)
+
+
 app.command("redeliver", help="Send a dead-letter file's rows again, each with its original Idempotency-Key "
-                              "(same options as deliver).")(deliver)
+                              "(same options as deliver).")(redeliver)

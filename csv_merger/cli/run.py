@@ -19,7 +19,7 @@ from typing import Optional
 import typer
 
 from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, app, check_output_paths,
-                                resume_command)
+                                option_or_setting, resume_command)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
@@ -159,6 +159,21 @@ def exit_for(summary, signum: int | None = None) -> None:
         raise cancelled
 
 
+def _check_options(webhook_urls: list[str] | None, rate: float, burst: int, chunk_size: int, concurrency: int,
+                   allow_private_targets: bool) -> None:
+    """Refuse bad numbers and targets before Prefect starts (ConfigError / UnsafeTargetError: exit 2)."""
+    from csv_merger.safety import check_target
+    from tasks.deliver import DeliveryConfig
+
+    if chunk_size < 1:
+        raise ConfigError(f"--chunk-size must be at least 1 row, got {chunk_size}")
+    if webhook_urls:
+        DeliveryConfig(webhook_url=webhook_urls[0], webhook_urls=list(webhook_urls), rate=rate, burst=burst,
+                       concurrency=concurrency).validate()
+        for url in webhook_urls:
+            check_target(url, allow_private_targets)
+
+
 @app.command()
 def run(
     files: list[str] = typer.Argument(..., help="CSV files: paths, globs, or URLs (http(s)://, file://, s3://)."),
@@ -195,6 +210,9 @@ def run(
         os.environ["REDIS_URL"] = redis_url
         get_settings.cache_clear()
     s = get_settings()
+    rate, burst = option_or_setting(rate, s.rate_limit), option_or_setting(burst, s.burst)
+    chunk_size, concurrency = option_or_setting(chunk_size, s.chunk_size), option_or_setting(concurrency, s.concurrency)
+    _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
     overrides = None
     if mapping is not None:
         from tasks.merge import load_mapping_file
@@ -205,8 +223,8 @@ def run(
 
     try:
         summary, signum = run_pipeline(
-            files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate or s.rate_limit,
-            burst=burst or s.burst, chunk_size=chunk_size or s.chunk_size, concurrency=concurrency or s.concurrency,
+            files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate,
+            burst=burst, chunk_size=chunk_size, concurrency=concurrency,
             mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
             redis_url=shareable_redis_url(redis_url),
             output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,

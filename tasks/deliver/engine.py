@@ -78,6 +78,7 @@ class _Row:
     body: bytes = b""
     headers: dict[str, str] = field(default_factory=dict)
     attempts: int = 0
+    reached: bool = False  # the target may have received it (a response, or an error after connecting)
     deadline: float = 0.0
 
 
@@ -127,7 +128,9 @@ class Engine:
             worker.idle = False
             try:
                 resp = await self.client.post(row.url, content=row.body, headers=row.headers)
+                row.reached = True
             except httpx.HTTPError as exc:
+                row.reached = row.reached or not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
                 if not is_transient_error(exc):
                     raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
                 await self._target_failed(row, TransientFailure(None, f"{type(exc).__name__}: {exc or 'no detail'}"))
@@ -206,7 +209,7 @@ class Engine:
                 self.refusal.fired = True
                 self._stop_taking_rows()
         except BaseException:
-            if reserved and not row.attempts:  # stopped before its POST: the row was never sent
+            if reserved and not row.reached:  # stopped before the target could receive it: never sent
                 await self.gate.release(number)
             raise
 
