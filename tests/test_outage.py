@@ -82,6 +82,8 @@ def test_outage_pause_doubles_per_probe_and_a_2xx_ends_it():
     state.outage(policy, 100.5, 1.0, 15.0)  # same round (pause in force): not extended
     assert state.paused_until == 101.0
     assert state.outage(policy, 101.2, 1.0, 15.0) == pytest.approx(1.2) and state.paused_until == pytest.approx(103.2)
-    assert state.reserve(policy, 101.3)[0] == pytest.approx(1.9)  # every caller waits for the probe
+    wait, taken = state.reserve(policy, 101.3)  # every caller waits for the probe: asks again within a horizon of it
+    assert not taken and wait + policy.horizon_s == pytest.approx(1.9)
+    assert state.reserve(policy, 102.2) == (pytest.approx(1.0), True)
     state.succeed(policy, 103.3)
-    assert state.outage_age(103.4) is None and state.rate == 10  # ended; the rate was never lowered
+    assert state.outage_age(103.4) is None and state.rate(policy) == 10  # ended; the rate was never lowered

@@ -60,7 +60,7 @@ def test_two_processes_settle_under_a_lower_limit_and_the_next_job_starts_there(
     settled, since = sink.stats(), time.time()
     finish(procs)
     rate, share = accepted_rate(sink, since), share_429(settled, sink.stats())
-    assert rate >= 0.8 * 5 and share <= 0.05, (rate, share, time.time() - start)
+    assert rate >= 0.7 * 5 and share <= 0.05, (rate, share, time.time() - start)  # figures: bench/adaptive.py
     learned = [json.loads((tmp_path / f"in{i}.json").read_text())["learned_rate"] for i in range(2)]
     assert all(3.5 <= x <= 5.5 for x in learned), learned
 
