@@ -203,10 +203,19 @@ def _server_with_workers(tmp: Path, redis_url: str, workers: int = 2):
 
 
 def _stop(server, procs) -> None:
+    """Stop the workers (SIGKILL, with their flow runs, one still there after 30 s: Prefect's worker sometimes
+    hangs in its own shutdown), then the server."""
+    import psutil
+
     for p in procs:
         p.terminate()
     for p in procs:
-        p.wait(timeout=60)
+        try:
+            p.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            for proc in [*psutil.Process(p.pid).children(recursive=True), psutil.Process(p.pid)]:
+                proc.kill()
+            p.wait(timeout=30)
     server.stop()
 
 
