@@ -107,7 +107,7 @@ class NewLeadDelivery:
         resumed = await self.session.ledger.delivered(n for n, _ in rows)  # a resume skips this job's own rows as such
         send, skipped, sent = await _select(self.index, rows, self.config, self.identities, self.suppress, resumed)
         try:
-            summary = await self.session.deliver(send, dead_letter_path=dead_letter_path, **engine)
+            summary = await self.session.deliver(send, dead_letter_path=dead_letter_path, delivered=resumed, **engine)
         except BaseException:
             with contextlib.suppress(CsvMergerError, OSError, sqlite3.Error):  # the run's own error is the one to tell
                 await self._index_delivered(sent, {})

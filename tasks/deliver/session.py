@@ -101,14 +101,15 @@ class DeliverySession:
 
     async def deliver(self, rows: list[Row], *, dead_letter_path: str | None = None,
                       progress: Callable[[DeliveryProgress], None] | None = None,
-                      cancel: threading.Event | None = None) -> DeliverySummary:
+                      cancel: threading.Event | None = None, delivered: set[int] | None = None) -> DeliverySummary:
         """POST one body per row; see ``deliver_rows`` for ``rows``, ``progress``, ``cancel`` and the
-        errors raised. ``dead_letter_path`` default: ``config.dead_letter_path``."""
+        errors raised. ``dead_letter_path`` default: ``config.dead_letter_path``. ``delivered``: the rows
+        the job's ledger holds, when the caller has just read them (else read here)."""
         engine = Engine(self, len(rows), list(rows[0][1]) if rows else [],
                         dead_letter_path or self.config.dead_letter_path, progress, cancel)
         try:
             engine.summary.warnings += await self.ledger.guard(force_resend=self.config.force_resend)
-            done = await self.ledger.delivered(n for n, _ in rows)
+            done = delivered if delivered is not None else await self.ledger.delivered(n for n, _ in rows)
             pending = [r for r in rows if r[0] not in done]
             engine.summary.skipped_already_delivered = len(rows) - len(pending)
             if not self._shortfall_told and (message := await self.gate.shortfall(len(pending))):
