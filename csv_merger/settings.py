@@ -116,3 +116,21 @@ def _variable(loc: tuple) -> str:
     reports an alias (``PORT``) as it is, a prefixed field by its field name."""
     name = str(loc[0]) if loc else "?"
     return f"CSV_MERGER_{name.upper()}" if name in Settings.model_fields else name
+
+
+# Read by Prefect once, when it is first imported: set before that (the user's environment wins).
+PREFECT_DEFAULTS = {
+    "PREFECT_SERVER_ANALYTICS_ENABLED": "false",  # no telemetry from machines that often have no internet
+    "DO_NOT_TRACK": "1",
+    # Prefect's default (20 s) is too short for its ephemeral API on a loaded 2-core machine.
+    "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "90",
+}
+
+
+def set_prefect_defaults() -> None:
+    """Put :data:`PREFECT_DEFAULTS` into ``os.environ`` where the variable is unset.
+    Call before the first ``import prefect``; later calls change nothing Prefect reads."""
+    import os
+
+    for key, value in PREFECT_DEFAULTS.items():
+        os.environ.setdefault(key, value)

@@ -1,7 +1,6 @@
 """Prefect flows: the pipeline read aloud (merge -> chunk -> consumers deliver the chunks -> summarise)."""
 
-import os
+from csv_merger.settings import set_prefect_defaults
 
-# Called from Python (not the CLI), Prefect's ephemeral server would try to send
-# telemetry from machines that often have no internet: an error on every start.
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# Called from Python (not the CLI): no telemetry, and time for the ephemeral API to start.
+set_prefect_defaults()
