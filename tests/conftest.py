@@ -132,6 +132,16 @@ def prefect_database_text() -> str:
         db.close()
 
 
+def pytest_collection_modifyitems(config, items):
+    """``make test`` runs on 3 xdist workers (``--dist loadgroup``): the tests that measure a rate
+    across processes share one group, so they run one at a time (side by side they would measure
+    each other), and they and the slow tests come first, so no long test is left alone at the end."""
+    for item in items:
+        if item.get_closest_marker("rate_measured"):
+            item.add_marker(pytest.mark.xdist_group("rate_measured"))
+    items.sort(key=lambda item: (not item.get_closest_marker("rate_measured"), not item.get_closest_marker("slow")))
+
+
 def pytest_sessionfinish(session, exitstatus):
     """Fail the run when a test was skipped and every test is required (CI)."""
     if os.environ.get("CSV_MERGER_REQUIRE_ALL_TESTS") != "1":

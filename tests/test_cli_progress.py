@@ -107,6 +107,7 @@ def test_destination_counts_in_progress_lines():
     assert destination_parts(two) == ["dest 1 1,234 of 50,000", "dest 2 7 used"]
 
 
+@pytest.mark.slow
 def test_run_progress_lines_show_the_destinations(tmp_path, sink_factory):
     full, spare = sink_factory(), sink_factory()
     env = _env(tmp_path)

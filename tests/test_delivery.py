@@ -51,6 +51,7 @@ def read_csv(path: Path) -> list[dict[str, str]]:
         return list(csv.DictReader(f))
 
 
+@pytest.mark.rate_measured
 def test_shared_pacing_four_processes_one_redis(tmp_path, sink_factory, redis_url):
     """1. Four processes, one limit key, sink strict at 20/s burst 20: all
     800 rows delivered, <= 0.5% 429s, and the sink's record shows them paced
@@ -74,6 +75,7 @@ def test_shared_pacing_four_processes_one_redis(tmp_path, sink_factory, redis_ur
     assert sum(s["http_429"] for s in summaries) == stats["rejected_429"]
 
 
+@pytest.mark.rate_measured
 def test_no_death_spiral_when_configured_above_the_target(tmp_path, sink_factory):
     """2. Sink at 10/s, deliver told 40/s: every row delivered and, after the
     first 10 s, accepted >= 90% of 10/s."""

@@ -63,6 +63,7 @@ def _delete_deployments(env: dict) -> None:
             c.delete_deployment(d.id)
 
 
+@pytest.mark.slow
 def test_setup_and_prefect_deploy_give_the_same_deployments(server, redis_url):
     env = {**server.env, "WORK_POOL": "same-both-ways", "CSV_MERGER_TIMEZONE": "Europe/Berlin",
            "REDIS_URL": redis_url, "WORKER_COUNT": "3"}
@@ -93,6 +94,7 @@ def _alerts(sink, n: int, timeout: float = 90) -> list[str]:
     raise AssertionError(f"{n} alerts expected within {timeout} s, got {sink.records()}")
 
 
+@pytest.mark.slow
 def test_alerts_reach_the_notification_webhook(server, sink_factory, tmp_path):
     alert_sink, refusing = sink_factory(), sink_factory(status=422)
     env = {**server.env, "WORK_POOL": "alerts", "CSV_MERGER_ALERT_WEBHOOK_URL": alert_sink.url,

@@ -11,6 +11,8 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 REPO = Path(__file__).resolve().parent.parent
 NOTE = 'said "hi", =1+1'  # exact text: quotes, a leading formula sign
 
@@ -44,6 +46,7 @@ def test_deliver_dry_run_sends_nothing_and_reports_what_a_run_would_do(tmp_path,
     assert "estimate: 2 s at 10 requests/s" in out  # 30 rows, effective burst 13, then 10/s: 1.7 s
 
 
+@pytest.mark.slow
 def test_run_dry_run_merges_and_sends_nothing(tmp_path, sink_factory):
     sink = sink_factory()
     examples = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))

@@ -81,6 +81,7 @@ def _run_fanned_out(env: dict, tmp_path: Path, files: list[str], sink, name: str
 
 
 @pytest.mark.timeout(480)
+@pytest.mark.rate_measured
 def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink_factory, tmp_path):
     env = {**prefect_server, "WORKER_COUNT": "2", "WORK_POOL": f"fanout-{os.getpid()}", "REDIS_URL": redis_url,
            "CSV_MERGER_LEASE_S": "4"}
@@ -187,6 +188,7 @@ def _check_stopped(client, sink, ledger, run_id, job: str, seen: int, stopped_at
 
 
 @pytest.mark.timeout(480)
+@pytest.mark.rate_measured
 def test_cancel_or_sigterm_of_a_worker_stops_sending_within_2s_also_in_fan_out_children(
         prefect_server, redis_url, sink_factory, tmp_path):
     """Issue 9 items 1 and 4: `prefect flow-run cancel` (state Cancelling, as the UI's Cancel) of a

@@ -279,6 +279,7 @@ def test_cli_run_names_a_quote_never_closed_as_the_report_does(tmp_path):
     assert "ragged" not in err and "Traceback" not in err
 
 
+@pytest.mark.slow
 def test_demo_quick_start_delivers_the_examples_to_its_own_sink(tmp_path):
     env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
     env.pop("PREFECT_API_URL", None)
@@ -314,6 +315,7 @@ def test_redis_and_token_come_from_prefect_blocks(redis_url, monkeypatch):
         get_settings.cache_clear()
 
 
+@pytest.mark.slow
 def test_python_api_call_is_clean_and_sends_no_telemetry(tmp_path):
     env = {k: v for k, v in os.environ.items()
            if k not in ("DO_NOT_TRACK", "PREFECT_SERVER_ANALYTICS_ENABLED", "PREFECT_API_URL")}
@@ -375,6 +377,7 @@ def test_cli_run_keeps_the_redis_password_out_of_the_prefect_database(sink_facto
 
 
 @pytest.mark.parametrize("store", ["local", "redis"])
+@pytest.mark.slow
 def test_a_400_chunk_job_is_a_few_consumer_task_runs_and_every_row_once(sink_factory, tmp_path, redis_url, store):
     """Issue 10: chunks are pulled by long-lived consumers, so task runs do not grow with chunks."""
     from prefect.client.orchestration import get_client

@@ -12,6 +12,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import pytest
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -84,6 +85,7 @@ def test_the_index_holds_no_address(tmp_path, sink_factory):
     assert oct((tmp_path / "data" / "index.key").stat().st_mode)[-3:] == "600"
 
 
+@pytest.mark.slow
 def test_the_flow_skips_leads_an_earlier_run_sent(tmp_path, sink_factory):
     env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
     sink = sink_factory()

@@ -32,6 +32,7 @@ def test_an_outage_pauses_the_workers_and_dead_letters_nothing(tmp_path, sink_fa
     assert s["outage_pauses"] >= 1
 
 
+@pytest.mark.rate_measured
 def test_two_processes_on_one_redis_pause_together(tmp_path, sink_factory, redis_url):
     sink = sink_factory(outage_at=60, outage_for=6)
     files = [write_rows(tmp_path / f"q{q}.csv", 150, start=q * 150 + 1) for q in range(2)]

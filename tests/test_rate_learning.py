@@ -50,6 +50,7 @@ def share_429(before: dict, after: dict) -> float:
     return (after["rejected_429"] - before["rejected_429"]) / (after["received"] - before["received"])
 
 
+@pytest.mark.rate_measured
 def test_two_processes_settle_under_a_lower_limit_and_the_next_job_starts_there(tmp_path, sink_factory,
                                                                                  redis_url):
     sink = sink_factory(rate=5)  # burst 5; the processes are configured at 10/s, burst 20
@@ -71,6 +72,7 @@ def test_two_processes_settle_under_a_lower_limit_and_the_next_job_starts_there(
     assert 2.5 <= json.loads((tmp_path / "next.json").read_text())["learned_rate"] <= 5.5
 
 
+@pytest.mark.rate_measured
 def test_a_limit_that_halves_mid_run_is_learned_again(tmp_path, sink_factory, redis_url):
     sink = sink_factory(rate=10, burst=10, rate_after="120:5")  # 10/s for ~12 s, then 5/s
     proc = start_deliver(tmp_path, rows(tmp_path / "in.csv", 250), sink, redis_url, "halves")

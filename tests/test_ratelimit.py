@@ -276,6 +276,7 @@ def run_children(mode: str, count: int, *args: str) -> list[dict]:
             p.wait()
 
 
+@pytest.mark.rate_measured
 def test_four_processes_sharing_a_key_pace_together(redis_url):
     results = run_children("stamps", 4, redis_url, "shared-stamps", "30", "30", "10")
     # time.time() stamps: one machine, so one clock
@@ -296,6 +297,7 @@ def test_pause_set_by_one_process_blocks_another(redis_url):
     assert min(result["stamps"]) >= ends - 0.05  # Redis TIME and time.time(): one machine
 
 
+@pytest.mark.rate_measured
 def test_four_processes_against_a_strict_target(redis_url, sink_factory):
     """Sink strict at 20/s burst 20; four processes at 20/s burst 20 on one key:
     at most 0.5 % answered 429, and the accepted rate after the burst >= 98 %."""

@@ -61,6 +61,7 @@ def _assert_graceful(sink, signalled_at: float, summary_path: Path, label: str) 
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_sigterm_to_run_cancels_gracefully_and_stops_its_prefect_api(sink_factory, tmp_path):
     sink = sink_factory(rate=100, burst=100)
     proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
@@ -78,6 +79,7 @@ def test_sigterm_to_run_cancels_gracefully_and_stops_its_prefect_api(sink_factor
 
 
 @pytest.mark.timeout(300)
+@pytest.mark.slow
 def test_ctrl_c_in_a_terminal_cancels_gracefully(sink_factory, tmp_path):
     """The terminal sends SIGINT to its whole foreground process group, not only to csv-merger."""
     import fcntl

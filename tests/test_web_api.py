@@ -672,6 +672,7 @@ def test_embedded_scheduled_job_waits_then_runs(web_settings, tmp_path):
 
 
 @pytest.mark.timeout(240)
+@pytest.mark.slow
 def test_sigterm_to_the_server_cancels_its_job_gracefully_and_stops_its_prefect_api(tmp_path, sink_factory):
     """SIGTERM to ``csv-merger web`` (docker stop) while a job delivers: no request 2 s after the signal,
     the job's summary says Cancelled with the sink's exact count, exit by SIGTERM (143), and Prefect's

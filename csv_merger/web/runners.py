@@ -76,6 +76,7 @@ class EmbeddedRunner:
         self._flow_runs: dict[str, str] = {}
         self._api_ready: threading.Event | None = None  # set once the Prefect API answered
         self._owns_api = False  # this runner started Prefect's ephemeral API (and stops it)
+        self._closing = threading.Event()
 
     def prepare(self) -> None:
         """Start Prefect's (ephemeral) API in the background, once: a job is probably coming."""
@@ -85,7 +86,7 @@ class EmbeddedRunner:
             # Only an API this runner starts is this runner's to stop (a test harness shares the singleton).
             self._owns_api = SubprocessASGIServer().server_process is None
             self._api_ready = threading.Event()
-            _thread(_warm_up, self._api_ready, name="prefect-warm-up").start()
+            _thread(_warm_up, self._api_ready, self._closing, name="prefect-warm-up").start()
 
     def start(self, request: FlowRequest) -> None:
         self.prepare()
@@ -171,16 +172,19 @@ class EmbeddedRunner:
             if not job.status.terminal:
                 self.store.request_cancel(job.id)
                 self.cancel(job.id)
+        owned = self._api_ready is not None and self._owns_api
+        if owned:
+            self._closing.set()
+            _cut_start_short(self._api_ready)
         for thread in self._threads.values():
             thread.join(timeout=5)
-        if self._api_ready is not None and self._owns_api:
+        if owned:
             from prefect.server.api.server import SubprocessASGIServer
 
-            self._api_ready.wait(timeout=API_START_TIMEOUT_S)  # a start under way ends first
             SubprocessASGIServer().stop()  # the ephemeral API's singleton; no-op if never started
 
 
-def _warm_up(ready: threading.Event) -> None:
+def _warm_up(ready: threading.Event, closing: threading.Event) -> None:
     """Start Prefect's ephemeral API now, so the first job does not wait for it."""
     try:
         from prefect.client.orchestration import get_client
@@ -188,9 +192,23 @@ def _warm_up(ready: threading.Event) -> None:
         with get_client(sync_client=True) as client:
             client.hello()
     except Exception as exc:
-        log.warning("Prefect API not reachable yet: %s", exc)
+        if not closing.is_set():  # a start cut short by ``close`` is expected
+            log.warning("Prefect API not reachable yet: %s", exc)
     finally:
         ready.set()
+
+
+def _cut_start_short(ready: threading.Event) -> None:
+    """Stop the ephemeral API's server process while ``_warm_up`` still waits for it to answer:
+    Prefect would wait up to its startup timeout (90 s here) before ``stop`` could run, far past
+    the 10 s a ``docker stop`` grants. Returns once the warm-up has ended."""
+    from prefect.server.api.server import SubprocessASGIServer
+
+    server = SubprocessASGIServer()
+    deadline = time.monotonic() + API_START_TIMEOUT_S
+    while not ready.wait(0.05) and time.monotonic() < deadline:
+        if server.server_process is not None:  # started: stopping it ends the start's wait with an error
+            server.stop()
 
 
 # ---------------------------------------------------------------- deployment
