@@ -28,7 +28,7 @@ from csv_merger.web.jobs import JobCounts, JobStatus, JobStore
 from csv_merger.web.uploads import UploadStore, sanitise_filename
 from csv_merger.web.window import in_window, next_window_start
 
-pytestmark = pytest.mark.timeout(60)
+pytestmark = pytest.mark.timeout(180)  # setup may start the session's Prefect API on a loaded machine
 
 
 # ---------------------------------------------------------------- file names

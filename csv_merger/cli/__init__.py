@@ -7,14 +7,13 @@ command stays quick. ``main`` turns expected errors into one line on stderr.
 
 from __future__ import annotations
 
-import os
 import sys
 
 from csv_merger.errors import CsvMergerError
+from csv_merger.settings import set_prefect_defaults
 
-# No telemetry from an offline machine, before anything imports Prefect.
-os.environ.setdefault("DO_NOT_TRACK", "1")
-os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+# No telemetry from an offline machine, time for the ephemeral API to start: before anything imports Prefect.
+set_prefect_defaults()
 
 from csv_merger.cli.app import app  # noqa: E402
 from csv_merger.cli import version  # noqa: E402,F401  (registers commands)

@@ -23,7 +23,6 @@ from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_U
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
-from csv_merger.settings import set_prefect_defaults
 
 PROGRESS_EVERY_S = 2.0  # plain progress lines (no terminal) of a run
 CANCELLING = "csv-merger: cancelling: no new requests; waiting for those in flight (stop again to abort)"
@@ -38,7 +37,6 @@ _QUIET_PREFECT = {
 def quiet_prefect() -> None:
     """Set quiet console defaults, then import Prefect and hide error records of flow/task runs
     from the console: the CLI reports the error itself, in one line (the API still gets them)."""
-    set_prefect_defaults()
     for key, value in _QUIET_PREFECT.items():
         os.environ.setdefault(key, value)
     import logging
