@@ -404,10 +404,28 @@ def test_merged_csv_problems_are_input_errors_naming_the_file(tmp_path):
     long_row.write_text("Work Email,Notes\na@x.com,1\nb@x.com,2,3\n")
     with pytest.raises(InputError, match=r"long.csv, line 3: row 2 has 3 cells, the header has 2"):
         list(read_merged_csv(long_row))
+    for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
+        raw = tmp_path / "raw.csv"
+        raw.write_text(f"Work Email{sep}Notes\na@x.com{sep}1\n")
+        with pytest.raises(InputError, match=rf"raw.csv, line 1: the header is one column holding {name} "):
+            list(read_merged_csv(raw))
     short = tmp_path / "short.csv"
     short.write_text("Work Email,Notes\r\na@x.com\r\n\r\n\"b@x.com\",\"two\r\nlines\"\r\n")
     assert list(read_merged_csv(short)) == [(1, {"Work Email": "a@x.com", "Notes": ""}),
                                             (2, {"Work Email": "b@x.com", "Notes": "two\r\nlines"})]
+
+
+def test_a_raw_semicolon_export_is_refused_before_anything_is_sent(tmp_path, sink_factory):
+    """Read with commas, ``a;b;c`` would go out as ``{"a;b;c": "1;2;3"}``: deliver sends merged CSVs only."""
+    sink = sink_factory()
+    raw = tmp_path / "export.csv"
+    raw.write_text("a;b;c\n1;2;3\n")
+    proc = run(deliver_args(raw, sink.url), tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip().splitlines() == [
+        f"csv-merger: error: {raw}, line 1: the header is one column holding semicolon (';') separators: this does "
+        "not look like a merged CSV; run csv-merger merge on it first (or csv-merger run)"]
+    assert proc.stdout == "" and sink.stats()["received"] == 0
 
 
 def test_header_only_csv_delivers_nothing_and_succeeds(tmp_path, sink_factory):

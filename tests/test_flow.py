@@ -266,17 +266,20 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     assert out == "" and not list((tmp_path / "data").rglob("merged.csv"))  # nothing merged, nothing sent
 
 
-def test_cli_run_names_a_quote_never_closed_as_the_report_does(tmp_path):
-    """Issue 9 item 14: ``run`` printed nothing about the swallowed lines; now the same line as ``merge``."""
+def test_cli_run_refuses_a_quote_never_closed_and_delivers_nothing(sink_factory, tmp_path):
+    """A quote never closed swallowed Bob and Cid into Ann's record: ``run`` refuses the file (as
+    ``merge`` does) instead of delivering that one garbage record."""
+    sink = sink_factory()
     src = tmp_path / "unclosed.csv"
     src.write_text('Name,Email,Company\n"Ann,ann@x.com,Acme\nBob,bob@x.com,Beta\nCid,cid@x.com,Gamma\n')
-    proc = _cli([str(src), "--output-dir", str(tmp_path / "out")], tmp_path)
+    proc = _cli([str(src), "--output-dir", str(tmp_path / "out"), "--webhook-url", sink.url,
+                 "--allow-private-targets"], tmp_path)
     out, err = proc.communicate(timeout=180)
-    assert proc.returncode == 0, err
-    (bad,) = json.loads((tmp_path / "out" / "merge-report.json").read_text())["files"][0]["bad_rows"]
-    assert "a quote is never closed: lines 2-4" in bad["reason"]
-    assert f"csv-merger: warning: {src}: line 2: {bad['reason']}" in err.splitlines()
-    assert "ragged" not in err and "Traceback" not in err
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == [
+        f"csv-merger: error: {src}, line 2: a quote opened on this line is never closed: lines 2-4 (to the end "
+        "of the file) were read as one record; close that quote or remove it, then try again"]
+    assert out == "" and not list(tmp_path.rglob("merged.csv")) and sink.stats()["received"] == 0
 
 
 @pytest.mark.slow

@@ -108,20 +108,25 @@ def test_file_warnings_and_ragged_rows_reach_the_terminal(corpus_dir, tmp_path):
     assert "warning" not in quiet.stderr
 
 
-def test_unclosed_quote_tells_the_console_what_the_report_says(tmp_path):
-    """Issue 9 item 14: the console named '1 ragged rows kept' while the report said lines 2-4 were
-    swallowed by a quote never closed; both now name the quote and the lines."""
+def test_a_quote_never_closed_refuses_the_file_naming_its_lines(tmp_path):
+    """A quote never closed read the rest of the file as one record (Bob, Cid and Dan in Ann's
+    First Name): merging it would deliver garbage for rows it swallowed, so the file is refused."""
     src, out, report = tmp_path / "unclosed.csv", tmp_path / "out.csv", tmp_path / "report.json"
     src.write_text('Name,Email,Company\n"Ann,ann@x.com,Acme\nBob,bob@x.com,Beta\nCid,cid@x.com,Gamma\n'
                    "Dan,dan@x.com\n")
-    proc = run(str(src), "-o", str(out), "--report", str(report))
+    proc = run(str(src), "-o", str(out), "--report", str(report), "-q")
+    assert proc.returncode == 1 and "Traceback" not in proc.stderr
+    assert proc.stderr.strip().splitlines() == [
+        f"csv-merger: error: {src}, line 2: a quote opened on this line is never closed: lines 2-5 (to the end "
+        "of the file) were read as one record; close that quote or remove it, then try again"]
+    assert not out.exists() and not report.exists() and proc.stdout == ""
+    ok = tmp_path / "ok.csv"
+    ok.write_text("Name,Email\nZed,zed@x.com\n")
+    proc = run(str(src), str(ok), "-o", str(out), "--report", str(report), "--skip-bad-files", "-q")
     assert proc.returncode == 0, proc.stderr
-    warnings = [line for line in proc.stderr.splitlines() if line.startswith("csv-merger: warning: ")]
-    (bad,) = json.loads(report.read_text())["files"][0]["bad_rows"]
-    assert bad["line"] == 2 and bad["unclosed_quote"] is True
-    assert "a quote is never closed: lines 2-5 (end of file) were read as one record" in bad["reason"]
-    assert warnings == [f"csv-merger: warning: {src}: line 2: {bad['reason']}"]
-    assert "ragged" not in proc.stderr
+    skipped, merged = json.loads(report.read_text())["files"]
+    assert skipped["skipped"] and skipped["error"].startswith("line 2: a quote opened on this line is never closed")
+    assert merged["rows"] == 1 and "Ann" not in out.read_text()
 
 
 @pytest.mark.parametrize("data, what", [

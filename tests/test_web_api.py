@@ -295,6 +295,17 @@ async def test_json_or_html_saved_as_csv_is_refused_like_a_binary_file(make_clie
     assert list(client.app.state.service.uploads.root.iterdir()) == []
 
 
+async def test_a_quote_never_closed_is_refused_like_an_unreadable_file(make_client):
+    client = await make_client()
+    data = b'Name,Email,Company\n"Ann,ann@x.com,Acme\nBob,bob@x.com,Beta\nCid,cid@x.com,Gamma\n'
+    r = await client.post("/api/uploads", files=_files(("leads.csv", data)))
+    assert r.status_code == 422
+    assert r.json() == {"error": "leads.csv, line 2: a quote opened on this line is never closed: lines 2-4 (to "
+                                 "the end of the file) were read as one record; close that quote or remove it, "
+                                 "then try again", "file": "leads.csv"}
+    assert list(client.app.state.service.uploads.root.iterdir()) == []
+
+
 async def test_oversized_upload_is_413_with_the_limit(make_client):
     client = await make_client({"upload_limit_bytes": 1000})
     r = await client.post("/api/uploads", files=_files(("big.csv", PEOPLE_CSV.encode() * 200)))

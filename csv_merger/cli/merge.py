@@ -24,9 +24,7 @@ def warning_lines(result) -> list[str]:
         if f.skipped:
             lines.append(f"{f.path}: skipped: {f.error}")
         lines += [f"{f.path}: {w}" for w in f.warnings]
-        # A quote never closed swallowed lines: say so as the report does, not as one more ragged row.
-        lines += [f"{f.path}: line {b.line}: {b.reason}" for b in f.bad_rows if b.unclosed_quote]
-        ragged = [b.line for b in f.bad_rows if not b.unclosed_quote]
+        ragged = [b.line for b in f.bad_rows]
         if ragged:
             first = ", ".join(map(str, ragged[:5]))
             lines.append(f"{f.path}: {len(ragged)} ragged row{'s' if len(ragged) != 1 else ''} kept "

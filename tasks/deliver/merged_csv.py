@@ -8,13 +8,18 @@ from pathlib import Path
 
 from csv_merger.errors import InputError
 
+OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
+"""Separators of raw exports: a one-column header holding one of them means
+the file is not a merged CSV (which ``csv-merger merge`` writes with commas)."""
+
 
 def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a merged CSV as (1-based data row number, {header: text}).
 
     UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
-    missing/undecodable file, an empty or duplicate header, or a row with
-    more cells than the header; short rows are padded with "".
+    missing/undecodable file, an empty or duplicate header, a raw export
+    (``OTHER_SEPARATORS``), or a row with more cells than the header; short
+    rows are padded with "".
     """
     try:
         f = open(path, encoding="utf-8-sig", newline="")
@@ -26,6 +31,7 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
             header = next(reader, None)
             if not header:
                 raise InputError(str(path), "no header row (empty file)")
+            _refuse_raw_export(str(path), header)
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
@@ -42,3 +48,15 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
             raise InputError(str(path), f"not UTF-8 (a merged CSV is UTF-8): {exc.reason}") from None
         except csv.Error as exc:
             raise InputError(str(path), f"CSV error: {exc}", line=reader.line_num) from None
+
+
+def _refuse_raw_export(path: str, header: list[str]) -> None:
+    """Raise InputError when the header is one column holding another
+    separator: each row would be sent as one field named after the whole header."""
+    if len(header) != 1:
+        return
+    for sep, name in OTHER_SEPARATORS.items():
+        if sep in header[0]:
+            raise InputError(path, f"the header is one column holding {name} ({sep!r}) separators: this does not "
+                                   "look like a merged CSV; run csv-merger merge on it first (or csv-merger run)",
+                             line=1)

@@ -110,7 +110,7 @@ class _FileRows(NamedTuple):
     empty: int
     invalid_emails: int
     warnings: list[str]
-    bad_rows: list[tuple[int, str, bool]]
+    bad_rows: list[tuple[int, str]]
     max_values: list[int]
     neutralised: int
 
@@ -118,7 +118,8 @@ class _FileRows(NamedTuple):
 def _clean_rows(source, builder: RecordBuilder, matcher: KeyMatcher | None,
                 progress: Callable[[str], None] | None, label: str) -> _FileRows:
     """Clean every row of an opened file into packed records and match keys
-    (none kept when ``matcher`` is None: inspection only). Raises InputError."""
+    (none kept when ``matcher`` is None: inspection only). Raises InputError,
+    also for a quote never closed (``_refuse_unclosed_quote``)."""
     rows: list[str] = []
     keys: list[list[str]] = []
     count = empty = 0
@@ -134,9 +135,20 @@ def _clean_rows(source, builder: RecordBuilder, matcher: KeyMatcher | None,
             keys.append(keys_of(builder.values, builder.domain_derived))
         if progress is not None and count % PROGRESS_EVERY == 0:
             progress(f"{label}: {count:,} rows")
+    _refuse_unclosed_quote(source)
     builder.finish()
     return _FileRows(rows, keys, count, empty, builder.invalid_emails, [*source.warnings, *builder.warnings],
-                     [(b.line, b.reason, b.unclosed_quote) for b in source.bad_rows], builder.layout.max_values, builder.neutralised)
+                     [(b.line, b.reason) for b in source.bad_rows], builder.layout.max_values, builder.neutralised)
+
+
+def _refuse_unclosed_quote(source) -> None:
+    """Raise InputError (line: where the quote opens) when a quote is never
+    closed: the lines after it were read as one record, and merging that
+    record would deliver garbage in place of the rows it swallowed."""
+    for bad in source.bad_rows:
+        if bad.unclosed_quote:
+            raise InputError(source.path, f"{bad.reason}; close that quote or remove it, then try again",
+                             line=bad.line)
 
 
 def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[str, int | None]:
@@ -151,8 +163,7 @@ def _clean_in_worker(path: Path, builder: RecordBuilder) -> _FileRows | tuple[st
 
 def _finish_report(report: FileReport, result: _FileRows, map_warnings: list[str]) -> None:
     report.rows, report.empty_rows, report.invalid_emails = result.count, result.empty, result.invalid_emails
-    report.bad_rows = [BadRowReport(line=line, reason=reason, unclosed_quote=unclosed)
-                       for line, reason, unclosed in result.bad_rows]
+    report.bad_rows = [BadRowReport(line=line, reason=reason) for line, reason in result.bad_rows]
     report.warnings = [*map_warnings, *result.warnings]
     if result.empty:
         report.warnings.append(f"{result.empty} rows had no value in any kept column; no record written for them")
@@ -293,11 +304,13 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
 
 
 def _skipped(exc: InputError, path: Path, label: str, skip: bool, say: Callable[[str], None]) -> FileReport:
-    """The report of a skipped file; re-raises ``exc`` unless skipping."""
+    """The report of a skipped file (``error``: the line, when known, and the
+    reason); re-raises ``exc`` unless skipping."""
     if not skip:
         raise exc
-    say(f"skipped {path}: {exc.reason}")
-    return FileReport(path=str(path), source=label, skipped=True, error=exc.reason)
+    error = exc.reason if exc.line is None else f"line {exc.line}: {exc.reason}"
+    say(f"skipped {path}: {error}")
+    return FileReport(path=str(path), source=label, skipped=True, error=error)
 
 
 def _clean_all(opened: list, matcher: KeyMatcher, say: Callable[[str], None],

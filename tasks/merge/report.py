@@ -6,12 +6,11 @@ from pydantic import BaseModel, Field
 
 
 class BadRowReport(BaseModel):
-    """One row the reader had to repair (``line``: 1-based physical line;
-    ``unclosed_quote``: a quote never closed swallowed the lines after it)."""
+    """One row the reader had to repair (``line``: 1-based physical line).
+    A quote never closed is not repaired: the merge refuses the file."""
 
     line: int
     reason: str
-    unclosed_quote: bool = False
 
 
 class FileReport(BaseModel):

@@ -37,7 +37,8 @@ streams the data rows with bounded memory. Policies, each tested:
   first ``len(header)`` cells and puts the rest in ``surplus`` (listed),
   except that empty trailing cells (trailing delimiters) are just dropped.
   NUL characters are removed (warned). A quote never closed is reported
-  on the record that swallowed the rest of the file.
+  on the record that swallowed the rest of the file (``unclosed_quote``;
+  the merge refuses such a file).
 - Spreadsheets (.xlsx, .xlsm, .xlsb, .xls, .ods, by name or content) are
   read by ``open_source`` with the ``spreadsheet`` module instead, one sheet
   per input (``book.xlsx#Sheet2``), every cell as the text it shows.

@@ -138,7 +138,8 @@ class CsvSource(Source):
     def _check_last_quote(self, start: int, end: int, bad_rows: list[BadRow]) -> None:
         """The last record spans lines and ends with a line break: if a
         quote opened in it is never closed (the rest of the file was read
-        into one field), say so in its bad-row entry."""
+        into one field), say so in its bad-row entry (replacing the ragged
+        one: a record that swallowed lines has no meaningful field count)."""
         with self._open(skip=start - 1) as lines:
             try:
                 for _ in csv.reader(lines, **dialect(self.delimiter, self.escape, strict=True)):
@@ -147,10 +148,10 @@ class CsvSource(Source):
             except csv.Error as exc:
                 if "unexpected end of data" not in str(exc):
                     return
-        reason = f"a quote is never closed: lines {start}-{end} (end of file) were read as one record"
         if bad_rows and bad_rows[-1].line == start:
-            reason = f"{bad_rows.pop().reason}; {reason}"
-        bad_rows.append(BadRow(start, reason, unclosed_quote=True))
+            bad_rows.pop()
+        bad_rows.append(BadRow(start, f"a quote opened on this line is never closed: lines {start}-{end} "
+                                      "(to the end of the file) were read as one record", unclosed_quote=True))
 
 
 def _fit(row: list[str], n: int, start: int, end: int, bad_rows: list[BadRow]) -> RawRow:
