@@ -21,9 +21,7 @@ import httpx
 if TYPE_CHECKING:  # job.py takes its default from here
     from tasks.deliver.job import DeliverySummary
 
-# A target restarting as the run starts refuses connections for seconds, not a minute;
-# a typo'd URL should cost one minute, not the 600 s outage budget.
-UNREACHABLE_STOP_S = 60.0
+UNREACHABLE_STOP_S = 60.0  # outlasts a target restarting as the run starts; a typo costs 1 min, not the 600 s budget
 
 
 def host_port(url: str) -> str:
