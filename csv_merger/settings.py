@@ -53,6 +53,9 @@ class Settings(BaseSettings):
     outage_budget_s: float = Field(
         600.0, gt=0, description="Seconds a target outage (every recent request failing with 5xx or no answer) may "
         "last: delivery pauses and probes meanwhile, then dead-letters the rows that still fail.")
+    unreachable_stop_s: float = Field(
+        60.0, gt=0, description="Seconds a delivery goes on while every request so far failed to connect (connection "
+        "refused: a wrong host or port); then it stops, sends nothing more and exits 5. Off once the target answered.")
     payload_limit_bytes: int = Field(100_000, description="Largest JSON body sent, in bytes (Clay: 100 KB per record).")
     row_ceiling: int = Field(50_000, description="Submissions a webhook accepts in its lifetime, counted across jobs (Clay: 50,000); 0 = unlimited (passthrough tables).")
     index_key: SecretStr | None = Field(

@@ -141,8 +141,9 @@ def chunk(merged_csv: str, job_id: str, chunk_size: int, redis_url: str | None =
 
 def _retry_transient(task, task_run, state) -> bool:
     """Retry a chunk only when the target went away; bad settings, a target that refused
-    every row (wrong token or URL), a lost ledger, and a Redis that went away (retrying
-    against it only delays the message: tasks.deliver.redis_loss) fail at once."""
+    every row (wrong token or URL) or was never reached (wrong host or port), a lost ledger,
+    and a Redis that went away (retrying against it only delays the message:
+    tasks.deliver.redis_loss) fail at once."""
     try:
         state.result()
     except (TargetRefusedError, LedgerLostError, RedisUnavailableError):
@@ -205,6 +206,7 @@ def delivery_config(webhook_url: str | list[str], *, job_id: str, table_type: st
         redis_url=redis_url, limit_key=limit_key or default_limit_key(urls[0]), job_id=job_id, payload=payload,
         auth_token=resolve_auth_token(auth_token_block), max_attempts=settings.max_attempts,
         retry_budget_s=settings.retry_budget_s, outage_budget_s=settings.outage_budget_s,
+        unreachable_stop_s=settings.unreachable_stop_s,
         payload_limit_bytes=settings.payload_limit_bytes, row_ceiling=settings.row_ceiling,
         allow_private_targets=allow_private_targets, resend=resend, suppress_path=suppress_path,
         force_resend=force_resend)

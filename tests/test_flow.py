@@ -341,6 +341,28 @@ def test_a_target_refusing_every_row_fails_the_run_without_chunk_retries(sink_fa
     assert 10 <= received <= 10 + 8  # stopped after 10 refusals (+ requests in flight), never retried
 
 
+def test_a_target_never_reached_fails_the_run_with_the_reason_not_a_hang(tmp_path, free_port, monkeypatch):
+    from csv_merger.settings import get_settings
+    from tasks.deliver import TargetRefusedError
+
+    monkeypatch.setenv("CSV_MERGER_UNREACHABLE_STOP_S", "3")  # default 60 s
+    get_settings.cache_clear()
+    try:
+        started = time.monotonic()
+        state = merge_and_deliver(EXAMPLES, webhook_url=f"http://127.0.0.1:{free_port}/hook", chunk_size=25,
+                                  output_dir=str(tmp_path), allow_private_targets=True, return_state=True)
+        took = time.monotonic() - started
+    finally:
+        get_settings.cache_clear()
+    assert state.is_failed() and took < 3 + 30, took  # not the 600 s outage budget, no chunk retries
+    with pytest.raises(TargetRefusedError) as stopped:
+        summary_of(state)
+    reason = f"stopped: could not connect to 127.0.0.1:{free_port} for 3 s (connection refused)"
+    assert str(stopped.value).startswith(reason) and "check the webhook URL" in str(stopped.value)
+    assert stopped.value.summary.stopped_reason == str(stopped.value) and stopped.value.summary.delivered == 0
+    assert reason in state.message
+
+
 def test_cli_run_keeps_the_redis_password_out_of_the_prefect_database(sink_factory, tmp_path):
     """Issue 9 item 9: `csv-merger run --redis-url redis://:PASSWORD@...` stores no password
     (flow-run parameters, logs, artifacts) in the Prefect database the run used."""

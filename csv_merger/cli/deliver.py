@@ -8,7 +8,7 @@ Idempotency-Key and ledger. ``--dry-run`` does everything but the POSTs.
 
 Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
 2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the
-early stop: the target refused the first rows alike, e.g. a wrong token);
+early stops: the target refused the first rows alike, e.g. a wrong token, or was never reached);
 130 cancelled by Ctrl-C, 143 by SIGTERM (docker stop, systemd). Every error is one line on stderr.
 """
 
@@ -118,7 +118,7 @@ def deliver(
         concurrency=option_or_setting(concurrency, s.concurrency), redis_url=redis_url or s.redis_url, limit_key=limit_key,
         job_id=job_id, payload=payload, auth_token=_auth_token(auth_token, auth_token_block),
         max_attempts=option_or_setting(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
-        outage_budget_s=s.outage_budget_s,
+        outage_budget_s=s.outage_budget_s, unreachable_stop_s=s.unreachable_stop_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
         suppress_path=str(suppress) if suppress else None, force_resend=force_resend,

@@ -5,7 +5,8 @@ Modules: ``session`` (a consumer's client, limiter, stores), ``engine`` (workers
 row's own retry (``retry``: which failures are retried, how long to wait):
 ``ratelimit`` (GCRA, in-process or shared through Redis; the 429 pause),
 ``outage`` (target down: a circuit breaker shared on the limit key),
-``refusal`` (early stop: every row refused alike), ``redis_loss`` (Redis
+``refusal`` (early stop: every row refused alike), ``unreachable`` (early
+stop: the target never reached), ``redis_loss`` (Redis
 gone mid-run, or back without its data); ``job`` (config and summary),
 ``payloads`` (JSON bodies), ``ledger`` (rows acknowledged, for resume),
 ``dead_letter``, ``chunks`` (a job's rows stored for its consumers), ``work_queue``

@@ -24,8 +24,9 @@ Outcomes per row:
   first 500 bytes of the response. A body above ``payload_limit_bytes``, a row the template cannot
   render, or past every destination's ceiling (tasks.deliver.route): dead-lettered, never sent.
 
-Early stop (a wrong auth token or URL: tasks.deliver.refusal): stop taking rows as a cancel
-does, raise ``TargetRefusedError`` (a DeliveryError carrying the summary).
+Early stops (a wrong auth token or URL: tasks.deliver.refusal; a host or port never reached:
+tasks.deliver.unreachable): stop taking rows as a cancel does, raise ``TargetRefusedError``
+(a DeliveryError carrying the summary).
 Guarantee: at-least-once. A row is written to the ledger only after its 2xx,
 so the ledger never claims a row the target did not acknowledge. A worker
 does not send its next row before the ledger holds its previous one, so at
@@ -108,6 +109,7 @@ class Engine:
         self.workers_done = False
         self.stopping = False
         self.refusal = RefusalWatch()
+        self.unreachable = session.unreachable
         self.workers: list[_Worker] = []
         self.started = time.monotonic()
 
@@ -129,8 +131,11 @@ class Engine:
             try:
                 resp = await self.client.post(row.url, content=row.body, headers=row.headers)
                 row.reached = True
+                self.unreachable.got_through()
             except httpx.HTTPError as exc:
                 row.reached = row.reached or not isinstance(exc, (httpx.ConnectError, httpx.ConnectTimeout))
+                if self.unreachable.failed(row.url, exc, time.monotonic()):
+                    log.warning(self.unreachable.notice())
                 if not is_transient_error(exc):
                     raise DeliveryError(f"cannot send to the webhook: {type(exc).__name__}: {exc}") from None
                 await self._target_failed(row, TransientFailure(None, f"{type(exc).__name__}: {exc or 'no detail'}"))
@@ -271,6 +276,8 @@ class Engine:
             now = time.monotonic()
             if self.cancel is not None and self.cancel.is_set() and not self.stopping:
                 self.summary.cancelled = True
+                self._stop_taking_rows()
+            if not self.stopping and self.unreachable.due(now):
                 self._stop_taking_rows()
             if now - last_report >= PROGRESS_EVERY_S:
                 last_report = now

@@ -12,6 +12,7 @@ from pydantic import BaseModel, Field
 
 from csv_merger.errors import ConfigError, DeliveryError
 from csv_merger.schema import TableType
+from tasks.deliver.unreachable import UNREACHABLE_STOP_S
 
 
 @dataclass
@@ -42,6 +43,7 @@ class DeliveryConfig:
     max_attempts: int = 6
     retry_budget_s: float = 300.0
     outage_budget_s: float = 600.0
+    unreachable_stop_s: float = UNREACHABLE_STOP_S  # the early stop for a target never reached (tasks.deliver.unreachable)
     payload_limit_bytes: int = 100_000
     row_ceiling: int = 50_000
     allow_private_targets: bool = False
@@ -64,6 +66,7 @@ class DeliveryConfig:
                   (self.max_attempts >= 1, "max attempts must be >= 1"),
                   (self.retry_budget_s > 0, "retry budget must be > 0 s"),
                   (self.outage_budget_s > 0, "outage budget must be > 0 s"),
+                  (self.unreachable_stop_s > 0, "unreachable stop must be > 0 s"),
                   (self.payload_limit_bytes > 0, "payload limit must be > 0 bytes"))
         for ok, message in checks:
             if not ok:
@@ -102,7 +105,7 @@ class DeliverySummary(BaseModel):
     elapsed_s: float = 0.0
     cancelled: bool = False
     dead_letter_path: str | None = None
-    stopped_reason: str | None = None  # set when the early stop (every row refused) ended the run
+    stopped_reason: str | None = None  # set when an early stop (every row refused, target never reached) ended the run
     destinations: list[DestinationUse] = []  # each webhook of the job, in rollover order, as of the end
     placed: dict[int, str] = Field(default_factory=dict, exclude=True)  # row number -> destination id it went to
     skipped_already_at_destination: int = 0  # leads an earlier job sent there (not sent again)
@@ -154,9 +157,9 @@ def default_job_id(path: str | Path, webhook_url: str | list[str], payload: str,
 
 
 class TargetRefusedError(DeliveryError):
-    """The target refused the first ``refusal.REFUSED_STOP_AFTER`` rows with the same
-    401/403/404/410 and nothing was delivered: the run stopped early.
-    ``summary`` holds the exact counts (``stopped_reason`` set)."""
+    """An early stop: the target refused the first ``refusal.REFUSED_STOP_AFTER`` rows with the
+    same 401/403/404/410 and nothing was delivered, or no connection to it ever succeeded
+    (tasks.deliver.unreachable). ``summary`` holds the exact counts (``stopped_reason`` set)."""
 
     def __init__(self, message: str, summary: DeliverySummary):
         self.summary = summary

@@ -38,6 +38,7 @@ from tasks.deliver.ratelimit import default_limit_key, make_limiter
 from tasks.deliver.redis_loss import RedisGone
 from tasks.deliver.route import open_route
 from tasks.deliver.transport import WorkerPools
+from tasks.deliver.unreachable import UnreachableWatch
 
 log = logging.getLogger("csv_merger.delivery")
 
@@ -76,6 +77,8 @@ class DeliverySession:
         )
         self._template_checked = False
         self._shortfall_told = False
+        # the session's, not a batch's: a consumer that reached the target in one chunk is past this rule
+        self.unreachable = UnreachableWatch(config.unreachable_stop_s)
 
     async def __aenter__(self) -> DeliverySession:
         return self
@@ -123,6 +126,8 @@ class DeliverySession:
             summary.placed = {n: self.gate.placed.pop(n) for n, _ in pending if n in self.gate.placed}
             if engine.refusal.fired and summary.delivered == 0:
                 summary.stopped_reason = engine.refusal.reason(summary)
+            elif self.unreachable.fired:
+                summary.stopped_reason = self.unreachable.reason(summary)
         except RedisUnavailableError as exc:
             raise RedisGone.stopped(exc, delivered=engine.summary.delivered, unrecorded=len(engine.unflushed),
                                     job_id=self.job_id) from None
@@ -155,7 +160,7 @@ async def deliver_rows(rows: Iterable[Row], config: DeliveryConfig, *,
     start; RedisGone, with the counts, mid-run), LedgerLostError (a
     DeliveryError: the job's Redis ledger was lost and ``config.force_resend``
     is not set), DeliveryError (ledger write failed), TargetRefusedError (a
-    DeliveryError: the early stop, every row refused alike; ``.summary``).
+    DeliveryError: an early stop, every row refused alike or the target never reached; ``.summary``).
     Rows that end in the dead-letter file do not raise: check ``summary.failed``.
     """
     async with DeliverySession(config) as session:
