@@ -102,6 +102,57 @@ def test_gcra_arithmetic_with_explicit_times():
     assert state.learning is None
 
 
+def test_a_rate_cut_at_a_429_leaves_no_idle_time_after_the_pause():
+    """Callers hold slots up to the 1 s horizon; a 429 pauses 1 s and the learner cuts the rate (so the
+    burst shrinks too). The first free slot is the pause's end: before, the burst's share of ``tat``
+    was rescaled as if it were promised slots, every caller idled ~0.8 s after each pause and
+    delivery sat at 92 % of a 5/s limit (bench/adaptive.py)."""
+    from dataclasses import replace
+
+    from tasks.deliver.ratelimit.adaptive import Learning
+    from tasks.deliver.ratelimit.gcra import GcraState
+
+    policy, state = LimitPolicy(rate=10, burst=20), GcraState()
+    state.learning = Learning(rate=6.8, ceiling=5.0, origin=4.9, measured=1)  # probing above a 5/s limit
+    while state.reserve(policy, 100.0)[1]:  # every slot within the horizon is promised
+        pass
+    assert state.throttle(policy, 100.0, 1.0) is True
+    state.relearn(policy, 100.0, replace(state.learning, rate=4.82))  # the learner's cut
+    first, reserved = state.reserve(policy, 101.0)
+    assert reserved and 0 <= first < 1 / 4.82  # within one interval of the pause's end (before: 0.79 s)
+    assert state.reserve(policy, 101.0) == (pytest.approx(first + 1 / 4.82), True)  # then paced at the new rate
+
+
+@pytest.mark.parametrize("tat_ahead, paused_ahead, old, new", [
+    (2.3, 1.0, 6.8, 4.82),  # a cut during a pause: only the promised slots past it are kept
+    (0.9, 0.0, 4.8, 5.3),  # probing up with a backlog
+    (0.3, 0.0, 10.0, 4.0),  # burst credit, then a cut
+])
+def test_the_shared_limiter_rescales_promised_slots_as_the_in_process_one(redis_url, tat_ahead, paused_ahead,
+                                                                          old, new):
+    """The Lua write of a learned rate and ``GcraState.relearn`` give the same next slot."""
+    import redis
+
+    from tasks.deliver.ratelimit.adaptive import Learning
+    from tasks.deliver.ratelimit.gcra import GcraState
+    from tasks.deliver.ratelimit.redis_gcra import _LUA_LEARN_WRITE
+
+    policy, key = LimitPolicy(rate=10, burst=20), KEY_PREFIX + f"parity-{time.monotonic_ns()}"
+    client = redis.Redis.from_url(redis_url)
+    secs, micros = client.time()
+    now = secs + micros / 1e6
+    client.hset(key, mapping={"learn_v": "1", "rate": repr(old), "tat": f"{now + tat_ahead:.6f}",
+                              "paused_until": f"{now + paused_ahead:.6f}"})
+    write = client.register_script(_LUA_LEARN_WRITE)
+    assert write(keys=[key], args=["1", "0", "60000", repr(old), repr(new), str(policy.effective_burst),
+                                   repr(policy.rate), "rate", repr(new)]) == 1
+    lua_tat = float(client.hget(key, "tat")) - now
+    state = GcraState()
+    state.learning, state.tat, state.paused_until = Learning(rate=old), now + tat_ahead, now + paused_ahead
+    state.relearn(policy, now, Learning(rate=new))
+    assert lua_tat == pytest.approx(state.tat - now, abs=0.01)  # Redis's clock moved on by a few ms at most
+
+
 def test_one_limiter_paces_at_the_rate_after_its_burst(limiter_factory):
     check_pacing(asyncio.run(grant_times(limiter_factory(20, 10), 90)), 20, 10)
 

@@ -39,14 +39,18 @@ class GcraState:
         return p.rate if self.learning is None else min(self.learning.rate, p.rate)
 
     def relearn(self, p: LimitPolicy, now: float, learning: Learning) -> None:
-        """Take the learner's new state. Slots already promised keep their count, not their
-        length: the backlog past ``max(now, paused_until)`` is rescaled to the new rate
-        (else a rate that rose would still be paced by the old, longer intervals for seconds)."""
-        old = self.rate(p)
+        """Take the learner's new state. Slots already promised past ``max(now, paused_until)``
+        keep their count, not their length (else a rate that rose would still be paced by the
+        old, longer intervals for seconds). Only promised slots: the burst changes with the
+        rate (``LimitPolicy.burst_at``), and rescaling the burst's share of ``tat`` as if it
+        were promised slots left every caller idle for ~0.8 s after each 429 pause at 5/s."""
+        old_rate = self.rate(p)
         self.learning = learning
+        new_rate = self.rate(p)
         base = max(now, self.paused_until)
         if self.tat > base:
-            self.tat = base + (self.tat - base) * old / self.rate(p)
+            owed = (self.tat - base) * old_rate - (p.burst_at(old_rate) - 1)  # slots promised past base; < 0: credit
+            self.tat = base + max(0.0, owed + p.burst_at(new_rate) - 1) / new_rate
 
     def reserve(self, p: LimitPolicy, now: float) -> tuple[float, bool]:
         """Take the next slot if it lies within ``horizon_s``: return (seconds to wait for it, True);

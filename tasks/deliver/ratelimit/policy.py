@@ -53,7 +53,8 @@ class LimitPolicy:
         """Burst used while ``rate`` (requests/s) is allowed: the effective burst scaled by
         ``rate / self.rate`` (at least 1). A rate learned below the configured one means others
         draw on the target's limit, so its bucket is not all ours either."""
-        return max(1, round(self.effective_burst * min(1.0, rate / self.rate)))
+        # Half rounds up, as the Lua scripts do (Python's round() would round half to even).
+        return max(1, math.floor(self.effective_burst * min(1.0, rate / self.rate) + 0.5))
 
 
 class RateLimiter(Protocol):

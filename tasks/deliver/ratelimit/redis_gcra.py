@@ -98,18 +98,22 @@ return vals
 
 # ARGV[1]: expected version; ARGV[2]: 1 for successes (they end a target outage and the back-off
 # streak); ARGV[3]: idle TTL (ms); ARGV[4]: the rate until now if none is stored; ARGV[5]: the new
-# rate; ARGV[6..]: field, value pairs. Returns 1 if written, 0 if not. The backlog of promised
-# slots is rescaled to the new rate (see GcraState.relearn).
+# rate; ARGV[6], ARGV[7]: effective burst and configured rate (for LimitPolicy.burst_at);
+# ARGV[8..]: field, value pairs. Returns 1 if written, 0 if not. The slots promised past the
+# pause keep their count at the new rate (see GcraState.relearn).
 _LUA_LEARN_WRITE = """
 local s = redis.call('HMGET', KEYS[1], 'learn_v', 'rate', 'tat', 'paused_until')
 if (s[1] or '0') ~= ARGV[1] then return 0 end
 local t = redis.call('TIME')
 local base = math.max(tonumber(t[1]) + tonumber(t[2]) / 1000000, tonumber(s[4]) or 0)
 local old, new, tat = tonumber(s[2]) or tonumber(ARGV[4]), tonumber(ARGV[5]), tonumber(s[3]) or 0
+local eb, cfg = tonumber(ARGV[6]), tonumber(ARGV[7])
+local function burst_at(r) return math.max(1, math.floor(eb * math.min(1, r / cfg) + 0.5)) end
 if tat > base then
-  redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', base + (tat - base) * old / new))
+  local owed = (tat - base) * old - (burst_at(old) - 1)
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.6f', base + math.max(0, owed + burst_at(new) - 1) / new))
 end
-redis.call('HSET', KEYS[1], 'learn_v', tostring(tonumber(ARGV[1]) + 1), 'rate', ARGV[5], unpack(ARGV, 6))
+redis.call('HSET', KEYS[1], 'learn_v', tostring(tonumber(ARGV[1]) + 1), 'rate', ARGV[5], unpack(ARGV, 8))
 if ARGV[2] == '1' then redis.call('HSET', KEYS[1], 'outage_since', '0', 'probes', 0, 'streak', 0) end
 if redis.call('PTTL', KEYS[1]) < 0 then redis.call('PEXPIRE', KEYS[1], ARGV[3]) end
 return 1
@@ -181,7 +185,8 @@ class RedisRateLimiter:
             new = step(learning, now, now < float(paused or 0))
             pairs = [x for name, value in new.to_fields().items() for x in (name, value)]
             args = [(version or b"0").decode(), "1" if success else "0", str(int(1000 * self.policy.idle_ttl_s)),
-                    repr(self._initial.rate), repr(min(new.rate, self.policy.rate)), *pairs]
+                    repr(self._initial.rate), repr(min(new.rate, self.policy.rate)),
+                    str(self.policy.effective_burst), repr(float(self.policy.rate)), *pairs]
             if int(await self._run(self._learn_write, args)):
                 self._rate, self._learned = min(new.rate, self.policy.rate), new.ceiling or None
                 return new
