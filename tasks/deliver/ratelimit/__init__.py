@@ -31,12 +31,12 @@ Semantics (the same for both implementations):
   (``adaptive``, pure, no I/O) sets the rate actually allowed: the first 429
   of an episode (one that arrives while no pause is in force) measures the
   rate the target accepted since the previous episode and sets the rate to
-  97 % of it (halves it when nothing could be measured yet); clean sending
-  then probes upward along a CUBIC curve (slow near the learned rate, faster
+  99 % of it (``AdaptivePolicy.margin``; halves it when nothing could be
+  measured yet); clean sending then probes upward along a CUBIC curve (slow near the learned rate, faster
   past it), never above the configured rate. Measured with bench/adaptive.py.
 - **Memory.** The learned rate is kept per key for ``learned_rate_ttl_s``
   (24 h): a Redis string ``csv-merger:rl-learned:<key>`` when Redis is used,
-  ``<data_dir>/learned-rates.json`` otherwise. The next job starts at 97 % of
+  ``<data_dir>/learned-rates.json`` otherwise. The next job starts at 99 % of
   it; a job that meets no 429 probes on up to the configured rate.
 - **Target outage pause.** ``outage(probe_initial_s, probe_max_s)`` (see
   tasks.deliver.outage) uses the same ``paused_until``: every caller of the
