@@ -32,8 +32,8 @@ Semantics (the same for both implementations):
   of an episode (one that arrives while no pause is in force) measures the
   rate the target accepted since the previous episode and sets the rate to
   99 % of it (``AdaptivePolicy.margin``; halves it when nothing could be
-  measured yet); clean sending then probes upward along a CUBIC curve (slow near the learned rate, faster
-  past it), never above the configured rate. Measured with bench/adaptive.py.
+  measured yet); clean sending then probes upward along a CUBIC curve (slow
+  near the learned rate, faster past it), never above the configured rate. Measured with bench/adaptive.py.
 - **Memory.** The learned rate is kept per key for ``learned_rate_ttl_s``
   (24 h): a Redis string ``csv-merger:rl-learned:<key>`` when Redis is used,
   ``<data_dir>/learned-rates.json`` otherwise. The next job starts at 99 % of
