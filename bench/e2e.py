@@ -17,7 +17,8 @@ million   1,000,000 rows x 12 columns against an unlimited sink, once on the
           deliver, every row once, "database is locked" in any log, and the
           peak memory (RSS) of every process of the run (target <= 1.5 GB).
 
-Usage: ``.venv/bin/python bench/e2e.py [--parts overhead,fanout] [--rows 20000,100000] [--million-rows N]``.
+Usage: ``.venv/bin/python bench/e2e.py [--parts overhead,fanout] [--rows 20000,100000] [--million-rows N]
+[--million-modes ephemeral,server]``.
 ``million`` is not in the default parts (about an hour on a 2-core machine). Needs redis-server
 for ``fanout`` and ``million``. Each run uses a fresh job id, so nothing is skipped as delivered.
 """
@@ -257,12 +258,20 @@ def _locked(*logs: Path) -> int:
     return sum(p.read_text(errors="replace").count("database is locked") for p in logs if p.exists())
 
 
-def part_million(tmp: Path, rows: int, chunk: int) -> None:
+def part_million(tmp: Path, rows: int, chunk: int, modes: list[str]) -> None:
     src = tmp / "million.csv"
     t0 = time.perf_counter()
     generate(src, rows, seed=4)
     print(f"million: {rows:,} rows x {len(HEADER)} columns generated in {time.perf_counter() - t0:.0f} s "
           f"({src.stat().st_size / 2**20:.0f} MiB); chunks of {chunk}, unlimited sink")
+    if "ephemeral" in modes:
+        _million_ephemeral(tmp, src, chunk)
+    if "server" in modes:
+        _million_server(tmp, src, chunk)
+    print("   target: every row once, no 'database is locked', peak RSS of any process <= 1.5 GB\n")
+
+
+def _million_ephemeral(tmp: Path, src: Path, chunk: int) -> None:
     sink = Sink(tmp, record=None)
     try:
         with PeakMemory([sink.proc.pid]) as mem:
@@ -279,6 +288,8 @@ def part_million(tmp: Path, rows: int, chunk: int) -> None:
           f"duplicates {stats['duplicate_keys']}; peak RSS per process:")
     print(mem.report())
 
+
+def _million_server(tmp: Path, src: Path, chunk: int) -> None:
     redis = RedisServer(tmp)
     server, env, workers = _server_with_workers(tmp, redis.url)
     sink = Sink(tmp, record=None)
@@ -301,7 +312,6 @@ def part_million(tmp: Path, rows: int, chunk: int) -> None:
           f"{stats['distinct_keys']:,}, duplicates {stats['duplicate_keys']}; 'database is locked': {locked}")
     print(f"   {out.strip().splitlines()[-1] if out.strip() else ''}")
     print(mem.report())
-    print("   target: every row once, no 'database is locked', peak RSS of any process <= 1.5 GB\n")
 
 
 def main() -> None:
@@ -310,6 +320,8 @@ def main() -> None:
     ap.add_argument("--rows", default="20000,100000", help="row counts for the overhead part")
     ap.add_argument("--fanout-rows", type=int, default=600)
     ap.add_argument("--million-rows", type=int, default=1_000_000)
+    ap.add_argument("--million-modes", default="ephemeral,server",
+                    help="comma-separated: ephemeral (the flow in this process), server (prefect server + 2 workers)")
     ap.add_argument("--chunk-size", type=int, default=500)
     args = ap.parse_args()
     parts = args.parts.split(",")
@@ -329,7 +341,7 @@ def main() -> None:
     if "fanout" in parts:
         part_fanout(tmp, args.fanout_rows)
     if "million" in parts:
-        part_million(tmp, args.million_rows, args.chunk_size)
+        part_million(tmp, args.million_rows, args.chunk_size, args.million_modes.split(","))
 
 
 if __name__ == "__main__":
