@@ -68,6 +68,25 @@ def test_unreadable_input_is_one_line_and_writes_nothing(inputs):
     assert not out.exists()
 
 
+def test_an_output_that_cannot_be_written_or_is_not_a_regular_file_is_refused_first(inputs):
+    """The output is written as a new file renamed over the old one: a link, device or pipe would be
+    replaced (``-o /dev/null`` as root), and a folder that cannot be written to failed with a
+    traceback only after the work (for ``run``: after every row was sent). Now one line, exit 2."""
+    src = str(inputs / "a" / "leads.csv")
+    (inputs / "link.csv").symlink_to(inputs / "a" / "leads.csv")
+    cases = [(inputs / "link.csv", "is a link, device or pipe"), (Path("/dev/null"), "is a link, device or pipe"),
+             (Path("/proc/out.csv"), "cannot write in /proc")]
+    for out, reason in cases:
+        proc = run(src, "-o", str(out), "-q")
+        lines = proc.stderr.strip().splitlines()
+        assert proc.returncode == 2 and len(lines) == 1, proc.stderr
+        assert lines[0].startswith(f"csv-merger: error: --output {out}: {reason}"), proc.stderr
+    assert (inputs / "link.csv").is_symlink() and Path("/dev/null").is_char_device()
+    proc = run(src, "-o", str(inputs / "ok.csv"), "--report", "/proc/r.json", "-q")
+    assert proc.returncode == 2 and "--report /proc/r.json: cannot write in /proc" in proc.stderr
+    assert not (inputs / "ok.csv").exists() and "Traceback" not in proc.stderr
+
+
 def test_skip_bad_files_merges_the_rest(inputs):
     out, report = inputs / "out.csv", inputs / "r.json"
     proc = run(str(inputs / "a" / "leads.csv"), str(inputs / "missing.csv"), "-o", str(out),

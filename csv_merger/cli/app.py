@@ -45,16 +45,46 @@ def _root() -> None:
 
 
 def check_output_paths(**paths: Path | None) -> None:
-    """Refuse, before any work, an output file (``option=path``) whose folder
-    does not exist or that is a directory. Raises ConfigError naming the option."""
+    """Refuse, before any work (rows may be sent before an output is written), an output file
+    (``option=path``) that is a directory, a link, a device or a pipe (it is written as a new file
+    and renamed over the old one: that would replace it), or whose folder does not exist or cannot
+    be written to (a file is created there and removed). Raises ConfigError naming the option."""
     for option, path in paths.items():
         if path is None:
             continue
         flag = "--" + option.replace("_", "-")
         if path.is_dir():
             raise ConfigError(f"{flag} {path}: is a directory, expected a file name")
+        if path.is_symlink() or (path.exists() and not path.is_file()):
+            raise ConfigError(f"{flag} {path}: is a link, device or pipe, expected a regular file name "
+                              "(it would be replaced by the output)")
         if not path.parent.is_dir():
             raise ConfigError(f"{flag} {path}: directory {path.parent} does not exist")
+        _check_writable(flag, path, path.parent)
+
+
+def check_output_dir(option: str, path: Path | None) -> None:
+    """Refuse, before any work, a folder for outputs (``--option``) that is not a folder, or whose
+    nearest existing folder cannot be written to (it is created later). Raises ConfigError."""
+    if path is None:
+        return
+    flag, existing = "--" + option.replace("_", "-"), path
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if not existing.is_dir():
+        raise ConfigError(f"{flag} {path}: {existing} is not a directory")
+    _check_writable(flag, path, existing)
+
+
+def _check_writable(flag: str, path: Path, folder: Path) -> None:
+    """Create and remove a file in ``folder``; ConfigError naming ``flag`` and the reason if that fails."""
+    import tempfile
+
+    try:
+        with tempfile.NamedTemporaryFile(dir=folder, prefix=".csv-merger-check-"):
+            pass
+    except OSError as exc:
+        raise ConfigError(f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc})") from None
 
 
 # Options that deliver and run share, declared once.

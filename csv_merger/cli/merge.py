@@ -58,7 +58,7 @@ def merge(
 
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
-    check_output_paths(report=report)
+    check_output_paths(output=output, report=report)
     overrides = load_mapping_file(mapping) if mapping is not None else None
     progress = None if quiet else (lambda line: print(line, file=sys.stderr, flush=True))
     result = merge_files(files, output, table_type=table_type, mapping=overrides,  # type: ignore[arg-type]

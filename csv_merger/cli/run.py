@@ -18,8 +18,8 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, app, check_output_paths,
-                                option_or_setting, resume_command)
+from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, app, check_output_dir,
+                                check_output_paths, option_or_setting, resume_command)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
@@ -203,6 +203,7 @@ def run(
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
     check_output_paths(summary=summary_path, output=output)
+    check_output_dir("output_dir", output_dir)
     if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
         os.environ["REDIS_URL"] = redis_url
         get_settings.cache_clear()

@@ -18,15 +18,16 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
 
     UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
     missing/undecodable file, an empty or duplicate header, a raw export
-    (``OTHER_SEPARATORS``), or a row with more cells than the header; short
-    rows are padded with "".
+    (``OTHER_SEPARATORS``), a quote never closed, or a row with more cells than
+    the header; short rows are padded with "".
     """
     try:
         f = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:
         raise InputError(str(path), f"cannot open: {exc.strerror or exc}") from None
     with f:
-        reader = csv.reader(f)
+        reader = csv.reader(f, strict=True)  # a quote never closed is an error, not one record to the end
+        n, header = 0, None
         try:
             header = next(reader, None)
             if not header:
@@ -35,7 +36,6 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
-            n = 0
             for cells in reader:
                 if not cells:
                     continue
@@ -47,6 +47,10 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
         except UnicodeDecodeError as exc:
             raise InputError(str(path), f"not UTF-8 (a merged CSV is UTF-8): {exc.reason}") from None
         except csv.Error as exc:
+            if "unexpected end of data" in str(exc):
+                where = f"row {n + 1}" if n or header else "the header"
+                raise InputError(str(path), f"{where} opens a quote that is never closed: it and every line after it"
+                                            " would be one record; close or remove that quote") from None
             raise InputError(str(path), f"CSV error: {exc}", line=reader.line_num) from None
 
 
