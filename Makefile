@@ -19,7 +19,7 @@ demo: setup
 	$(BIN)/csv-merger demo
 
 test: setup
-	$(BIN)/python -m pytest -q -rs --durations=20 -p no:cacheprovider -n 3 --dist loadgroup
+	$(BIN)/python -m pytest -q -rs --durations=20 -p no:cacheprovider
 
 bench: setup
 	$(BIN)/python bench/merge.py

@@ -133,9 +133,10 @@ def prefect_database_text() -> str:
 
 
 def pytest_collection_modifyitems(config, items):
-    """``make test`` runs on 3 xdist workers (``--dist loadgroup``): the tests that measure a rate
-    across processes share one group, so they run one at a time (side by side they would measure
-    each other), and they and the slow tests come first, so no long test is left alone at the end."""
+    """With xdist (``pytest -n 3 --dist loadgroup``; ``make test`` runs without it): the tests that
+    measure a rate across processes share one group, so they run one at a time (side by side they
+    would measure each other), and they and the slow tests come first, so no long test is left
+    alone at the end."""
     for item in items:
         if item.get_closest_marker("rate_measured"):
             item.add_marker(pytest.mark.xdist_group("rate_measured"))
