@@ -217,8 +217,6 @@ class SinkApp:
         body = bytearray()
         while True:
             message = await receive()
-            if message["type"] == "http.disconnect":  # the client died mid-request: nothing arrived
-                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

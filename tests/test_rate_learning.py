@@ -68,7 +68,9 @@ def test_two_processes_settle_under_a_lower_limit_and_the_next_job_starts_there(
     before = sink.stats()  # the next job on the key: starts at the remembered rate, no opening 429s
     proc = start_deliver(tmp_path, rows(tmp_path / "next.csv", 40, start=5000), sink, redis_url, "shared")
     finish([proc])
-    assert sink.stats()["rejected_429"] - before["rejected_429"] <= 1  # without the memory: 5 to 8
+    # Its opening burst (6 at the remembered rate) meets a bucket the last job left part-empty: one
+    # episode, 1-2 answers 429 from the requests in flight; without the memory: 5 to 8.
+    assert sink.stats()["rejected_429"] - before["rejected_429"] <= 2
     assert 2.5 <= json.loads((tmp_path / "next.json").read_text())["learned_rate"] <= 5.5
 
 
