@@ -44,6 +44,7 @@ DEPLOYMENT = "deliver-consumer/deliver-consumer"
 POLL_S = 1.0
 IDLE_HINT_S = 60.0  # no child started after this long: say that no worker seems to poll the pool
 DEAD_GRACE_S = 5.0  # a running consumer silent for its lease and this much longer is dead
+START_GRACE_S = 120.0  # a consumer Pending or Running this long without a first heartbeat died starting
 
 
 class ChunkBoard:
@@ -76,19 +77,23 @@ class ChunkBoard:
         """A chunk's summary as it ended (the last consumer to finish it wins)."""
         self._set(f"{ref.index}:summary", summary.model_dump_json())
 
-    def handled(self) -> dict[int, int]:
-        return {index: live[0] for index, live in self.live().items()}
+    def fields(self) -> dict[str, str]:
+        """The whole hash, read once (a poll passes it to ``live`` and ``destinations``)."""
+        return {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
 
-    def live(self) -> dict[int, tuple[int, int, float | None]]:
+    def handled(self, fields: dict[str, str] | None = None) -> dict[int, int]:
+        return {index: live[0] for index, live in self.live(fields).items()}
+
+    def live(self, fields: dict[str, str] | None = None) -> dict[int, tuple[int, int, float | None]]:
         """``{chunk index: (rows handled, 429 answers, limiter rate or None)}`` of the chunks that reported."""
-        fields = {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
+        fields = self.fields() if fields is None else fields
         return {int(k.split(":")[0]): (int(v), int(fields.get(k.replace("handled", "http_429"), 0)),
                                        float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None)
                 for k, v in fields.items() if k.endswith(":handled")}
 
-    def destinations(self) -> dict[int, list[DestinationUse]]:
+    def destinations(self, fields: dict[str, str] | None = None) -> dict[int, list[DestinationUse]]:
         """``{chunk index: the destinations' counts it last saw}``."""
-        fields = {k.decode(): v.decode() for k, v in self.client.hgetall(self.key).items()}
+        fields = self.fields() if fields is None else fields
         return {int(k.split(":")[0]): [DestinationUse(**d) for d in json.loads(v)]
                 for k, v in fields.items() if k.endswith(":dest")}
 
@@ -149,8 +154,8 @@ def deliver_fanned_out(queue: ChunkQueue, refs: list[ChunkRef], config: Delivery
     """Start consumer runs of ``DEPLOYMENT`` on the job's (queued) chunks and watch them; returns
     chunk index -> the last summary a consumer reported.
 
-    A consumer that ends Crashed, or whose heartbeat stops (its process was killed: its run is then
-    set Crashed here), while another still runs is only warned about: the other takes its chunk
+    A consumer that ends Crashed, or whose process died (``dead_consumer``: its run is then set
+    Crashed here), while another still runs is only warned about: the other takes its chunk
     once the lease expires. Raises ``DeliveryError`` naming the run when
     every consumer ended and chunks are left (rows delivered so far stay in the ledger: run the
     job again to resume), or when a consumer failed (e.g. the early stop).
@@ -177,15 +182,48 @@ def deliver_fanned_out(queue: ChunkQueue, refs: list[ChunkRef], config: Delivery
     return board.summaries()
 
 
+def dead_consumer(state, beat: tuple[float, bool] | None, in_state_s: float, drained: bool,
+                  dead_after_s: float) -> str | None:
+    """Why a consumer run that is not final counts as dead (the message of the Crashed state to set), or
+    None while it may be alive. Nobody else can tell: a killed process leaves its run Pending or Running.
+
+    ``beat``: (seconds since its last heartbeat, whether that was its finished one), None before the
+    first. ``in_state_s``: seconds the parent has seen it in its current state. ``drained``: no chunk
+    is waiting or leased. ``dead_after_s``: the queue's lease plus a grace.
+
+    - Beating: dead when silent past ``dead_after_s`` while Running.
+    - Finished pulling chunks: its run is ending, which a loaded Prefect server can make slow (or a
+      task retry waits): dead only after ``START_GRACE_S`` more.
+    - Never beat: it holds no lease (it beats before it takes a chunk), so while work is left it gets
+      ``START_GRACE_S`` to start (a loaded machine), and once the others drained the queue only
+      ``dead_after_s``. A Scheduled run (no worker took it yet) is never dead.
+    """
+    if state is None or state.is_final():
+        return None
+    if beat is not None:
+        silent_s, finished = beat
+        if finished and silent_s > START_GRACE_S:
+            return f"no heartbeat for {silent_s:.0f} s after it stopped pulling chunks: its process died"
+        if not finished and state.is_running() and silent_s > dead_after_s:
+            return f"no heartbeat for {silent_s:.0f} s: its process died (killed, or its machine was lost)"
+        return None
+    if (state.is_running() or state.is_pending()) and in_state_s > (dead_after_s if drained else START_GRACE_S):
+        return (f"no heartbeat {in_state_s:.0f} s after it was {state.name}: its process died before it "
+                "started delivering (killed, or its machine was lost)")
+    return None
+
+
 def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: threading.Event,
            progress: DeliveryProgress, run_log) -> dict:
     """Poll the consumer runs until every one is final; relay progress and a cancel. Returns their final states."""
     pending, finals, cancelled_children = set(runs), {}, False
     started, hinted = time.monotonic(), False
     dead_after_s = get_settings().lease_s + DEAD_GRACE_S
+    since: dict[int, tuple[str, float]] = {}  # run -> (state type, when this parent first saw it so)
     try:
         while pending:
-            if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled():
+            fields = board.fields()
+            if not hinted and time.monotonic() - started > IDLE_HINT_S and not board.handled(fields):
                 run_log.warning("no chunk started after %.0f s: is a worker polling the work pool? "
                                 "(start one with `csv-merger worker`)", IDLE_HINT_S)
                 hinted = True
@@ -194,19 +232,26 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
                 _cancel_children(client, runs, pending)
                 cancelled_children = True
             silent = on_delivery_loop(queue.silent_for())
+            drained = None  # read once per poll, only when a consumer never beat
             for i in sorted(pending):
                 state = client.read_flow_run(runs[i].id).state
-                if state is not None and state.is_running() and silent.get(f"consumer-{i}", 0) > dead_after_s:
-                    state = Crashed(message=f"no heartbeat for {silent[f'consumer-{i}']:.0f} s: its process died "
-                                            "(killed, or its machine was lost)")
+                if state is not None and since.get(i, ("",))[0] != state.type.value:
+                    since[i] = (state.type.value, time.monotonic())
+                beat = silent.get(f"consumer-{i}")
+                if beat is None and drained is None:
+                    drained = on_delivery_loop(queue.remaining()) == (0, 0)
+                why = dead_consumer(state, beat, time.monotonic() - since[i][1] if i in since else 0.0,
+                                    bool(drained), dead_after_s)
+                if why is not None:
+                    state = Crashed(message=why)
                     client.set_flow_run_state(runs[i].id, state, force=True)  # nobody else is left to say so
                 if state is not None and state.is_final():
                     finals[i] = state
                     pending.discard(i)
                     if not (state.is_completed() or state.is_cancelled()):
                         _lost_consumer(runs[i].name, state, pending, queue, cancel, run_log)
-            seen = board.destinations()
-            for index, (handled, http_429, rate) in board.live().items():
+            seen = board.destinations(fields)
+            for index, (handled, http_429, rate) in board.live(fields).items():
                 progress.set_chunk(index, handled, http_429, rate, seen.get(index, ()))
             if pending:
                 time.sleep(POLL_S)

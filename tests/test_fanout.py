@@ -61,6 +61,30 @@ def test_chunk_board_carries_429s_and_the_limiters_rate(redis_url):
     assert board.handled() == {0: 40, 1: 10}
 
 
+@pytest.mark.parametrize("state, beat, in_state_s, drained, dead", [
+    ("running", (3.0, False), 60.0, False, False),   # beating: alive
+    ("running", (10.0, False), 60.0, False, True),   # silent past its lease + grace: killed
+    ("running", (60.0, True), 60.0, True, False),    # stopped pulling chunks, its run is ending on a slow server
+    ("running", (121.0, True), 60.0, True, True),    # ... but not for ever
+    ("pending", None, 60.0, False, False),  # starting on a loaded machine, work left: wait
+    ("pending", None, 121.0, False, True),  # never started delivering: its process died starting
+    ("running", None, 10.0, True, True),    # others drained the queue, it never beat: dead, the job can end
+    ("running", None, 5.0, True, False),
+    ("scheduled", None, 999.0, True, False),  # no worker took it yet: not dead, just waiting
+    ("completed", (99.0, False), 999.0, True, False),
+])
+def test_a_consumer_counts_as_dead_only_when_its_process_cannot_be_alive(state, beat, in_state_s, drained, dead):
+    from prefect import states
+
+    from flows.fan_out import dead_consumer
+
+    made = {"running": states.Running, "pending": states.Pending, "scheduled": states.Scheduled,
+            "completed": states.Completed}[state]()
+    why = dead_consumer(made, beat, in_state_s, drained, dead_after_s=9.0)
+    assert (why is not None) == dead
+    assert why is None or "no heartbeat" in why
+
+
 def _kill_tree(pid: int) -> None:
     """SIGKILL a process and every process below it (a worker and the flow runs it started, which Prefect
     puts in sessions of their own): a machine lost mid-job."""
@@ -83,6 +107,8 @@ def _run_fanned_out(env: dict, tmp_path: Path, files: list[str], sink, name: str
 @pytest.mark.timeout(480)
 @pytest.mark.rate_measured
 def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink_factory, tmp_path):
+    import redis
+
     env = {**prefect_server, "WORKER_COUNT": "2", "WORK_POOL": f"fanout-{os.getpid()}", "REDIS_URL": redis_url,
            "CSV_MERGER_LEASE_S": "4"}
     setup = subprocess.run([sys.executable, "-m", "deployments.setup"], env=env, cwd=REPO, capture_output=True,
@@ -117,11 +143,15 @@ def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink
             intervals.append((min(running), max(final)))
         assert _max_overlap(intervals) == 2  # the work pool's concurrency limit, reached and never exceeded
 
-        # A worker lost mid-job: 400 rows in 16 chunks; kill w1 and its consumer once 100 rows are in.
-        sink2 = sink_factory(rate=40, burst=10)
-        job = _run_fanned_out(env, tmp_path, [_people_csv(tmp_path / "people400.csv", 400)], sink2, "killed", 40, 10,
+        # A worker lost mid-job: 400 rows in 16 chunks; kill w1 and its consumer once 100 rows are in and
+        # both consumers hold a lease (a worker's process may start seconds after the other's).
+        queues = redis.Redis.from_url(redis_url)
+        before = set(queues.keys("csv-merger:queue:*:owners"))
+        sink2 = sink_factory(rate=20, burst=10)
+        job = _run_fanned_out(env, tmp_path, [_people_csv(tmp_path / "people400.csv", 400)], sink2, "killed", 20, 10,
                               25, redis_url)
         sink2.wait_accepted(100, job)
+        _wait_both_leasing(queues, before, job)
         _kill_tree(workers[0].pid)
         out, err = job.communicate(timeout=240)
         assert job.returncode == 0, out + err + logs()
@@ -134,6 +164,18 @@ def test_fan_out_on_a_work_pool_with_two_workers(prefect_server, redis_url, sink
         assert "taken over" in logs()  # the surviving consumer says whose chunk it finished
     finally:
         _stop_workers(workers)
+
+
+def _wait_both_leasing(queues, before: set, job, timeout: float = 120.0) -> None:
+    """Block until the new job's queue has chunks leased to consumer-1 and consumer-2 at once."""
+    deadline = time.monotonic() + timeout
+    while True:
+        owners = [queues.hvals(k) for k in set(queues.keys("csv-merger:queue:*:owners")) - before]
+        if any(set(o) == {b"consumer-1", b"consumer-2"} for o in owners):
+            return
+        assert job.poll() is None, f"the job ended before both consumers held a lease: {job.communicate()}"
+        assert time.monotonic() < deadline, f"both consumers never held a lease at once in {timeout} s: {owners}"
+        time.sleep(0.05)
 
 
 def _stop_workers(workers: list) -> None:

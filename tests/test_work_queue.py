@@ -76,7 +76,9 @@ def test_cancel_flag_and_heartbeats_are_shared_by_every_handle(redis_url, make_q
         await queue.heartbeat("c1")
         await asyncio.sleep(0.2)
         silent = await queue.silent_for()
-        assert set(silent) == {"c1"} and 0.1 < silent["c1"] < 5
+        assert set(silent) == {"c1"} and 0.1 < silent["c1"][0] < 5 and not silent["c1"][1]
+        await queue.heartbeat("c1", finished=True)  # its last one: it stopped pulling chunks
+        assert (await queue.silent_for())["c1"][1]
         await queue.cancel()
         assert await queue.cancelled()
         await queue.aclose()

@@ -124,6 +124,9 @@ async def consume(queue: ChunkQueue, store: ChunkStore, config: DeliveryConfig, 
         watcher.cancel()
         with contextlib.suppress(asyncio.CancelledError, RedisUnavailableError):
             await watcher
+        # It stopped pulling chunks: its run ends (or retries) next, so silence from now on is not death.
+        with contextlib.suppress(RedisUnavailableError):
+            await asyncio.shield(queue.heartbeat(consumer, finished=True))
     return summaries
 
 

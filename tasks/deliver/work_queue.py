@@ -58,11 +58,13 @@ class ChunkQueue(Protocol):
 
     async def cancelled(self) -> bool: ...
 
-    async def heartbeat(self, consumer: str) -> None:
-        """Record that ``consumer`` is alive (every ``lease_s / 3`` while it runs)."""
+    async def heartbeat(self, consumer: str, finished: bool = False) -> None:
+        """Record that ``consumer`` is alive (every ``lease_s / 3`` while it runs); ``finished``: its
+        last one, sent when it stops pulling chunks (its run is ending, not its process dying)."""
 
-    async def silent_for(self) -> dict[str, float]:
-        """Consumer -> seconds since its last heartbeat (consumers that sent one)."""
+    async def silent_for(self) -> dict[str, tuple[float, bool]]:
+        """Consumer -> (seconds since its last heartbeat, whether that one was its finished one), for
+        the consumers that sent one."""
 
     async def aclose(self) -> None: ...
 
@@ -76,7 +78,7 @@ class LocalChunkQueue:
         self._leased: dict[int, str] = {}
         self._taken: dict[int, int] = {}
         self._cancelled = False
-        self._seen: dict[str, float] = {}
+        self._seen: dict[str, tuple[float, bool]] = {}
 
     async def put(self, refs: list[ChunkRef]) -> None:
         with self._lock:
@@ -114,12 +116,12 @@ class LocalChunkQueue:
     async def cancelled(self) -> bool:
         return self._cancelled
 
-    async def heartbeat(self, consumer: str) -> None:
-        self._seen[consumer] = time.monotonic()
+    async def heartbeat(self, consumer: str, finished: bool = False) -> None:
+        self._seen[consumer] = (time.monotonic(), finished)
 
-    async def silent_for(self) -> dict[str, float]:
+    async def silent_for(self) -> dict[str, tuple[float, bool]]:
         now = time.monotonic()
-        return {c: now - t for c, t in self._seen.items()}
+        return {c: (now - t, finished) for c, (t, finished) in self._seen.items()}
 
     async def aclose(self) -> None:
         pass
@@ -175,9 +177,9 @@ return 1
 """
 
 
-# KEYS: alive (hash consumer -> Redis time); ARGV: consumer, ttl
+# KEYS: alive (hash consumer -> Redis time, with " finished" on the last one); ARGV: consumer, ttl, suffix
 _LUA_BEAT = _LUA_NOW + """
-redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now))
+redis.call('HSET', KEYS[1], ARGV[1], string.format('%.6f', now) .. ARGV[3])
 keep()
 return 1
 """
@@ -245,16 +247,16 @@ class RedisChunkQueue:
     async def cancelled(self) -> bool:
         return bool(await self._call(self.client.exists(self.cancel_key)))
 
-    async def heartbeat(self, consumer: str) -> None:
-        await self._call(self._beat(keys=[self.alive_key], args=[consumer, self.ttl_s]))
+    async def heartbeat(self, consumer: str, finished: bool = False) -> None:
+        await self._call(self._beat(keys=[self.alive_key], args=[consumer, self.ttl_s, " finished" if finished else ""]))
 
-    async def silent_for(self) -> dict[str, float]:
+    async def silent_for(self) -> dict[str, tuple[float, bool]]:
         async with self.client.pipeline(transaction=False) as pipe:
             pipe.time()
             pipe.hgetall(self.alive_key)
             (secs, micros), seen = await self._call(pipe.execute())
         now = secs + micros / 1e6
-        return {c.decode(): now - float(t) for c, t in seen.items()}
+        return {c.decode(): (now - float(t.split()[0]), t.endswith(b" finished")) for c, t in seen.items()}
 
     async def aclose(self) -> None:
         try:
