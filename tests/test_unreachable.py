@@ -9,7 +9,7 @@ import time
 
 import httpx
 
-from test_delivery import _one_line_error, deliver_args, run, write_rows
+from test_delivery import _one_line_error, deliver_args, read_csv, run, write_rows
 
 STOP_S = 3  # CSV_MERGER_UNREACHABLE_STOP_S in these tests (default 60 s)
 
@@ -63,3 +63,22 @@ def test_deliver_to_a_port_nobody_listens_on_stops_with_one_line_and_a_rerun_sen
     fixed = run(deliver_args(rows, sink_factory().url, "--job-id", "unreach-1"), tmp_path)
     assert fixed.returncode == 0, fixed.stderr  # nothing entered the ledger: the re-run sends every row
     assert "delivered 30/30 rows" in fixed.stdout
+
+
+def test_a_job_that_reached_its_target_before_is_not_stopped_as_a_typo(tmp_path, free_port, sink_factory):
+    """A resume (or a fan-out consumer starting after the others delivered) that finds the target refusing
+    connections meets an outage, not a wrong URL: the outage budget applies, not the early stop."""
+    rows = write_rows(tmp_path / "rows.csv", 30)
+    sink = sink_factory(outage_at=10, outage_for=600)
+    first = run(deliver_args(rows, sink.url, "--job-id", "unreach-2", "--dead-letter", tmp_path / "dead1.csv"),
+                tmp_path, CSV_MERGER_OUTAGE_BUDGET_S="2")
+    assert first.returncode == 3 and "10/30" in first.stdout, first.stdout + first.stderr  # 10 rows in the ledger
+    dead, summary = tmp_path / "dead2.csv", tmp_path / "s.json"
+    again = run(deliver_args(rows, f"http://127.0.0.1:{free_port}/hook", "--job-id", "unreach-2",
+                             "--dead-letter", dead, "--summary", summary),
+                tmp_path, timeout=60, CSV_MERGER_UNREACHABLE_STOP_S="1", CSV_MERGER_OUTAGE_BUDGET_S="4")
+    s = json.loads(summary.read_text())
+    assert again.returncode == 3, again.stderr  # the outage budget ran out: the rest is dead-lettered
+    assert "check the webhook URL" not in again.stderr and s["stopped_reason"] is None
+    assert (s["skipped_already_delivered"], s["failed"]) == (10, 20)
+    assert all("outage budget of 4 s" in r["_reason"] for r in read_csv(dead))

@@ -40,6 +40,9 @@ class Ledger(Protocol):
         """Record rows as delivered (idempotent). Raises RedisUnavailableError
         (Redis) or sqlite3.Error (SQLite) when the write did not happen."""
 
+    async def any_delivered(self) -> bool:
+        """Whether the job has a row recorded as delivered (by this run or an earlier one, by any consumer)."""
+
     async def guard(self, *, force_resend: bool) -> list[str]:
         """Before the first read: refuse to resume a job whose store lost its data (see
         tasks.deliver.redis_loss); returns warnings for the summary. Raises LedgerLostError."""
@@ -79,6 +82,14 @@ class RedisLedger:
             if not rows:
                 return set()
             return {n for n, held in zip(rows, await self.client.smismember(self.key, rows)) if held}
+        except (redis.RedisError, OSError) as exc:
+            raise self._unavailable(exc) from None
+
+    async def any_delivered(self) -> bool:
+        import redis
+
+        try:
+            return bool(await self.client.exists(self.key))  # Redis drops an empty set
         except (redis.RedisError, OSError) as exc:
             raise self._unavailable(exc) from None
 
@@ -135,6 +146,9 @@ class SqliteLedger:
         cur = self.db.execute("SELECT row_number FROM delivered WHERE job_id = ? AND row_number BETWEEN ? AND ?",
                               (self.job_id, min(rows), max(rows)))
         return {r for (r,) in cur if r in rows}
+
+    async def any_delivered(self) -> bool:
+        return self.db.execute("SELECT 1 FROM delivered WHERE job_id = ? LIMIT 1", (self.job_id,)).fetchone() is not None
 
     async def record(self, row_numbers: Iterable[int]) -> None:
         rows = [(self.job_id, n) for n in row_numbers]

@@ -115,6 +115,8 @@ class DeliverySession:
             done = delivered if delivered is not None else await self.ledger.delivered(n for n, _ in rows)
             pending = [r for r in rows if r[0] not in done]
             engine.summary.skipped_already_delivered = len(rows) - len(pending)
+            if self.unreachable.armed and (done or await self.ledger.any_delivered()):
+                self.unreachable.got_through()  # the job reached this target before (a resume, another consumer)
             if not self._shortfall_told and (message := await self.gate.shortfall(len(pending))):
                 self._shortfall_told = True  # once per session, not once per chunk
                 engine.summary.warnings.append(message)

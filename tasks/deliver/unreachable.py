@@ -8,7 +8,9 @@ dead-letter file and the ledger (a re-run with the same job id sends them)
 and raises ``TargetRefusedError``. Any other outcome of an attempt (an HTTP
 response, a timeout, an error after connecting) turns the rule off for the
 run: a target that exists may be down, and the outage policy
-(tasks.deliver.outage) waits for it.
+(tasks.deliver.outage) waits for it. So does a job whose ledger already holds
+a delivered row (a resume, or a fan-out consumer that starts after the others
+reached the target).
 """
 
 from __future__ import annotations
