@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +48,13 @@ _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 def split_sheet(path: str | Path) -> tuple[Path, str | None]:
     """``("book.xlsx", "Sheet2")`` for ``book.xlsx#Sheet2``; ``(path, None)``
     when no sheet is named (a ``#`` that follows no spreadsheet suffix is
-    part of the file name)."""
+    part of the file name, unless no such file exists and the part before it
+    is a workbook by content: a workbook saved as ``export.csv`` has inputs
+    ``export.csv#<sheet>``)."""
     text = str(path)
     base, mark, sheet = text.rpartition(SHEET_MARK)
-    if mark and base.lower().endswith(SPREADSHEET_SUFFIXES) and sheet:
+    if mark and sheet and (base.lower().endswith(SPREADSHEET_SUFFIXES)
+                           or (not os.path.lexists(text) and _sniffed_format(Path(base)) is not None)):
         return Path(base), sheet
     return Path(text), None
 
