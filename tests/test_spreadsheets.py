@@ -139,6 +139,11 @@ def test_workbook_under_a_csv_name_is_read_as_a_workbook(tmp_path):
     path = write_xlsx(tmp_path / "export.csv", {"Leads": [["Email"], ["a@acme.com"]]})
     assert is_spreadsheet(path)
     assert [r.cells for r in open_source(path).rows()] == [["a@acme.com"]]
+    report = merge_files([path], tmp_path / "merged.csv")
+    assert (report.files[0].source, report.files[0].encoding, report.rows_out) == ("export.csv", "xlsx", 1)
+    two = write_xlsx(tmp_path / "two.csv", {"A": [["Email"], ["a@acme.com"]], "B": [["Email"], ["b@beta.io"]]})
+    report = merge_files([two], tmp_path / "merged.csv")  # every sheet read, as from a .xlsx
+    assert [(f.source, f.encoding, f.rows) for f in report.files] == [("two.csv#A", "xlsx", 1), ("two.csv#B", "xlsx", 1)]
 
 
 def test_unreadable_workbook_is_a_clear_error(tmp_path):

@@ -306,6 +306,50 @@ async def test_a_quote_never_closed_is_refused_like_an_unreadable_file(make_clie
     assert list(client.app.state.service.uploads.root.iterdir()) == []
 
 
+PNG = b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(64)
+UNCLOSED_QUOTE = b'Name,Email\n"Ann,ann@x.com\nBob,bob@x.com\n'
+BROKEN_XLSX = b"PK\x03\x04 a zip that is not really one" * 8
+
+
+@pytest.mark.usefixtures("prefect_harness")
+async def test_a_bad_file_in_a_batch_is_left_out_named_and_the_rest_delivered(make_client, sink_factory):
+    """README: a file that is not CSV "shows its error and is left out"; it used to refuse the whole batch."""
+    sink = sink_factory()
+    client = await make_client(allow_private_targets=True)
+    other = b"Email,Company\ngrace@navy.example,Navy\n"
+    r = await client.post("/api/uploads", files=_files(("people.csv", PEOPLE_CSV.encode()), ("logo.csv", PNG),
+                                                      ("quote.csv", UNCLOSED_QUOTE), ("utf16.csv", b"\xff\xfeA\x00B"),
+                                                      ("more.csv", other), ("sheet.csv", BROKEN_XLSX)))
+    assert r.status_code == 201, r.text
+    kept, left_out = r.json()["files"], r.json()["left_out"]
+    assert [(f["name"], f["rows"]) for f in kept] == [("people.csv", 1), ("more.csv", 1)]
+    assert [f["file"] for f in left_out] == ["logo.csv", "quote.csv", "utf16.csv", "sheet.csv"]
+    reasons = [f["error"] for f in left_out]
+    assert reasons[0].startswith("logo.csv: ") and "PNG image, not CSV" in reasons[0]
+    assert reasons[1].startswith("quote.csv, line 2: a quote opened on this line is never closed")
+    assert reasons[2].startswith("utf16.csv: ") and "UTF-16" in reasons[2]
+    assert reasons[3].startswith("sheet.csv: ") and "not CSV" in reasons[3]
+    assert len(list(client.app.state.service.uploads.root.iterdir())) == 2  # the left-out files are not kept
+    r = await client.post("/api/jobs", json={"uploads": [f["id"] for f in kept], "webhook_url": sink.url})
+    assert r.status_code == 201, r.text
+    ended = await _wait_job(client, r.json()["id"], lambda j: j["status"] in ("Completed", "Failed", "Cancelled"))
+    assert (ended["status"], ended["files"], ended["counts"]["delivered"]) == (
+        "Completed", ["people.csv", "more.csv"], 2)
+    assert sorted(rec["body"]["Work Email"] for rec in sink.records()) == [
+        "ada@analytical.example", "grace@navy.example"]
+
+
+async def test_a_batch_of_only_bad_files_is_refused_with_each_files_reason(make_client):
+    client = await make_client()
+    r = await client.post("/api/uploads", files=_files(("logo.csv", PNG), ("quote.csv", UNCLOSED_QUOTE)))
+    assert r.status_code == 422
+    body = r.json()
+    assert [f["file"] for f in body["left_out"]] == ["logo.csv", "quote.csv"] and body["field"] == "files"
+    assert body["error"] == "none of the 2 files can be merged: " + "; ".join(f["error"] for f in body["left_out"])
+    assert "PNG image" in body["left_out"][0]["error"] and "never closed" in body["left_out"][1]["error"]
+    assert list(client.app.state.service.uploads.root.iterdir()) == []
+
+
 async def test_oversized_upload_is_413_with_the_limit(make_client):
     client = await make_client({"upload_limit_bytes": 1000})
     r = await client.post("/api/uploads", files=_files(("big.csv", PEOPLE_CSV.encode() * 200)))

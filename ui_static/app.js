@@ -265,7 +265,8 @@ function renderFile(entry) {
   if (entry.error) {
     return el("article", { class: "file-card error", "data-file": entry.name, role: "alert" },
       el("div", { class: "file-head" }, el("div", { class: "file-name", text: entry.name }), remove),
-      el("div", { class: "file-error", text: entry.error }));
+      el("div", { class: "file-error", text: entry.error }),
+      el("div", { class: "file-left-out muted", text: "Left out: this file is not merged or sent." }));
   }
   const u = entry.upload;
   const facts = el("div", { class: "facts" },
@@ -332,12 +333,12 @@ function renderFiles() {
   const ready = state.files.filter((f) => f.upload && !f.error);
   const busy = state.files.some((f) => f.busy);
   $("#start-btn").disabled = busy || ready.length === 0 || state.runningJob !== null;
-  const bad = state.files.filter((f) => f.error).length;
+  const bad = state.files.filter((f) => f.error).map((f) => f.name);
   $("#start-note").textContent = state.runningJob ? `Job ${state.runningJob} is running: Start again once it has ended.`
     : busy ? "Reading files…"
     : ready.length === 0 ? "Add at least one file."
     : `${ready.length} file${ready.length > 1 ? "s" : ""}, ${fmtInt(ready.reduce((n, f) => n + f.upload.rows, 0))} rows ready` +
-      (bad ? ` (${bad} file${bad > 1 ? "s" : ""} with errors will be left out)` : "");
+      (bad.length ? ` (left out, see the error${bad.length > 1 ? "s" : ""} above: ${bad.join(", ")})` : "");
   schedulePreview();
 }
 

@@ -14,6 +14,7 @@ from starlette.datastructures import UploadFile
 from csv_merger.schema import TableType
 from csv_merger.web.errors import ApiError
 from csv_merger.web.service import IGNORE, KEEP, JobRequest, MergePreviewRequest, WebService, mappable_fields
+from csv_merger.web.uploads import sanitise_filename
 from csv_merger.web.window import next_window_start
 from tasks.merge import iter_neutralised_csv
 
@@ -41,6 +42,17 @@ class RetryRequest(BaseModel):
     """Body of ``POST /api/jobs/{id}/retry`` (optional): the webhook token again (never kept after a job)."""
 
     auth_token: SecretStr | None = None
+
+
+def _all_refused(refused: list[ApiError], left_out: list[dict]) -> ApiError:
+    """The error for an upload none of whose files could be kept: a single
+    file's own error, or one naming every file and its reason (``left_out``)."""
+    if len(refused) == 1:
+        return refused[0]
+    statuses = {exc.status for exc in refused}
+    return ApiError(statuses.pop() if len(statuses) == 1 else 422,
+                    f"none of the {len(refused)} files can be merged: " + "; ".join(exc.message for exc in refused),
+                    field="files", left_out=left_out)
 
 
 def build_api(service: WebService) -> APIRouter:
@@ -72,18 +84,21 @@ def build_api(service: WebService) -> APIRouter:
         files = [item for item in form.getlist("files") if isinstance(item, UploadFile)]
         if not files:
             raise ApiError(422, "files: no file in the upload (multipart field 'files')", field="files")
-        previews = []
+        previews, refused = [], []
         try:
-            for item in files:
-                previews.append(await run_in_threadpool(service.add_upload, item.filename or "", item.file,
-                                                        table_type))
-        except ApiError:
-            for done in previews:  # all or nothing: the page uploads one file per request
-                service.uploads.delete(done["id"])
-            raise
+            for item in files:  # a file that cannot be read is left out, named with its reason; the rest is kept
+                try:
+                    previews.append(await run_in_threadpool(service.add_upload, item.filename or "", item.file,
+                                                            table_type))
+                except ApiError as exc:
+                    exc.file = exc.file or sanitise_filename(item.filename or "")
+                    refused.append(exc)
         finally:
             await form.close()
-        return {"files": previews}
+        left_out = [{"file": exc.file, "error": exc.message} for exc in refused]
+        if not previews:
+            raise _all_refused(refused, left_out)
+        return {"files": previews, "left_out": left_out}
 
     @router.post("/uploads/{upload_id}/preview")
     async def preview(upload_id: str, body: PreviewRequest) -> dict:

@@ -4,14 +4,17 @@ from __future__ import annotations
 
 
 class ApiError(Exception):
-    """An HTTP error with a JSON body ``{"error", "file"?, "field"?}``.
+    """An HTTP error with a JSON body ``{"error", "file"?, "field"?, "left_out"?}``.
 
     ``status``: HTTP status code; ``message`` names the file or field and the
-    reason; ``file`` / ``field`` let the page highlight what is wrong.
+    reason; ``file`` / ``field`` let the page highlight what is wrong;
+    ``left_out``: ``[{file, error}]``, one per file of a batch that was refused.
     """
 
-    def __init__(self, status: int, message: str, *, file: str | None = None, field: str | None = None):
+    def __init__(self, status: int, message: str, *, file: str | None = None, field: str | None = None,
+                 left_out: list[dict] | None = None):
         self.status, self.message, self.file, self.field = status, message, file, field
+        self.left_out = left_out
         super().__init__(message)
 
     def body(self) -> dict:
@@ -20,4 +23,6 @@ class ApiError(Exception):
             body["file"] = self.file
         if self.field is not None:
             body["field"] = self.field
+        if self.left_out is not None:
+            body["left_out"] = self.left_out
         return body

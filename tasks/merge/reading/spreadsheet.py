@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import datetime as dt
 import math
+import os
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,10 +48,13 @@ _OLE = b"\xd0\xcf\x11\xe0\xa1\xb1\x1a\xe1"
 def split_sheet(path: str | Path) -> tuple[Path, str | None]:
     """``("book.xlsx", "Sheet2")`` for ``book.xlsx#Sheet2``; ``(path, None)``
     when no sheet is named (a ``#`` that follows no spreadsheet suffix is
-    part of the file name)."""
+    part of the file name, unless no such file exists and the part before it
+    is a workbook by content: a workbook saved as ``export.csv`` has inputs
+    ``export.csv#<sheet>``)."""
     text = str(path)
     base, mark, sheet = text.rpartition(SHEET_MARK)
-    if mark and base.lower().endswith(SPREADSHEET_SUFFIXES) and sheet:
+    if mark and sheet and (base.lower().endswith(SPREADSHEET_SUFFIXES)
+                           or (not os.path.lexists(text) and _sniffed_format(Path(base)) is not None)):
         return Path(base), sheet
     return Path(text), None
 
@@ -60,16 +64,20 @@ def is_spreadsheet(path: str | Path) -> bool:
     the content of one under another name (a ZIP holding ``xl/`` or an
     OpenDocument spreadsheet, or an OLE2 compound file). Never raises."""
     file, sheet = split_sheet(path)
-    if sheet is not None or file.suffix.lower() in SPREADSHEET_SUFFIXES:
-        return True
+    return sheet is not None or file.suffix.lower() in SPREADSHEET_SUFFIXES or _sniffed_format(file) is not None
+
+
+def _sniffed_format(file: Path) -> str | None:
+    """"xlsx", "ods" or "xls" from the file's first bytes; None for anything
+    else or an unreadable file. Never raises."""
     try:
         with open(file, "rb") as f:
             head = f.read(4096)
     except OSError:
-        return False
+        return None
     if head.startswith(b"PK\x03\x04"):
-        return b"xl/" in head or b"opendocument.spreadsheet" in head
-    return head.startswith(_OLE)
+        return "xlsx" if b"xl/" in head else "ods" if b"opendocument.spreadsheet" in head else None
+    return "xls" if head.startswith(_OLE) else None
 
 
 def cell_text(value: object) -> str:
@@ -175,7 +183,9 @@ def open_spreadsheet(path: str | Path) -> SheetSource:
     names = list(book.sheet_names)
     if wanted is not None and wanted not in names:
         raise InputError(name, f"the workbook has no sheet {wanted!r} (sheets: {', '.join(names)})")
-    kind = file.suffix.lower().lstrip(".") or "spreadsheet"
+    suffix = file.suffix.lower()
+    # The format, as a CSV file reports its encoding: a workbook saved under another name reports what it is.
+    kind = suffix.lstrip(".") if suffix in SPREADSHEET_SUFFIXES else _sniffed_format(file) or "spreadsheet"
     candidates = [wanted] if wanted is not None else names
     for sheet in candidates:
         first = next(_rows(book.get_sheet_by_name(sheet)), None)
