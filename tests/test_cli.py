@@ -128,3 +128,10 @@ def test_redeliver_help_names_its_dead_letter_input():
     assert proc.returncode == 0
     assert "Merged CSV" not in proc.stdout and "DEAD_LETTER_CSV" in proc.stdout
     assert "Dead-letter file of an earlier deliver or run" in proc.stdout
+
+
+def test_counts_in_messages_agree_with_their_nouns():
+    from csv_merger.wording import plural
+
+    assert [plural(n, "row") for n in (0, 1, 2)] == ["0 rows", "1 row", "2 rows"]
+    assert plural(1234, "record", sep=True) == "1,234 records"

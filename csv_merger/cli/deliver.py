@@ -29,6 +29,7 @@ from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_U
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
+from csv_merger.wording import plural
 
 
 def _auth_token(flag: str | None, block: str | None) -> str | None:
@@ -170,7 +171,7 @@ def deliver(
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
     print(f"delivered {summary.delivered}/{summary.rows_total} rows, {summary.failed} failed,"
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
-          f" {summary.attempts} requests in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
+          f" {plural(summary.attempts, 'request')} in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
     if summary.learned_rate is not None:
         print(f"rate learned for {summary.limit_key}: {summary.learned_rate:g}/s of {config.rate:g}/s configured")
@@ -182,7 +183,7 @@ def deliver(
     if refused is not None:
         raise refused
     if summary.failed:
-        raise DeliveryIncomplete(f"{summary.failed} rows not delivered: see {summary.dead_letter_path}")
+        raise DeliveryIncomplete(f"{plural(summary.failed, 'row')} not delivered: see {summary.dead_letter_path}")
     if summary.cancelled:
         raise typer.Exit(stop.exit_code)
 
