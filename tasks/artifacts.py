@@ -108,10 +108,12 @@ class DeliveryProgress:
     push (the CLI's progress display; ``limit`` as ``current_rate`` below). With ``live_path``, each push also writes
     ``{"handled", "rows_total", "http_429", "current_rate"}`` there as JSON
     (replaced atomically; ``current_rate`` the lowest rate of the running
-    chunks, None when none runs) for the web page's live counts.
+    chunks, None when none runs) for the web page's live counts. ``on_start`` (class-wide) are called as
+    ``fn(job_id)`` when delivery starts, before any push (the CLI prints the job id first).
     """
 
     listeners: list[Callable[..., None]] = []
+    on_start: list[Callable[[str], None]] = []
 
     def __init__(self, job_id: str, rows_total: int, interval_s: float = 1.0, live_path: Path | None = None):
         self.rows_total, self.interval_s, self.live_path = rows_total, interval_s, live_path
@@ -122,6 +124,8 @@ class DeliveryProgress:
         self._lock = threading.Lock()
         self._stop = threading.Event()
         self._shown = 0.0
+        for started in self.on_start:
+            started(job_id)
         self.artifact_id = create_progress_artifact(
             progress=0.0, key=artifact_key("delivery-progress", job_id),
             description=f"Rows handled of {rows_total} (delivered, dead-lettered or delivered before)")

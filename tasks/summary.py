@@ -16,6 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from csv_merger.errors import CsvMergerError, DeliveryError, DeliveryIncomplete
+from csv_merger.wording import plural
 from tasks.deliver import ChunkRef, DeliverySummary
 from tasks.deliver.job import DestinationUse
 from tasks.deliver.plan import DeliveryPlan
@@ -60,7 +61,7 @@ class PipelineSummary(BaseModel):
 
     def one_line(self) -> str:
         """Human summary, e.g. ``job-1a2b: 80 rows merged from 111; 80 delivered, 0 failed ...``."""
-        text = f"{self.job_id}: {self.report.rows_out} rows merged from {self.report.rows_in}"
+        text = f"{self.job_id}: {plural(self.report.rows_out, 'row')} merged from {self.report.rows_in}"
         if d := self.delivery:
             text += (f"; {d.delivered} delivered, {d.failed} failed, {d.skipped_already_delivered} already delivered, "
                      f"{d.http_429} x 429 in {d.elapsed_s:.1f} s")
@@ -121,7 +122,8 @@ def chunk_parts(refs: Sequence[ChunkRef], results: dict[int, DeliverySummary], *
     cancelled; otherwise raises DeliveryError naming the chunks (run the job again to resume)."""
     missing = [ref for ref in refs if ref.index not in results]
     if missing and not cancelled:
-        raise DeliveryError(f"{len(missing)} chunk(s) were not delivered by any consumer ({missing[0].label}"
+        were = "was" if len(missing) == 1 else "were"
+        raise DeliveryError(f"{plural(len(missing), 'chunk')} {were} not delivered by any consumer ({missing[0].label}"
                             f"{', ...' if len(missing) > 1 else ''}); run the job again to resume")
     return [results.get(ref.index) or DeliverySummary(job_id=job_id, limit_key=limit_key, rows_total=ref.rows,
                                                       cancelled=True) for ref in refs]

@@ -54,3 +54,84 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path):
         [line] = proc.stderr.strip().splitlines()
         assert line.startswith("csv-merger: error: --") and ("is a directory" in line or "does not exist" in line)
     assert not (tmp_path / "out.csv").exists()  # refused before merging
+
+
+def _cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
+    env = {**__import__("os").environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+    return subprocess.run([sys.executable, "-m", "csv_merger", *args], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def test_run_refuses_bad_inputs_before_prefect_starts(tmp_path):
+    import os
+
+    good = tmp_path / "in.csv"
+    good.write_text("Work Email\nada@analytical.example\n", encoding="utf-8")
+    (tmp_path / "folder").mkdir()
+    os.mkfifo(tmp_path / "pipe")
+    cases = {str(tmp_path / "missing.csv"): "no such file", str(tmp_path / "folder"): "is a directory, not a file",
+             (tmp_path / "folder").as_uri(): "is a directory, not a file",
+             str(tmp_path / "pipe"): "not a regular file (a pipe or device?)",
+             str(tmp_path / "nope-*.csv"): "the pattern matches no file"}
+    if os.geteuid() != 0:  # root reads any file
+        unreadable = tmp_path / "secret.csv"
+        unreadable.write_text("Work Email\n", encoding="utf-8")
+        unreadable.chmod(0)
+        cases[str(unreadable)] = "cannot read the file: Permission denied"
+    for spec, reason in cases.items():
+        proc = _cli("run", str(good), spec, "--output-dir", str(tmp_path / "out"), tmp_path=tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        [line] = proc.stderr.strip().splitlines()
+        assert line.startswith("csv-merger: error: ") and line.endswith(f": {reason}"), line
+        assert not (tmp_path / "out").exists()  # the flow (which creates it) never started
+
+
+def test_deliver_names_a_directory_given_as_its_input(tmp_path):
+    proc = _cli("deliver", str(tmp_path), "--webhook-url", "https://example.com/hook", tmp_path=tmp_path)
+    assert proc.returncode == 1
+    assert proc.stderr.strip() == f"csv-merger: error: {tmp_path}: is a directory, not a file"
+
+
+def test_deliver_refuses_urls_and_options_before_printing_a_job_id(tmp_path):
+    merged = tmp_path / "in.csv"
+    merged.write_text("Work Email\nada@analytical.example\n", encoding="utf-8")
+    cases = [(["--webhook-url", "ftp://example.com/hook"], "http"),
+             (["--webhook-url", "http://127.0.0.1:9/hook"], "127.0.0.1"),
+             (["--webhook-url", "https://example.com/hook", "--burst", "0"], "burst must be >= 1"),
+             (["--webhook-url", "http://127.0.0.1:9/hook", "--allow-private-targets", "--payload", "nonsense"],
+              "--payload 'nonsense'")]
+    for args, reason in cases:
+        proc = _cli("deliver", str(merged), *args, tmp_path=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        [line] = proc.stderr.strip().splitlines()  # no "job id ... (run again ...)" before the refusal
+        assert line.startswith("csv-merger: error: ") and reason in line, line
+
+
+def test_a_rate_below_the_floor_is_refused_by_every_command(tmp_path):
+    merged = tmp_path / "in.csv"
+    merged.write_text("Work Email\nada@analytical.example\n", encoding="utf-8")
+    dead = tmp_path / "dead-letter-j1.csv"
+    dead.write_text("Work Email,_row_number,_status,_reason,_response,_attempts\nada@analytical.example,1,400,bad,,1\n",
+                    encoding="utf-8")
+    url = ["--webhook-url", "https://example.com/hook", "--rate", "1e-9"]
+    for args in (["run", str(merged), *url, "--output-dir", str(tmp_path / "out")], ["deliver", str(merged), *url],
+                 ["redeliver", str(dead), *url], ["deliver", str(merged), *url, "--dry-run"]):
+        proc = _cli(*args, tmp_path=tmp_path)
+        assert proc.returncode == 2, proc.stderr
+        assert proc.stderr.strip() == ("csv-merger: error: rate 1e-09 requests/s is below the floor of 0.01 "
+                                       "requests/s (one request every 100 s)")
+    assert not (tmp_path / "out").exists()
+
+
+def test_redeliver_help_names_its_dead_letter_input():
+    proc = subprocess.run([sys.executable, "-m", "csv_merger", "redeliver", "--help"], capture_output=True, text=True)
+    assert proc.returncode == 0
+    assert "Merged CSV" not in proc.stdout and "DEAD_LETTER_CSV" in proc.stdout
+    assert "Dead-letter file of an earlier deliver or run" in proc.stdout
+
+
+def test_counts_in_messages_agree_with_their_nouns():
+    from csv_merger.wording import plural
+
+    assert [plural(n, "row") for n in (0, 1, 2)] == ["0 rows", "1 row", "2 rows"]
+    assert plural(1234, "record", sep=True) == "1,234 records"

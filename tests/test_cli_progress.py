@@ -120,5 +120,7 @@ def test_run_progress_lines_show_the_destinations(tmp_path, sink_factory):
     assert done.returncode == 0, done.stderr
     lines = [line for line in done.stderr.splitlines() if " rows (" in line]
     assert any("dest 1 50,000 of 50,000, dest 2 " in line for line in lines), lines
+    first = done.stderr.splitlines()[0]  # the job id before any progress, so a stopped run can be resumed
+    assert re.fullmatch(r"csv-merger: job id (job-\w+) \(run again with --job-id \1 to resume\)", first), first
     assert full.stats()["accepted"] == 10 and spare.stats()["accepted"] == 110
     assert "50,000 of 50,000 used" in done.stdout and "110 of 50,000 used" in done.stdout

@@ -120,7 +120,7 @@ def test_flaky_target_and_one_rejected_row(tmp_path, sink_factory):
     proc = run(deliver_args(rows, sink.url, "--rate", 200, "--burst", 20, "--dead-letter", dead,
                             "--summary", summary), tmp_path)
     assert proc.returncode == 3, proc.stderr
-    assert "1 rows not delivered" in proc.stderr and "Traceback" not in proc.stderr
+    assert "1 row not delivered" in proc.stderr and "Traceback" not in proc.stderr
     (row,) = read_csv(dead)
     assert row["_row_number"] == "57" and row["Work Email"] == "p57@example.com"
     assert row["_status"] == "400" and "HTTP 400" in row["_reason"] and "not retried" in row["_reason"]

@@ -434,8 +434,9 @@ async def test_unsafe_webhook_url_is_refused(make_client, url):
 
 async def test_bad_numbers_and_unknown_uploads_name_the_field(make_client):
     client = await make_client()
-    r = await client.post("/api/jobs", json={"uploads": ["abc"], "rate": -1})
-    assert r.status_code == 422 and r.json()["field"] == "rate"
+    for rate in (-1, 1e-9):  # 1e-9: below the floor of 0.01 requests/s (tasks.deliver.job.MIN_RATE)
+        r = await client.post("/api/jobs", json={"uploads": ["abc"], "rate": rate})
+        assert r.status_code == 422 and r.json()["field"] == "rate"
     r = await client.post("/api/jobs", json={"uploads": ["0123456789abcdef"], "mode": "merge_only"})
     assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"]
 

@@ -2,6 +2,7 @@
 
 import re
 import shlex
+import sys
 from pathlib import Path
 
 import typer
@@ -32,6 +33,11 @@ def resume_command(job_id: str) -> str:
         out.append(_masked(arg) if previous == "--redis-url" or arg.startswith("--redis-url=") else arg)
         previous = arg
     return shlex.join(["csv-merger", *out, "--job-id", job_id])
+
+
+def announce_job(job_id: str) -> None:
+    """Print the job id on stderr as delivery starts, so an interrupted job can be resumed."""
+    print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
 
 def _masked(value: str) -> str:

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import csv
 import functools
+import inspect
 import sys
 import threading
 from pathlib import Path
@@ -23,11 +24,12 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS, app, check_output_paths,
-                              option_or_setting)
+from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS, announce_job, app,
+                              check_output_paths, option_or_setting)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
+from csv_merger.wording import plural
 
 
 def _auth_token(flag: str | None, block: str | None) -> str | None:
@@ -52,12 +54,11 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
                 table_type: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
     """(rows, job id) of a merged CSV, or of a dead-letter file for a re-delivery
     (then the original job id is required). Raises InputError / ConfigError."""
-    from csv_merger.errors import InputError
     from tasks.deliver import default_job_id, read_merged_csv
     from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS, read_dead_letter
+    from tasks.merge.sources import check_readable_file
 
-    if not path.is_file():
-        raise InputError(str(path), "no such file")
+    check_readable_file(path)
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         header = set(next(csv.reader(f), []))
     if not header.issuperset(DEAD_LETTER_COLUMNS):
@@ -68,6 +69,19 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
         raise ConfigError(f"{path} is a dead-letter file: give the original job's --job-id (printed by the run "
                           "that wrote it), so each row keeps its Idempotency-Key")
     return read_dead_letter(path), job_id
+
+
+def _refuse_before_start(config) -> None:
+    """The refusals opening the delivery would make (numbers, URLs, payload mode or template), made
+    before the job id is printed: it is printed only when work will start. Raises ConfigError /
+    UnsafeTargetError."""
+    from csv_merger.safety import check_target
+    from tasks.deliver.payloads import make_body_builder
+
+    config.validate()
+    for url in config.webhook_urls:
+        check_target(url, config.allow_private_targets)
+    make_body_builder(config.payload, config.table_type, config.job_id)
 
 
 @app.command()
@@ -123,6 +137,7 @@ def deliver(
         allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
         suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
+    _refuse_before_start(config)
     identities = functools.partial(lead_identities, table_type=table_type)
     if dry_run:
         from csv_merger.cli.plan import print_plan
@@ -130,7 +145,7 @@ def deliver(
 
         print_plan(asyncio.run(plan_delivery(rows, config, identities)))
         return
-    print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
+    announce_job(job_id)
 
     import logging
 
@@ -156,7 +171,7 @@ def deliver(
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
     print(f"delivered {summary.delivered}/{summary.rows_total} rows, {summary.failed} failed,"
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
-          f" {summary.attempts} requests in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
+          f" {plural(summary.attempts, 'request')} in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
     if summary.learned_rate is not None:
         print(f"rate learned for {summary.limit_key}: {summary.learned_rate:g}/s of {config.rate:g}/s configured")
@@ -168,7 +183,7 @@ def deliver(
     if refused is not None:
         raise refused
     if summary.failed:
-        raise DeliveryIncomplete(f"{summary.failed} rows not delivered: see {summary.dead_letter_path}")
+        raise DeliveryIncomplete(f"{plural(summary.failed, 'row')} not delivered: see {summary.dead_letter_path}")
     if summary.cancelled:
         raise typer.Exit(stop.exit_code)
 
@@ -188,5 +203,20 @@ def redeliver(**options) -> None:
     deliver(**options)
 
 
+def _redeliver_help(parameter):
+    """``deliver``'s parameter as redeliver shows it: its input is a dead-letter file, whose name gives the job id."""
+    if parameter.name == "in_csv":
+        return parameter.replace(default=typer.Argument(
+            ..., metavar="DEAD_LETTER_CSV", help="Dead-letter file of an earlier deliver or run (the undelivered rows "
+            "with _row_number, _status, _reason, _response, _attempts columns)."))
+    if parameter.name == "job_id":
+        return parameter.replace(default=typer.Option(
+            None, "--job-id", help="The original job's id (default: from the file name dead-letter-JOB.csv; "
+            "a run's dead-letter.csv needs it)."))
+    return parameter
+
+
+_signature = inspect.signature(deliver)
+redeliver.__signature__ = _signature.replace(parameters=[_redeliver_help(p) for p in _signature.parameters.values()])
 app.command("redeliver", help="Send a dead-letter file's rows again, each with its original Idempotency-Key "
                               "(same options as deliver).")(redeliver)

@@ -14,6 +14,7 @@ from typing import Annotated, Optional
 import typer
 
 from csv_merger.cli.app import app, check_output_paths
+from csv_merger.wording import plural
 
 
 def warning_lines(result) -> list[str]:
@@ -70,6 +71,7 @@ def merge(
     if not quiet:  # what the report holds, in short: nothing a user should miss stays hidden in JSON
         for line in warning_lines(result):
             print(f"csv-merger: warning: {line}", file=sys.stderr)
-    print(f"merged {result.rows_in:,} rows from {len(result.files) - len(skipped)} files into "
-          f"{result.rows_out:,} records ({result.duplicates_merged:,} duplicates merged"
-          f"{f', {len(skipped)} files skipped' if skipped else ''}): {output}")
+    files = plural(len(result.files) - len(skipped), "file")
+    print(f"merged {plural(result.rows_in, 'row', sep=True)} from {files} into "
+          f"{plural(result.rows_out, 'record', sep=True)} ({plural(result.duplicates_merged, 'duplicate', sep=True)} "
+          f"merged{', ' + plural(len(skipped), 'file') + ' skipped' if skipped else ''}): {output}")

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from csv_merger.wording import plural
+
 
 def print_plan(plan) -> None:
     """The plan on stdout: counts, skips, destination capacity, refused rows (first 10), the first bodies,
     the estimate."""
-    print(f"dry run: job {plan.job_id}, limit key {plan.limit_key}: {plan.rows_total} rows, "
+    print(f"dry run: job {plan.job_id}, limit key {plan.limit_key}: {plural(plan.rows_total, 'row')}, "
           f"{plan.already_delivered} already delivered, {plan.to_send} to send, "
           f"{len(plan.refused)} would be dead-lettered without sending")
     print(f"skipped: {plan.already_at_destination} already at the destination, {plan.suppressed} suppressed")
@@ -14,9 +16,9 @@ def print_plan(plan) -> None:
         left = f", {max(0, use.ceiling - use.used):,} left" if use.ceiling else ""
         print(f"destination {use.text()}{left}")
     if plan.fits:
-        print(f"capacity: the {plan.to_send} rows to send fit")
+        print(f"capacity: the {plural(plan.to_send, 'row')} to send {'fits' if plan.to_send == 1 else 'fit'}")
     else:
-        print(f"capacity: only {plan.room:,} of the {plan.to_send} rows to send fit; the rest would be "
+        print(f"capacity: only {plan.room:,} of the {plural(plan.to_send, 'row')} to send fit; the rest would be "
               "dead-lettered as not-sent (add a destination: --webhook-url again)")
     for number, reason in plan.refused[:10]:
         print(f"  row {number}: {reason}")

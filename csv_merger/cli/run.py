@@ -18,8 +18,8 @@ from typing import Optional
 
 import typer
 
-from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, app, check_output_dir,
-                                check_output_paths, option_or_setting, resume_command)
+from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, announce_job, app,
+                                check_output_dir, check_output_paths, option_or_setting, resume_command)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
@@ -98,6 +98,7 @@ def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, outpu
 
     reset_local_cancel()
     meter = DeliveryMeter(burst=params.get("burst") or 0, quiet=quiet, every_s=PROGRESS_EVERY_S)
+    DeliveryProgress.on_start.append(announce_job)  # the job id first: progress lines follow
     DeliveryProgress.listeners.append(meter.update)
     try:
         with GracefulStop(request_local_cancel, CANCELLING) as stop:
@@ -105,6 +106,7 @@ def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, outpu
                                                          **params))
     finally:
         DeliveryProgress.listeners.remove(meter.update)
+        DeliveryProgress.on_start.remove(announce_job)
         meter.close()
     summary = summary_of(state)
     if output is not None:
@@ -200,8 +202,11 @@ def run(
     """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
     from csv_merger.settings import get_settings
 
+    from tasks.merge.sources import check_local_inputs
+
     if table_type not in ("people", "company"):
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+    check_local_inputs(files)  # the merge's own checks, now: Prefect takes many seconds to start
     check_output_paths(summary=summary_path, output=output)
     check_output_dir("output_dir", output_dir)
     if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters

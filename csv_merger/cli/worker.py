@@ -21,6 +21,7 @@ import typer
 
 from csv_merger.cli.app import app
 from csv_merger.cli.stopping import GracefulStop
+from csv_merger.wording import plural
 from csv_merger.errors import ConfigError
 
 STOP_WAIT_S = 60.0  # for the cancelled runs' requests in flight, then for Prefect's worker to exit
@@ -101,7 +102,7 @@ def _stop_gracefully(child) -> None:
     from prefect.states import Cancelling
 
     runs = _flow_run_processes(child.pid)
-    print(f"csv-merger worker: stopping: cancelling {len(runs)} flow run(s) (again to abort)",
+    print(f"csv-merger worker: stopping: cancelling {plural(len(runs), 'flow run')} (again to abort)",
           file=sys.stderr, flush=True)
     with get_client(sync_client=True) as client:
         for run_id in runs:

@@ -34,6 +34,7 @@ from csv_merger.web.retry import start_retry
 from csv_merger.web.targets import checked_webhooks, destination_capacity
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge, link_input
 from csv_merger.web.window import next_window_start
+from tasks.deliver.job import MIN_RATE
 from tasks.merge import IGNORE, KEEP
 from tasks.merge.headers import ColumnMapping
 from tasks.merge.headers.presets import Preset, PresetStore, frozen_mapping
@@ -66,7 +67,7 @@ class JobRequest(MergePreviewRequest):
     mode: Literal["deliver", "merge_only"] = "deliver"
     dry_run: bool = False
     auth_token: SecretStr | None = None
-    rate: float | None = Field(None, gt=0, le=10_000)
+    rate: float | None = Field(None, ge=MIN_RATE, le=10_000)  # requests/s: tasks.deliver.job.MIN_RATE says why
     burst: int | None = Field(None, ge=1, le=100_000)
     chunk_size: int | None = Field(None, ge=1, le=1_000_000)
     schedule: Literal["now", "off_hours"] = "now"

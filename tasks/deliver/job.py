@@ -15,6 +15,12 @@ from csv_merger.schema import TableType
 from tasks.deliver.unreachable import UNREACHABLE_STOP_S
 
 
+MIN_RATE = 0.01
+"""Lowest rate accepted, in requests/s (one request per 100 s). Clay grants 10/s; below this a 50,000-row
+destination takes 58 days, so a lower rate is a typo or a per-minute/per-hour figure (1e-9/s
+is one request per 31 years), never a plan."""
+
+
 @dataclass
 class DeliveryConfig:
     """One delivery job. Rates in requests/s, sizes in bytes, times in s.
@@ -61,7 +67,8 @@ class DeliveryConfig:
             raise ConfigError("webhook_urls must start with webhook_url")
         if len({u.strip() for u in self.webhook_urls}) < len(self.webhook_urls):
             raise ConfigError("the same webhook URL is given twice: each destination once")
-        checks = ((self.rate > 0, "rate must be > 0 requests/s"), (self.burst >= 1, "burst must be >= 1"),
+        checks = ((self.rate >= MIN_RATE, f"rate {self.rate:g} requests/s is below the floor of {MIN_RATE:g} "
+                                          f"requests/s (one request every {1 / MIN_RATE:g} s)"), (self.burst >= 1, "burst must be >= 1"),
                   (self.concurrency >= 1, "concurrency must be >= 1"),
                   (self.max_attempts >= 1, "max attempts must be >= 1"),
                   (self.retry_budget_s > 0, "retry budget must be > 0 s"),

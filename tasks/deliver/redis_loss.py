@@ -28,6 +28,7 @@ import time
 from pathlib import Path
 
 from csv_merger.errors import DeliveryError, RedisUnavailableError
+from csv_merger.wording import plural
 
 log = logging.getLogger("csv_merger.delivery")
 
@@ -46,8 +47,9 @@ class RedisGone(RedisUnavailableError):
     @classmethod
     def stopped(cls, cause: BaseException | str, *, delivered: int, unrecorded: int, job_id: str) -> RedisGone:
         """The error for a delivery that stopped on ``cause``, its counts in the message."""
-        return cls(f"{cause}; delivery stopped after {delivered} rows were delivered ({unrecorded} of them not"
-                   f" recorded in the ledger: a resume with --job-id {job_id} sends those again with the same"
+        were = "was" if delivered == 1 else "were"
+        return cls(f"{cause}; delivery stopped after {plural(delivered, 'row')} {were} delivered ({unrecorded} of"
+                   f" them not recorded in the ledger: a resume with --job-id {job_id} sends those again with the same"
                    " Idempotency-Key)", cause=str(cause), delivered=delivered, unrecorded=unrecorded, job_id=job_id)
 
     def with_hint(self, hint: str) -> RedisGone:

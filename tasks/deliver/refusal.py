@@ -10,6 +10,7 @@ is delivered, or a row ends otherwise, the rule is off for the run.
 
 from __future__ import annotations
 
+from csv_merger.wording import plural
 from tasks.deliver.job import DeliverySummary
 
 REFUSED_STOP_AFTER = 10  # first N finished rows all refused the same way (and none delivered): stop
@@ -45,6 +46,7 @@ class RefusalWatch:
     def reason(self, s: DeliverySummary) -> str:
         """The summary's ``stopped_reason`` after the stop fired."""
         not_sent = s.rows_total - s.delivered - s.failed - s.skipped_already_delivered
-        return (f"stopped after {self.count} rows: the target answered {self.status} to every one"
-                f" (check the auth token / webhook URL); {s.failed} rows in the dead-letter file, {not_sent} not sent;"
+        return (f"stopped after {plural(self.count, 'row')}: the target answered {self.status} to every one"
+                f" (check the auth token / webhook URL); {plural(s.failed, 'row')} in the dead-letter file, {not_sent}"
+                " not sent;"
                 f" fix it and run again with --job-id {s.job_id}")

@@ -20,6 +20,8 @@ from typing import TYPE_CHECKING
 
 import httpx
 
+from csv_merger.wording import plural
+
 if TYPE_CHECKING:  # job.py takes its default from here
     from tasks.deliver.job import DeliverySummary
 
@@ -87,5 +89,5 @@ class UnreachableWatch:
         not_sent = s.rows_total - s.delivered - s.failed - s.skipped_already_delivered
         dead = f", {s.failed} in the dead-letter file" if s.failed else ""
         return (f"stopped: could not connect to {self.target} for {self.stop_s:g} s ({self.cause}) and no request"
-                f" ever reached it: check the webhook URL; {not_sent} rows not sent{dead};"
+                f" ever reached it: check the webhook URL; {plural(not_sent, 'row')} not sent{dead};"
                 f" fix it and run again with --job-id {s.job_id}")

@@ -35,16 +35,32 @@ def _is_url(spec: str) -> bool:
     return len(scheme) > 1 and "://" in spec  # "C:\\x" is a Windows drive, not a scheme
 
 
+def check_readable_file(path: str | Path) -> None:
+    """Raise InputError naming ``path`` unless it is a regular file this process can read: "no such
+    file", "is a directory, not a file", "not a regular file (a pipe or device?)" or "cannot read the
+    file: <reason>". Opens the file (never a pipe: the type is checked first) and reads nothing."""
+    p = Path(path)
+    if not p.exists():
+        raise InputError(str(path), "no such file")
+    if p.is_dir():
+        raise InputError(str(path), "is a directory, not a file")
+    if not p.is_file():
+        raise InputError(str(path), "not a regular file (a pipe or device?)")
+    try:
+        with open(p, "rb"):
+            pass
+    except OSError as exc:
+        raise InputError(str(path), f"cannot read the file: {exc.strerror or exc}") from None
+
+
 def _expand_local(spec: str) -> list[Path]:
     if _GLOB_CHARS & set(spec):
         matches = sorted(glob.glob(spec, recursive=True))
         if not matches:
             raise InputError(spec, "the pattern matches no file")
         return [Path(m) for m in matches if Path(m).is_file()]
-    path = Path(spec)
-    if not path.is_file():
-        raise InputError(spec, "no such file" if not path.exists() else "not a regular file")
-    return [path]
+    check_readable_file(spec)
+    return [Path(spec)]
 
 
 def _fetch_http(url: str, target: Path, checked: CheckedTarget | None) -> None:
@@ -84,6 +100,17 @@ def _download(url: str, dest: Path, allow_private: bool) -> Path:
     except (OSError, ValueError) as exc:
         raise InputError(url, f"cannot download: {exc}") from None
     return target
+
+
+def check_local_inputs(files: Sequence[str]) -> None:
+    """The checks ``resolve_inputs`` makes of local paths, globs and ``file://`` URLs, with its
+    errors, without downloading anything (other URLs are checked when fetched): lets a command
+    refuse a missing, unreadable or non-file input before slow work starts. Raises InputError."""
+    for spec in map(str, files):
+        if not _is_url(spec):
+            _expand_local(spec)
+        elif urlsplit(spec).scheme == "file":
+            _expand_local(unquote(urlsplit(spec).path))
 
 
 def resolve_inputs(files: Sequence[str], dest_dir: str | Path, *, allow_private: bool = False) -> list[Path]:

@@ -1,0 +1,9 @@
+"""Wording of user-facing messages."""
+
+from __future__ import annotations
+
+
+def plural(n: int, noun: str, *, sep: bool = False) -> str:
+    """``n`` and ``noun`` in the number ``n`` asks for: ``"1 row"``, ``"0 rows"``, ``"2 rows"`` (regular
+    plurals only: ``noun + "s"``). ``sep``: thousands separators (``"1,234 rows"``)."""
+    return (f"{n:,}" if sep else str(n)) + " " + (noun if n == 1 else noun + "s")
