@@ -121,6 +121,8 @@ def test_a_rate_below_the_floor_is_refused_by_every_command(tmp_path):
         assert proc.stderr.strip() == ("csv-merger: error: rate 1e-09 requests/s is below the floor of 0.01 "
                                        "requests/s (one request every 100 s)")
     assert not (tmp_path / "out").exists()
+    nan = _cli("deliver", str(merged), *url[:-1], "nan", tmp_path=tmp_path)
+    assert nan.returncode == 2 and nan.stderr.strip() == "csv-merger: error: rate nan is not a number of requests/s"
 
 
 def test_redeliver_help_names_its_dead_letter_input():

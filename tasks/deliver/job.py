@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import hashlib
+import math
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -67,8 +68,10 @@ class DeliveryConfig:
             raise ConfigError("webhook_urls must start with webhook_url")
         if len({u.strip() for u in self.webhook_urls}) < len(self.webhook_urls):
             raise ConfigError("the same webhook URL is given twice: each destination once")
-        checks = ((self.rate >= MIN_RATE, f"rate {self.rate:g} requests/s is below the floor of {MIN_RATE:g} "
-                                          f"requests/s (one request every {1 / MIN_RATE:g} s)"), (self.burst >= 1, "burst must be >= 1"),
+        checks = ((math.isfinite(self.rate), f"rate {self.rate:g} is not a number of requests/s"),
+                  (self.rate >= MIN_RATE, f"rate {self.rate:g} requests/s is below the floor of {MIN_RATE:g} "
+                                          f"requests/s (one request every {1 / MIN_RATE:g} s)"),
+                  (self.burst >= 1, "burst must be >= 1"),
                   (self.concurrency >= 1, "concurrency must be >= 1"),
                   (self.max_attempts >= 1, "max attempts must be >= 1"),
                   (self.retry_budget_s > 0, "retry budget must be > 0 s"),
