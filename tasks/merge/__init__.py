@@ -17,4 +17,5 @@ from tasks.merge.report import FileReport, MergeReport
 from tasks.merge.sources import resolve_inputs
 
 __all__ = ["IGNORE", "KEEP", "FileReport", "MergeReport", "inspect_file", "iter_neutralised_csv", "load_mapping_file",
-           "map_headers", "merge_files", "no_records_error", "open_csv", "open_source", "resolve_inputs", "source_labels"]
+           "map_headers", "merge_files", "no_records_error", "open_csv", "open_source", "resolve_inputs",
+           "source_labels"]

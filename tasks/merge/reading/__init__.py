@@ -77,5 +77,6 @@ def open_source(path: str | Path) -> Source:
     return open_spreadsheet(path) if is_spreadsheet(path) else open_csv(path)
 
 
-__all__ = ["BLOCK_BYTES", "DELIMITERS", "EMPTY_FILE", "MIXED_FALLBACK", "ONLY_HEADER", "BadRow", "CsvSource", "RawRow", "SheetSource", "Source",
-           "clean_header", "is_spreadsheet", "no_rows_reason", "open_csv", "open_source", "split_sheet", "workbook_inputs"]
+__all__ = ["BLOCK_BYTES", "DELIMITERS", "EMPTY_FILE", "MIXED_FALLBACK", "ONLY_HEADER", "BadRow", "CsvSource",
+           "RawRow", "SheetSource", "Source", "clean_header", "is_spreadsheet", "no_rows_reason", "open_csv",
+           "open_source", "split_sheet", "workbook_inputs"]
