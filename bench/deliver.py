@@ -21,7 +21,6 @@ redis-server, ``csv-merger deliver`` processes. Figures are printed side by side
 from __future__ import annotations
 
 import asyncio
-import csv
 import json
 import os
 import subprocess
@@ -35,7 +34,7 @@ sys.path.insert(0, str(REPO))
 os.environ.setdefault("DO_NOT_TRACK", "1")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 
-from csv_merger.testing import RedisServer, Sink  # noqa: E402
+from csv_merger.testing import RedisServer, Sink, write_merged_csv  # noqa: E402
 from tasks.deliver.ratelimit import LimitPolicy, make_limiter  # noqa: E402
 
 STARTED: list = []  # every process this run started, ended in main() whatever happens
@@ -43,14 +42,10 @@ ROW = "{:>28}  {:>12}  {}"
 
 
 def write_rows(path: Path, count: int, start: int = 0) -> Path:
-    """A merged-CSV-shaped file of ``count`` people."""
-    with open(path, "w", newline="", encoding="utf-8") as out:
-        writer = csv.writer(out)
-        writer.writerow(["First Name", "Last Name", "Job Title", "Work Email", "Company Name", "Source"])
-        for i in range(start, start + count):
-            writer.writerow([f"Ann{i}", f"Lee{i}", "Head of Sales", f"ann{i}@acme{i % 97}.com",
-                             f"Acme {i % 97}", "bench.csv"])
-    return path
+    """A merged CSV of ``count`` people."""
+    return write_merged_csv(path, ({"First Name": f"Ann{i}", "Last Name": f"Lee{i}", "Job Title": "Head of Sales",
+                                    "Work Email": f"ann{i}@acme{i % 97}.com", "Company Name": f"Acme {i % 97}",
+                                    "Source": "bench.csv"} for i in range(start, start + count)))
 
 
 def deliver(tmp: Path, csv_path: Path, url: str, *extra: str) -> subprocess.Popen:

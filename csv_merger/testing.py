@@ -1,5 +1,6 @@
 """Real processes for tests and benchmarks: a throw-away ``redis-server``, a
-``csv-merger sink`` and a ``prefect server``, each on a free port of 127.0.0.1.
+``csv-merger sink`` and a ``prefect server``, each on a free port of 127.0.0.1;
+and ``write_merged_csv`` for a delivery input laid out as the merge writes it.
 
 Imported by ``tests/conftest.py`` (as fixtures) and by ``bench/*.py``; no
 pytest import here, so a benchmark runs with the package alone. Both raise
@@ -8,6 +9,7 @@ RuntimeError with a one-line reason when the process cannot start.
 
 from __future__ import annotations
 
+import csv
 import json
 import os
 import shutil
@@ -15,7 +17,10 @@ import socket
 import subprocess
 import sys
 import time
+from collections.abc import Iterable, Mapping, Sequence
 from pathlib import Path
+
+from csv_merger.schema import fields_for
 
 
 def find_free_port() -> int:
@@ -189,3 +194,17 @@ class PrefectServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+
+
+def write_merged_csv(path: Path, records: Iterable[Mapping[str, str]], *, kept: Sequence[str] = (),
+                     table_type: str = "people") -> Path:
+    """Write ``records`` ({column: text}) as ``csv-merger merge`` lays them
+    out, so ``csv-merger deliver`` takes the file: every canonical field of
+    ``table_type`` (``Source`` included), then the ``kept`` columns; a
+    missing cell is empty (and so left out of a flat payload). UTF-8, RFC 4180."""
+    columns = [*fields_for(table_type), *kept]
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        writer = csv.DictWriter(f, columns)
+        writer.writeheader()
+        writer.writerows(records)
+    return path

@@ -6,6 +6,8 @@ in the inbox (not in sub-folders) and:
 
 - a file that cannot be read (binary, undecodable, not CSV) moves to
   ``failed/<date>/`` at once, with ``<name>.error.txt`` giving the reason;
+  so do the files when none of them has a data row (empty or header only:
+  the merge refuses that); one such file among others is merged (a warning);
 - the readable files are merged and delivered as ONE ``merge-and-deliver``
   job (a subflow run). Completed: they move to ``processed/<date>/``.
   Some rows dead-lettered: they move to ``failed/<date>/`` with the
@@ -31,7 +33,8 @@ from csv_merger.errors import InputError
 from csv_merger.settings import get_settings
 from flows.merge_and_deliver import merge_and_deliver, summary_of
 from tasks.events import emit_inbox_empty
-from tasks.merge import open_csv
+from tasks.merge import no_records_error, open_csv
+from tasks.merge.reading import no_rows_reason
 from tasks.summary import PipelineSummary
 
 
@@ -77,13 +80,19 @@ def nightly_inbox(inbox: str | None = None, webhook_url: str | None = None, tabl
     processed_dir, failed_dir = root / "processed" / day, root / "failed" / day
     result = InboxResult()
     readable = []
+    no_rows = []
     for path in sorted(p for p in root.glob("*.csv") if p.is_file()):
         try:
-            open_csv(path)
+            no_rows.append(no_rows_reason(open_csv(path)))
             readable.append(path)
         except InputError as exc:
             result.failed.append(str(_fail_unreadable(path, failed_dir, str(exc))))
             log.warning("%s moved to %s: %s", path.name, failed_dir, exc.reason)
+    if readable and all(no_rows):  # the merge would refuse them every night: fail them once
+        error = no_records_error([(p.name, r) for p, r in zip(readable, no_rows)])
+        result.failed += [str(_fail_unreadable(p, failed_dir, str(error))) for p in readable]
+        log.warning("%s moved to %s: %s", ", ".join(p.name for p in readable), failed_dir, error.reason)
+        readable = []
     if not readable:
         log.info("inbox %s: no new CSV file", root)
         emit_inbox_empty(str(root))

@@ -4,7 +4,6 @@ warnings with -q; ``--help`` whole at 80 columns."""
 
 from __future__ import annotations
 
-import csv
 import os
 import pty
 import re
@@ -17,17 +16,14 @@ from pathlib import Path
 import pytest
 
 from csv_merger.cli.progress import DeliveryMeter, destination_parts
+from csv_merger.testing import write_merged_csv
 from tasks.deliver.job import DestinationUse
 
 COMMANDS = ("merge", "deliver", "run", "web", "worker", "sink", "setup", "demo")
 
 
 def _rows(path: Path, n: int) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["First Name", "Work Email"])
-        w.writerows([f"Ann{i}", f"ann{i}@acme.example"] for i in range(n))
-    return path
+    return write_merged_csv(path, ({"First Name": f"Ann{i}", "Work Email": f"ann{i}@acme.example"} for i in range(n)))
 
 
 def _deliver_args(path: Path, url: str, *extra: str) -> list[str]:

@@ -7,6 +7,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import shutil
 import signal
 import subprocess
@@ -17,19 +18,16 @@ import pytest
 import redis
 from conftest import REPO
 
-from csv_merger.testing import find_free_port, wait_for_port
+from csv_merger.testing import find_free_port, wait_for_port, write_merged_csv
 
 CLI = str(REPO / ".venv" / "bin" / "csv-merger") if (REPO / ".venv" / "bin" / "csv-merger").exists() \
     else shutil.which("csv-merger")
 
 
 def write_rows(path: Path, count: int, *, start: int = 1, prefix: str = "p") -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["First Name", "Last Name", "Work Email", "Company Name", "Notes"])
-        for i in range(start, start + count):
-            w.writerow([f"First{i}", f"Last{i}", f"{prefix}{i}@example.com", f"Company {i}", f'note "{i}"'])
-    return path
+    return write_merged_csv(path, ({"First Name": f"First{i}", "Last Name": f"Last{i}",
+                                    "Work Email": f"{prefix}{i}@example.com", "Company Name": f"Company {i}",
+                                    "Notes": f'note "{i}"'} for i in range(start, start + count)), kept=["Notes"])
 
 
 def env(tmp_path: Path, **extra: str) -> dict[str, str]:
@@ -305,9 +303,9 @@ def test_rows_never_sent_are_dead_lettered_with_the_reason(tmp_path, sink_factor
     sent, dead-lettered; every other row delivered. (The destination's
     ceiling: tests/test_destinations.py.)"""
     sink = sink_factory()
-    rows = tmp_path / "rows.csv"
-    rows.write_text("Work Email,Notes\na@x.com,fine\nb@x.com,\"says \"\"hi\"\"\"\nc@x.com," + "x" * 600
-                    + "\nd@x.com,fine too\n" + "".join(f"e{i}@x.com,ok\n" for i in range(4)))
+    notes = [("a@x.com", "fine"), ("b@x.com", 'says "hi"'), ("c@x.com", "x" * 600), ("d@x.com", "fine too"),
+             *((f"e{i}@x.com", "ok") for i in range(4))]
+    rows = write_merged_csv(tmp_path / "rows.csv", ({"Work Email": e, "Notes": n} for e, n in notes), kept=["Notes"])
     template = tmp_path / "t.j2"
     template.write_text('{"email": {{ row["Work Email"] | tojson }}, "notes": "{{ row["Notes"] }}"}')
     dead = tmp_path / "dead.csv"
@@ -394,15 +392,17 @@ def test_auth_token_from_a_prefect_secret_block(prefect_harness):
 
 def test_merged_csv_problems_are_input_errors_naming_the_file(tmp_path):
     from csv_merger.errors import InputError
+    from csv_merger.schema import PEOPLE_FIELDS
     from tasks.deliver import read_merged_csv
 
+    header, width = ",".join(PEOPLE_FIELDS), len(PEOPLE_FIELDS)  # a merged header: every field, Source last
     dupes = tmp_path / "dupes.csv"
-    dupes.write_text("Work Email,Notes,Notes\na@x.com,1,2\n")
+    dupes.write_text(f"{header},Notes,Notes\na@x.com\n")
     with pytest.raises(InputError, match=r"dupes.csv: duplicate column names \['Notes'\]"):
         list(read_merged_csv(dupes))
     long_row = tmp_path / "long.csv"
-    long_row.write_text("Work Email,Notes\na@x.com,1\nb@x.com,2,3\n")
-    with pytest.raises(InputError, match=r"long.csv, line 3: row 2 has 3 cells, the header has 2"):
+    long_row.write_text(f"{header}\na@x.com\n" + "b," * width + "c\n")
+    with pytest.raises(InputError, match=rf"long.csv, line 3: row 2 has {width + 1} cells, the header has {width}"):
         list(read_merged_csv(long_row))
     for sep, name in ((";", "semicolon"), ("\t", "tab"), ("|", "pipe")):
         raw = tmp_path / "raw.csv"
@@ -410,13 +410,42 @@ def test_merged_csv_problems_are_input_errors_naming_the_file(tmp_path):
         with pytest.raises(InputError, match=rf"raw.csv, line 1: the header is one column holding {name} "):
             list(read_merged_csv(raw))
     unclosed = tmp_path / "unclosed.csv"
-    unclosed.write_text('Work Email,Notes\na@x.com,ok\nb@x.com,"never closed\nc@x.com,swallowed\n')
+    unclosed.write_text(f'{header}\na@x.com,ok\nb@x.com,"never closed\nc@x.com,swallowed\n')
     with pytest.raises(InputError, match=r"unclosed.csv: row 2 opens a quote that is never closed"):
         list(read_merged_csv(unclosed))
     short = tmp_path / "short.csv"
-    short.write_text("Work Email,Notes\r\na@x.com\r\n\r\n\"b@x.com\",\"two\r\nlines\"\r\n")
-    assert list(read_merged_csv(short)) == [(1, {"Work Email": "a@x.com", "Notes": ""}),
-                                            (2, {"Work Email": "b@x.com", "Notes": "two\r\nlines"})]
+    short.write_text(f'{header}\r\na@x.com\r\n\r\n"b@x.com","two\r\nlines"\r\n')
+    rows = list(read_merged_csv(short))
+    assert [list(row) for _, row in rows] == [list(PEOPLE_FIELDS)] * 2  # padded with ""
+    assert [(n, {k: v for k, v in row.items() if v}) for n, row in rows] == [
+        (1, {"First Name": "a@x.com"}), (2, {"First Name": "b@x.com", "Last Name": "two\r\nlines"})]
+
+
+def test_a_merged_header_is_required_and_a_header_alone_is_no_input(tmp_path):
+    """A raw export, a partial header, an empty, BOM-only or header-only file: one InputError each."""
+    from csv_merger.errors import InputError
+    from csv_merger.schema import COMPANY_FIELDS, PEOPLE_FIELDS
+    from tasks.deliver import read_merged_csv
+
+    partial = tmp_path / "partial.csv"
+    partial.write_text("First Name,Work Email,Notes\nAnn,ann@x.com,hi\n")
+    with pytest.raises(InputError) as refused:
+        list(read_merged_csv(partial))
+    assert str(refused.value) == (
+        f"{partial}, line 1: not a merged CSV: its header lacks 16 merged column(s) (Last Name, Full Name, "
+        "Job Title, Personal Email, Phone Number, LinkedIn Profile and 10 more); run `csv-merger merge` first, "
+        "or `csv-merger run` to merge and deliver in one step")
+    company = tmp_path / "company.csv"  # the company schema, its e-mails numbered, plus kept columns
+    company.write_text(",".join(COMPANY_FIELDS).replace("Company Email", "Company Email 1,Company Email 2")
+                       + ",Notes\nAcme,acme.example\n")
+    assert [row["Company Domain"] for _, row in read_merged_csv(company)] == ["acme.example"]
+    for name, text, reason in (("empty.csv", "", "empty file (no header, no rows)"),
+                               ("bom.csv", "\ufeff", "empty file (no header, no rows)"),
+                               ("header.csv", ",".join(PEOPLE_FIELDS) + "\r\n\r\n", "no data rows: only a header")):
+        path = tmp_path / name
+        path.write_text(text, encoding="utf-8")
+        with pytest.raises(InputError, match="^" + re.escape(f"{path}: {reason}")):
+            list(read_merged_csv(path))
 
 
 def test_a_raw_semicolon_export_is_refused_before_anything_is_sent(tmp_path, sink_factory):
@@ -428,17 +457,25 @@ def test_a_raw_semicolon_export_is_refused_before_anything_is_sent(tmp_path, sin
     assert proc.returncode == 1
     assert proc.stderr.strip().splitlines() == [
         f"csv-merger: error: {raw}, line 1: the header is one column holding semicolon (';') separators: this does "
-        "not look like a merged CSV; run csv-merger merge on it first (or csv-merger run)"]
+        "not look like a merged CSV; run `csv-merger merge` first, or `csv-merger run` to merge and deliver in one "
+        "step"]
     assert proc.stdout == "" and sink.stats()["received"] == 0
 
 
-def test_header_only_csv_delivers_nothing_and_succeeds(tmp_path, sink_factory):
+def test_a_raw_export_or_a_header_only_file_is_refused_before_anything_is_sent(tmp_path, sink_factory):
+    """deliver sends merged CSVs: a raw Apollo export would skip mapping, cleaning, de-duplication and the lead
+    index; a header alone would "deliver 0/0" and succeed. Both exit 1 with one line, nothing sent."""
     sink = sink_factory()
-    rows = tmp_path / "empty.csv"
-    rows.write_text("Work Email,Notes\n")
-    proc = run(deliver_args(rows, sink.url), tmp_path)
-    assert proc.returncode == 0, proc.stderr
-    assert "delivered 0/0 rows" in proc.stdout and sink.stats()["received"] == 0
+    raw = REPO / "examples" / "apollo_export.csv"
+    header_only = write_merged_csv(tmp_path / "empty.csv", [])
+    for path, reason in ((raw, ", line 1: not a merged CSV: its header lacks 16 merged column(s) (Full Name, "
+                               "Job Title, Work Email, Personal Email, Phone Number, LinkedIn Profile and 10 more); "
+                               "run `csv-merger merge` first, or `csv-merger run` to merge and deliver in one step"),
+                         (header_only, ": no data rows: only a header; nothing to deliver")):
+        proc = run(deliver_args(path, sink.url), tmp_path)
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines() == [f"csv-merger: error: {path}{reason}"]
+    assert sink.stats()["received"] == 0
 
 
 def test_429_does_not_spend_attempts(tmp_path, sink_factory):

@@ -10,14 +10,13 @@ import subprocess
 import sys
 from pathlib import Path
 
+from csv_merger.testing import write_merged_csv
+
 
 
 def _merged(path: Path, n: int, start: int = 1) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["First Name", "Work Email"])
-        w.writerows([f"Ann{i}", f"ann{i}@acme.example"] for i in range(start, start + n))
-    return path
+    return write_merged_csv(path, ({"First Name": f"Ann{i}", "Work Email": f"ann{i}@acme.example"}
+                                   for i in range(start, start + n)))
 
 
 def _cli(env: dict, *args: str, wait: bool = True):

@@ -5,7 +5,6 @@ original Idempotency-Keys. Real sink, real CLI processes."""
 
 from __future__ import annotations
 
-import csv
 import os
 import subprocess
 import sys
@@ -13,16 +12,15 @@ from pathlib import Path
 
 import pytest
 
+from csv_merger.testing import write_merged_csv
+
 REPO = Path(__file__).resolve().parent.parent
 NOTE = 'said "hi", =1+1'  # exact text: quotes, a leading formula sign
 
 
-def _merged(path: Path, n: int) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["First Name", "Work Email", "Notes"])
-        w.writerows([f"Ann{i}", f"ann{i}@acme.example", NOTE] for i in range(1, n + 1))
-    return path
+def _merged(path: Path, n: int, *more: dict[str, str]) -> Path:
+    rows = [{"First Name": f"Ann{i}", "Work Email": f"ann{i}@acme.example", "Notes": NOTE} for i in range(1, n + 1)]
+    return write_merged_csv(path, [*rows, *more], kept=["Notes"])
 
 
 def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -32,9 +30,8 @@ def _cli(tmp_path: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
 
 def test_deliver_dry_run_sends_nothing_and_reports_what_a_run_would_do(tmp_path, sink_factory):
     sink = sink_factory()
-    path = _merged(tmp_path / "merged.csv", 30)
-    with open(path, "a", newline="", encoding="utf-8") as f:  # one row too big for the payload limit
-        csv.writer(f).writerow(["Big", "big@acme.example", "x" * 500])
+    path = _merged(tmp_path / "merged.csv", 30,  # and one row too big for the payload limit
+                   {"First Name": "Big", "Work Email": "big@acme.example", "Notes": "x" * 500})
     done = _cli(tmp_path, "deliver", str(path), "--webhook-url", sink.url, "--allow-private-targets", "--dry-run",
                 "--job-id", "dry", "--rate", "10", "--burst", "20", CSV_MERGER_PAYLOAD_LIMIT_BYTES="300")
     assert done.returncode == 0, done.stderr
@@ -88,6 +85,15 @@ def test_a_dead_letter_file_needs_its_job_id(tmp_path, sink_factory):
     assert done.returncode == 2
     assert "is a dead-letter file: give the original job's --job-id" in done.stderr
     assert sink.stats()["accepted"] == 0
+    # Its columns are not held to the merged schema (the rows were taken for delivery once); a header alone is no input.
+    done = _cli(tmp_path, "redeliver", str(dead), "--webhook-url", sink.url, "--allow-private-targets", "--job-id", "j")
+    assert done.returncode == 0, done.stderr
+    assert [(r["key"], r["body"]) for r in sink.records()] == [("j-7", {"First Name": "Ann"})]
+    dead.write_text("First Name,_row_number,_status,_reason,_response,_attempts\n", encoding="utf-8")
+    done = _cli(tmp_path, "redeliver", str(dead), "--webhook-url", sink.url, "--allow-private-targets", "--job-id", "j")
+    assert done.returncode == 1
+    assert done.stderr.strip().splitlines()[-1] == (f"csv-merger: error: {dead}: no data rows: only a header; "
+                                                    "nothing to deliver again")
 
 
 def test_dry_run_reports_capacity_and_the_rows_a_run_would_skip(tmp_path, sink_factory):

@@ -282,6 +282,23 @@ def test_cli_run_refuses_a_quote_never_closed_and_delivers_nothing(sink_factory,
     assert out == "" and not list(tmp_path.rglob("merged.csv")) and sink.stats()["received"] == 0
 
 
+def test_cli_run_refuses_inputs_without_a_data_row_and_delivers_nothing(sink_factory, tmp_path):
+    """Header-only and empty inputs and nothing else: exit 1, one line naming each file and why (as
+    ``merge``; the web page answers 422 alike), not a "Completed" job of 0 rows."""
+    sink = sink_factory()
+    header, empty = tmp_path / "header.csv", tmp_path / "empty.csv"
+    header.write_text("First Name,Email\n")
+    empty.write_bytes(b"\xef\xbb\xbf")
+    proc = _cli([str(header), str(empty), "--output-dir", str(tmp_path / "out"), "--webhook-url", sink.url,
+                 "--allow-private-targets"], tmp_path)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 1, err
+    assert err.strip().splitlines() == [
+        f"csv-merger: error: {header}, {empty}: no input holds a record ({header}: no data rows: only a header; "
+        f"{empty}: empty file): nothing to merge"]
+    assert out == "" and not list(tmp_path.rglob("merged.csv")) and sink.stats()["received"] == 0
+
+
 @pytest.mark.slow
 def test_demo_quick_start_delivers_the_examples_to_its_own_sink(tmp_path):
     env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}

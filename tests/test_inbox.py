@@ -63,3 +63,27 @@ def test_a_failed_run_leaves_its_files_retryable(sink_factory, tmp_path, free_po
 
     retry = _inbox(sink, inbox)
     assert [Path(p).name for p in retry.processed] == ["new.csv"] and sink.stats()["accepted"] == 2
+
+
+def test_files_none_of_which_has_a_data_row_move_to_failed_once(sink_factory, tmp_path):
+    """The merge refuses them; left in the inbox they would fail every night. One such file beside a file
+    with rows is merged (a warning), as ``csv-merger merge`` does."""
+    inbox = tmp_path / "inbox"
+    inbox.mkdir()
+    (inbox / "header.csv").write_text("Email,First Name\n", encoding="utf-8")
+    (inbox / "blank.csv").write_bytes(b"")
+    sink = sink_factory()
+
+    result = _inbox(sink, inbox)
+    assert sorted(Path(p).name for p in result.failed) == ["blank.csv", "header.csv"] and result.job is None
+    assert all(Path(p).parent.parent == inbox / "failed" for p in result.failed)
+    assert (Path(result.failed[0] + ".error.txt").read_text()
+            == "blank.csv, header.csv: no input holds a record (blank.csv: empty file; "
+               "header.csv: no data rows: only a header): nothing to merge\n")
+    assert list(inbox.glob("*.csv")) == [] and sink.stats()["received"] == 0
+
+    (inbox / "header.csv").write_text("Email,First Name\n", encoding="utf-8")
+    (inbox / "new.csv").write_text(NEW_PEOPLE, encoding="utf-8")
+    mixed = _inbox(sink, inbox)
+    assert sorted(Path(p).name for p in mixed.processed) == ["header.csv", "new.csv"] and mixed.failed == []
+    assert mixed.job.delivery.delivered == 2

@@ -181,3 +181,34 @@ def test_spreadsheet_input_and_e164_column(tmp_path):
         rows = list(csv.DictReader(f))
     assert [(r["Source"], r["Phone Number"], r["Phone Number (E.164)"]) for r in rows] == [
         ("leads.xlsx#Leads", "4155550134", "+14155550134"), ("leads.xlsx#More", "+44 20 7946 0958", "+442079460958")]
+
+
+def test_inputs_without_data_rows_are_an_error_unless_another_input_has_rows(tmp_path):
+    """An empty, BOM-only or header-only input alone (or with only more of them) is an input error naming
+    each file and why, exit 1, no output; beside a file with rows it is that file's warning (0 rows)."""
+    empty, bom, header = tmp_path / "empty.csv", tmp_path / "bom.csv", tmp_path / "header.csv"
+    empty.write_bytes(b"")
+    bom.write_bytes(b"\xef\xbb\xbf\r\n")
+    header.write_text("First Name,Email\n")
+    out = tmp_path / "out.csv"
+    for files, line in (
+            ([header], f"{header}: no data rows: only a header: nothing to merge"),
+            ([empty], f"{empty}: empty file: nothing to merge"),
+            ([empty, bom, header], f"{empty}, {bom}, {header}: no input holds a record ({empty}: empty file; "
+                                   f"{bom}: empty file; {header}: no data rows: only a header): nothing to merge")):
+        proc = run(*map(str, files), "-o", str(out))
+        assert proc.returncode == 1
+        assert proc.stderr.strip().splitlines()[-1] == f"csv-merger: error: {line}"
+        assert "Traceback" not in proc.stderr and not out.exists()
+    people = tmp_path / "people.csv"
+    people.write_text("First Name,Email\nAnn,ann@acme.com\n")
+    report = tmp_path / "report.json"
+    proc = run(str(header), str(people), str(empty), "-o", str(out), "--report", str(report))
+    assert proc.returncode == 0, proc.stderr
+    assert f"csv-merger: warning: {header}: no data rows: only a header" in proc.stderr.splitlines()
+    assert f"csv-merger: warning: {empty}: empty file" in proc.stderr.splitlines()
+    files = json.loads(report.read_text())["files"]
+    assert [(f["rows"], f["skipped"], f["warnings"]) for f in files] == [
+        (0, False, ["no data rows: only a header"]), (1, False, []), (0, False, ["empty file"])]
+    with open(out, newline="", encoding="utf-8") as f:
+        assert [(r["First Name"], r["Work Email"]) for r in csv.DictReader(f)] == [("Ann", "ann@acme.com")]

@@ -14,15 +14,15 @@ from pathlib import Path
 
 import pytest
 
+from csv_merger.testing import write_merged_csv
+
 REPO = Path(__file__).resolve().parent.parent
 
 
-def _merged(path: Path, numbers) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["First Name", "Work Email", "LinkedIn Profile"])
-        w.writerows([f"Ann{i}", f"ann{i}@acme.example", f"https://www.linkedin.com/in/ann-{i}"] for i in numbers)
-    return path
+def _merged(path: Path, numbers, *more: dict[str, str]) -> Path:
+    return write_merged_csv(path, [*({"First Name": f"Ann{i}", "Work Email": f"ann{i}@acme.example",
+                                      "LinkedIn Profile": f"https://www.linkedin.com/in/ann-{i}"} for i in numbers),
+                                   *more])
 
 
 def _deliver(env: dict, path: Path, url: str, job: str, *extra: str) -> subprocess.CompletedProcess:
@@ -53,8 +53,8 @@ def test_a_lead_matched_by_linkedin_only_is_known(tmp_path, sink_factory):
     sink = sink_factory()
     assert _deliver(env, _merged(tmp_path / "a.csv", [1]), sink.url, "a").returncode == 0
     changed = tmp_path / "b.csv"  # same person, new address, LinkedIn URL written differently
-    changed.write_text("First Name,Work Email,LinkedIn Profile\nAnn,ann.new@other.example,"
-                       "linkedin.com/in/ann-1/\n", encoding="utf-8")
+    write_merged_csv(changed, [{"First Name": "Ann", "Work Email": "ann.new@other.example",
+                                "LinkedIn Profile": "linkedin.com/in/ann-1/"}])
     done = _deliver(env, changed, sink.url, "b")
     assert done.returncode == 0 and "delivered 0/1 rows" in done.stdout and len(sink.records()) == 1
 
@@ -62,9 +62,7 @@ def test_a_lead_matched_by_linkedin_only_is_known(tmp_path, sink_factory):
 def test_a_suppression_list_is_never_sent_to(tmp_path, sink_factory):
     env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
     sink = sink_factory()
-    path = _merged(tmp_path / "leads.csv", range(1, 6))
-    with open(path, "a", newline="", encoding="utf-8") as f:
-        csv.writer(f).writerow(["Bob", "bob@blocked.example", ""])
+    path = _merged(tmp_path / "leads.csv", range(1, 6), {"First Name": "Bob", "Work Email": "bob@blocked.example"})
     suppress = tmp_path / "do-not-contact.csv"
     suppress.write_text("email\nANN2@acme.example\nhttps://www.blocked.example/\n", encoding="utf-8")
     done = _deliver(env, path, sink.url, "s", "--suppress", str(suppress))

@@ -5,7 +5,6 @@ benchmark (bench/adaptive.py) has the figures."""
 
 from __future__ import annotations
 
-import csv
 import json
 import os
 import subprocess
@@ -15,15 +14,14 @@ from pathlib import Path
 
 import pytest
 
+from csv_merger.testing import write_merged_csv
+
 pytestmark = pytest.mark.timeout(240)
 
 
 def rows(path: Path, n: int, start: int = 0) -> Path:
-    with open(path, "w", newline="", encoding="utf-8") as f:
-        w = csv.writer(f)
-        w.writerow(["First Name", "Work Email"])
-        w.writerows([f"Ann{i}", f"ann{i}@acme.example"] for i in range(start, start + n))
-    return path
+    return write_merged_csv(path, ({"First Name": f"Ann{i}", "Work Email": f"ann{i}@acme.example"}
+                                   for i in range(start, start + n)))
 
 
 def start_deliver(tmp_path: Path, path: Path, sink, redis_url: str, key: str) -> subprocess.Popen:

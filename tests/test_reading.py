@@ -74,7 +74,7 @@ CORPUS: dict[str, dict] = {
         values={(1, "a"): "Once upon\ra time", (1, "c"): "6"}, lines={0: 2, 1: 3}),
     "csvkit_no_header_row.csv": dict(
         encoding="utf-8", delimiter=",", rows=0, header=["1", "2", "3"],
-        warnings=["first row looks like data", "header only"]),
+        warnings=["first row looks like data", "only a header"]),
     "csvkit_null_byte.csv": dict(
         encoding="utf-8", delimiter=",", rows=1, header=["a", "b", "c"],
         values={(0, "a"): "", (0, "b"): "2"}, warnings=["1 NUL character(s) removed"]),
@@ -514,7 +514,7 @@ def test_empty_file_is_a_warning_not_an_error(tmp_path, data):
 
 def test_header_only_file_is_a_warning(tmp_path):
     source, rows = read(write(tmp_path, b"email,name\r\n"))
-    assert (source.header, rows, source.warnings) == (["email", "name"], [], ["header only, no data rows"])
+    assert (source.header, rows, source.warnings) == (["email", "name"], [], ["no data rows: only a header"])
 
 
 @pytest.mark.parametrize("first", [b"1,2,3", b"ann@x.com,Ann,Lee"])

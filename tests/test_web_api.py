@@ -274,7 +274,7 @@ async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
     assert r.json()["file"] == "logo.csv" and "not CSV" in r.json()["error"]
     r = await client.post("/api/uploads", files=_files(("empty.csv", b"")))
     assert r.status_code == 422
-    assert r.json() == {"error": "empty.csv: the file is empty (no header, no rows): nothing to merge",
+    assert r.json() == {"error": "empty.csv: empty file (no header, no rows): nothing to merge",
                         "file": "empty.csv"}
     uploads = client.app.state.service.uploads
     assert list(uploads.root.iterdir()) == []  # nothing kept
@@ -578,9 +578,17 @@ async def test_a_job_with_no_rows_is_refused(make_client):
     upload = upload.json()["files"][0]
     r = await client.post("/api/jobs", json={"uploads": [upload["id"]], "mode": "merge_only"})
     assert r.status_code == 422
-    assert r.json() == {"error": "empty.csv: no data rows (header only or blank): nothing to merge or deliver",
+    assert r.json() == {"error": "empty.csv: no data rows: only a header: nothing to merge or deliver",
                         "file": "empty.csv", "field": "uploads"}
     assert (await client.get("/api/jobs")).json()["jobs"] == []
+    more = (await client.post("/api/uploads", files=_files(("more.csv", b"\xef\xbb\xbfFirst Name;Email\r\n\r\n"))))
+    ids = [upload["id"], more.json()["files"][0]["id"]]
+    error = "empty.csv, more.csv: no input holds a record (empty.csv: no data rows: only a header; " \
+            "more.csv: no data rows: only a header): nothing to merge"
+    r = await client.post("/api/jobs", json={"uploads": ids, "mode": "merge_only"})
+    assert (r.status_code, r.json()["error"]) == (422, error + " or deliver")  # as `csv-merger merge` says it
+    r = await client.post("/api/merge-preview", json={"uploads": ids})
+    assert (r.status_code, r.json()["error"]) == (422, error)
 
 
 @pytest.mark.usefixtures("prefect_harness")

@@ -36,6 +36,7 @@ from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge, link_inp
 from csv_merger.web.window import next_window_start
 from tasks.deliver.job import MIN_RATE
 from tasks.merge import IGNORE, KEEP
+from tasks.merge.reading import EMPTY_FILE, no_rows_reason
 from tasks.merge.headers import ColumnMapping
 from tasks.merge.headers.presets import Preset, PresetStore, frozen_mapping
 
@@ -105,7 +106,7 @@ class WebService:
         try:
             preview = self._preview(upload, table_type, {})
             if not preview["columns"]:
-                raise ApiError(422, f"{upload.name}: the file is empty (no header, no rows): nothing to merge",
+                raise ApiError(422, f"{upload.name}: {EMPTY_FILE} (no header, no rows): nothing to merge",
                                file=upload.name)
         except ApiError:
             self.uploads.delete(upload.id)
@@ -223,8 +224,9 @@ class WebService:
             yield
         except InputError as exc:
             name = next((u.name for u in uploads if str(u.path) == exc.path), uploads[0].name)
+            shown = scrub(exc.path) if scrub(exc.path) != exc.path else name  # several uploads: every name
             where = f", line {exc.line}" if exc.line else ""
-            raise ApiError(422, f"{name}{where}: {scrub(exc.reason)}", file=name) from None
+            raise ApiError(422, f"{shown}{where}: {scrub(exc.reason)}", file=name) from None
         except ConfigError as exc:
             prefix = f"{uploads[0].name}: " if len(uploads) == 1 else ""
             raise ApiError(422, prefix + scrub(str(exc)), file=uploads[0].name if prefix else None,
@@ -291,19 +293,17 @@ class WebService:
 
     def _check_has_rows(self, uploads: list[Upload]) -> None:
         """422 when no upload has a single data row (a job of 0 rows would end "Completed 100 %")."""
-        from tasks.merge import open_csv
+        from tasks.merge import no_records_error, open_csv
 
+        reasons = []
         for upload in uploads:
             with self._named_errors(upload):
-                rows = open_csv(upload.path).rows()
-                try:
-                    if next(rows, None) is not None:
-                        return
-                finally:
-                    rows.close()
-        names = ", ".join(u.name for u in uploads)
-        raise ApiError(422, f"{names}: no data rows (header only or blank): nothing to merge or deliver",
-                       file=uploads[0].name, field="uploads")
+                reason = no_rows_reason(open_csv(upload.path))
+            if reason is None:
+                return
+            reasons.append(reason)
+        error = no_records_error([(u.name, r) for u, r in zip(uploads, reasons)], "nothing to merge or deliver")
+        raise ApiError(422, str(error), file=uploads[0].name, field="uploads")
 
     def _window_start(self) -> float | None:
         """Unix time of the next delivery-window start, or None when the window is open now."""

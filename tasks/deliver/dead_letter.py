@@ -58,7 +58,9 @@ def read_dead_letter(path: str | Path) -> list[tuple[int, dict[str, str]]]:
     ``DEAD_LETTER_COLUMNS`` removed and every other cell exactly as written,
     so a re-delivery sends the original values under the original
     Idempotency-Keys. Raises InputError naming the file (and line) when it is
-    not a dead-letter file or a row number is not a positive whole number."""
+    not a dead-letter file, holds no row, or a row number is not a positive
+    whole number. Its other columns are not checked against the merged
+    schema: the rows were accepted for delivery once and keep their keys."""
     try:
         f = open(path, encoding="utf-8", newline="")
     except OSError as exc:
@@ -77,4 +79,6 @@ def read_dead_letter(path: str | Path) -> list[tuple[int, dict[str, str]]]:
             if None in record:
                 raise InputError(str(path), "row has more cells than the header", line=reader.line_num)
             rows.append((int(number), {c: "" if record[c] is None else record[c] for c in columns}))
+        if not rows:
+            raise InputError(str(path), "no data rows: only a header; nothing to deliver again")
         return rows

@@ -7,6 +7,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from csv_merger.errors import InputError
+from csv_merger.schema import fields_for
+
+MERGE_FIRST = "run `csv-merger merge` first, or `csv-merger run` to merge and deliver in one step"
 
 OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 """Separators of raw exports: a one-column header holding one of them means
@@ -17,9 +20,11 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a merged CSV as (1-based data row number, {header: text}).
 
     UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
-    missing/undecodable file, an empty or duplicate header, a raw export
-    (``OTHER_SEPARATORS``), a quote never closed, or a row with more cells than
-    the header; short rows are padded with "".
+    missing/undecodable file, an empty file, a header that is not the merged
+    schema (``check_merged_header``: a raw export), a duplicate header, a
+    quote never closed, a row with more cells than the header, or no data row
+    (raised once the header was read and the file ended); short rows are
+    padded with "".
     """
     try:
         f = open(path, encoding="utf-8-sig", newline="")
@@ -31,8 +36,9 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
         try:
             header = next(reader, None)
             if not header:
-                raise InputError(str(path), "no header row (empty file)")
+                raise InputError(str(path), f"empty file (no header, no rows): nothing to deliver; {MERGE_FIRST}")
             _refuse_raw_export(str(path), header)
+            check_merged_header(str(path), header)
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
@@ -44,6 +50,8 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
                     raise InputError(str(path), f"row {n} has {len(cells)} cells, the header has {len(header)}",
                                      line=reader.line_num)
                 yield n, dict(zip(header, cells + [""] * (len(header) - len(cells))))
+            if not n:
+                raise InputError(str(path), "no data rows: only a header; nothing to deliver")
         except UnicodeDecodeError as exc:
             raise InputError(str(path), f"not UTF-8 (a merged CSV is UTF-8): {exc.reason}") from None
         except csv.Error as exc:
@@ -62,5 +70,26 @@ def _refuse_raw_export(path: str, header: list[str]) -> None:
     for sep, name in OTHER_SEPARATORS.items():
         if sep in header[0]:
             raise InputError(path, f"the header is one column holding {name} ({sep!r}) separators: this does not "
-                                   "look like a merged CSV; run csv-merger merge on it first (or csv-merger run)",
-                             line=1)
+                                   f"look like a merged CSV; {MERGE_FIRST}", line=1)
+
+
+def check_merged_header(path: str, header: list[str]) -> None:
+    """Raise InputError unless ``header`` holds every canonical field of the
+    people or the company schema, ``Source`` included, as ``csv-merger merge``
+    writes them (further columns are kept columns and allowed; ``Company
+    Email 1`` stands for ``Company Email``). A raw export sent as is would
+    skip mapping, cleaning and de-duplication, and the lead index could not
+    match its rows. The message names the columns missing for the schema of
+    which more columns are there (people on a tie).
+    """
+    present = set(header)
+    if "Company Email 1" in present:
+        present.add("Company Email")
+    schemas = [fields_for("people"), fields_for("company")]
+    if any(present.issuperset(fields) for fields in schemas):
+        return
+    schema = max(schemas, key=lambda fields: len(present.intersection(fields)))
+    missing = [f for f in schema if f not in present]
+    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
+    raise InputError(path, f"not a merged CSV: its header lacks {len(missing)} merged column(s) ({shown}); "
+                           f"{MERGE_FIRST}", line=1)

@@ -9,7 +9,7 @@ Modules, in pipeline order: ``sources`` (paths, globs, URLs), ``reading``
 here.
 """
 
-from tasks.merge.engine import inspect_file, merge_files, source_labels
+from tasks.merge.engine import inspect_file, merge_files, no_records_error, source_labels
 from tasks.merge.headers import IGNORE, KEEP, load_mapping_file, map_headers
 from tasks.merge.output import iter_neutralised_csv
 from tasks.merge.reading import open_csv, open_source
@@ -17,4 +17,5 @@ from tasks.merge.report import FileReport, MergeReport
 from tasks.merge.sources import resolve_inputs
 
 __all__ = ["IGNORE", "KEEP", "FileReport", "MergeReport", "inspect_file", "iter_neutralised_csv", "load_mapping_file",
-           "map_headers", "merge_files", "open_csv", "open_source", "resolve_inputs", "source_labels"]
+           "map_headers", "merge_files", "no_records_error", "open_csv", "open_source", "resolve_inputs",
+           "source_labels"]

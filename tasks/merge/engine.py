@@ -29,7 +29,7 @@ from tasks.merge.dedupe import KeyMatcher, UnionFind, shared_key_reasons
 from tasks.merge.headers import map_headers
 from tasks.merge.headers.presets import PresetStore
 from tasks.merge.output import CsvOutput, OutputPlan
-from tasks.merge.reading import open_source, split_sheet
+from tasks.merge.reading import EMPTY_FILE, ONLY_HEADER, open_source, split_sheet
 from tasks.merge.records import Layout, RecordBuilder, merge_records, unpack
 from tasks.merge.report import BadRowReport, DuplicateGroup, FileReport, MergeReport
 from tasks.merge.sources import expand_inputs, source_labels
@@ -261,6 +261,8 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     report.files = [*failures, *(file_reports[path] for path in paths)]
     if not store.file_starts:
         raise ConfigError("no readable input file: " + "; ".join(f"{f.path}: {f.error}" for f in report.files))
+    if not store.rows:
+        raise _nothing_to_merge([f for f in report.files if not f.skipped])
 
     say(f"de-duplicating {len(store.rows):,} records")
     groups = store.union.groups()
@@ -301,6 +303,27 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     report.elapsed_s = round(time.monotonic() - started, 3)
     say(f"wrote {writer.rows:,} records ({report.duplicates_merged:,} duplicates merged) to {out}")
     return report
+
+
+def _nothing_to_merge(files: list[FileReport]) -> InputError:
+    """The error of a merge that would write no record (checked before any
+    output is written). One empty input among others with rows is only that
+    file's warning."""
+    def reason(f: FileReport) -> str:
+        if f.rows:
+            return f"{f.rows:,} row(s), none with a value in a kept column"
+        return EMPTY_FILE if EMPTY_FILE in f.warnings else ONLY_HEADER
+
+    return no_records_error([(f.path, reason(f)) for f in files])
+
+
+def no_records_error(files: list[tuple[str, str]], outcome: str = "nothing to merge") -> InputError:
+    """InputError naming the file, or every file, of ``[(name, reason)]``
+    (``EMPTY_FILE``, ``ONLY_HEADER``...) when no input holds a record."""
+    if len(files) == 1:
+        return InputError(files[0][0], f"{files[0][1]}: {outcome}")
+    return InputError(", ".join(name for name, _ in files),
+                      "no input holds a record (" + "; ".join(f"{n}: {r}" for n, r in files) + f"): {outcome}")
 
 
 def _skipped(exc: InputError, path: Path, label: str, skip: bool, say: Callable[[str], None]) -> FileReport:

@@ -47,7 +47,8 @@ streams the data rows with bounded memory. Policies, each tested:
   BOM), over 5% control bytes or 30% NULs raise InputError
   with a hint (e.g. "export it as CSV"); so do missing files, directories,
   pipes and UTF-16/32 that does not decode. An empty or header-only file
-  is a warning, never an error.
+  is a warning here (``EMPTY_FILE``, ``ONLY_HEADER``); the merge refuses a
+  run in which no input has a data row.
 - Line numbers are 1-based physical lines where a record starts; CR, LF and
   CRLF each end one line (Python's universal newlines), so quoted newlines
   and bare-CR files are counted right.
@@ -55,7 +56,7 @@ streams the data rows with bounded memory. Policies, each tested:
 
 from pathlib import Path
 
-from tasks.merge.reading.csv_file import open_csv
+from tasks.merge.reading.csv_file import EMPTY_FILE, ONLY_HEADER, no_rows_reason, open_csv
 from tasks.merge.reading.encoding import BLOCK_BYTES, MIXED_FALLBACK
 from tasks.merge.reading.layout import DELIMITERS, clean_header
 from tasks.merge.reading.rows import BadRow, CsvSource, RawRow, Source
@@ -76,5 +77,6 @@ def open_source(path: str | Path) -> Source:
     return open_spreadsheet(path) if is_spreadsheet(path) else open_csv(path)
 
 
-__all__ = ["BLOCK_BYTES", "DELIMITERS", "MIXED_FALLBACK", "BadRow", "CsvSource", "RawRow", "SheetSource", "Source",
-           "clean_header", "is_spreadsheet", "open_csv", "open_source", "split_sheet", "workbook_inputs"]
+__all__ = ["BLOCK_BYTES", "DELIMITERS", "EMPTY_FILE", "MIXED_FALLBACK", "ONLY_HEADER", "BadRow", "CsvSource",
+           "RawRow", "SheetSource", "Source", "clean_header", "is_spreadsheet", "no_rows_reason", "open_csv",
+           "open_source", "split_sheet", "workbook_inputs"]

@@ -9,6 +9,10 @@ from tasks.merge.reading.encoding import BLOCK_BYTES, detect_encoding
 from tasks.merge.reading.layout import DELIMITERS, SEP_LINE, clean_header, find_layout, header_warnings, read_sample
 from tasks.merge.reading.rows import CsvSource
 
+EMPTY_FILE = "empty file"
+ONLY_HEADER = "no data rows: only a header"
+"""The warnings of a file without data rows; the merge and the web page give them as the reason."""
+
 
 def open_csv(path: str | Path) -> CsvSource:
     """Inspect ``path`` and return a CsvSource ready to stream its rows.
@@ -32,7 +36,7 @@ def open_csv(path: str | Path) -> CsvSource:
     except OSError as exc:
         raise InputError(name, f"cannot read the file: {exc.strerror or exc}") from None
     if not head:
-        return CsvSource(name, "utf-8", ",", [], 0, warnings=["empty file"])
+        return CsvSource(name, "utf-8", ",", [], 0, warnings=[EMPTY_FILE])
     encoding, errors, nul, warnings = detect_encoding(name, head)
     if nul:
         warnings.append(f"{nul} NUL character(s) removed")
@@ -46,7 +50,7 @@ def open_csv(path: str | Path) -> CsvSource:
                        layout.header_line, warnings, escape=layout.escape,
                        remove_nul=bool(nul), decode_errors=errors)
     if not layout.header_line:
-        warnings.append("empty file")
+        warnings.append(EMPTY_FILE)
         return source
     if layout.header_line > 1:
         preamble = [[sep.group(0).strip()]] if forced else []
@@ -59,5 +63,18 @@ def open_csv(path: str | Path) -> CsvSource:
                         "so any other backslash is read as an escape too")
     warnings += header_warnings(layout.raw_header, source.header)
     if complete and not layout.has_data:
-        warnings.append("header only, no data rows")
+        warnings.append(ONLY_HEADER)
     return source
+
+
+def no_rows_reason(source: CsvSource) -> str | None:
+    """None when the opened ``source`` has a data row, else why not
+    (``EMPTY_FILE`` or ``ONLY_HEADER``). Reads at most one row; raises
+    InputError as ``CsvSource.rows`` does."""
+    rows = source.rows()
+    try:
+        if next(rows, None) is not None:
+            return None
+    finally:
+        rows.close()
+    return EMPTY_FILE if EMPTY_FILE in source.warnings else ONLY_HEADER
