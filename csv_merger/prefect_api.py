@@ -20,6 +20,10 @@ child when the thread that forked it exits). That thread is a daemon thread
 kept alive as long as the child runs, so the signal comes when this process
 ends, however it ends. Elsewhere than Linux only the new session applies.
 ``csv-merger worker`` starts Prefect's worker the same way (``tied_popen``).
+
+PR_SET_PDEATHSIG only sends SIGTERM, and the API then shuts down gracefully for
+seconds with no parent. A command about to end at once (a second Ctrl-C) calls
+``kill_tied_children()`` first, so that nothing it started outlives it.
 """
 
 from __future__ import annotations
@@ -31,9 +35,11 @@ import signal
 import subprocess
 import sys
 import threading
+import time
 from typing import Any
 
 PR_SET_PDEATHSIG = 1  # <linux/prctl.h>
+_tied: list[subprocess.Popen] = []  # every child tied_popen started, for kill_tied_children
 
 
 def _die_with_parent() -> None:
@@ -65,7 +71,22 @@ def tied_popen(args: list[str], **kwargs: Any) -> subprocess.Popen:
     ready.wait()
     if "error" in started:
         raise started["error"]
+    _tied.append(started["proc"])
     return started["proc"]
+
+
+def kill_tied_children(timeout_s: float = 2.0) -> None:
+    """SIGKILL every child ``tied_popen`` started that still runs, and wait up to ``timeout_s`` seconds
+    until each is gone. Safe in a signal handler: its forking thread reaps it (we only watch)."""
+    running = [proc for proc in _tied if proc.returncode is None]
+    for proc in running:
+        try:
+            os.kill(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:  # gone meanwhile
+            pass
+    deadline = time.monotonic() + timeout_s
+    while any(proc.returncode is None for proc in running) and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 def _server_class():

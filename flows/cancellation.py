@@ -36,6 +36,11 @@ def request_local_cancel() -> None:
     _local_cancel.set()
 
 
+def local_cancel_requested() -> bool:
+    """True once ``request_local_cancel`` was called (and not reset since)."""
+    return _local_cancel.is_set()
+
+
 def reset_local_cancel() -> None:
     """Forget an earlier ``request_local_cancel`` (e.g. before the next run in one process)."""
     _local_cancel.clear()
@@ -66,6 +71,8 @@ def watch_cancellation(flow_run_id: UUID | None, poll_s: float = 0.5) -> Iterato
     ctx = contextvars.copy_context()  # same Prefect API settings in the thread
     thread = threading.Thread(target=ctx.run, args=(_poll, flow_run_id, event, stop, poll_s),
                               daemon=True, name="cancel-watch")
+    if _local_cancel.is_set():  # asked before delivery started: not one request
+        event.set()
     thread.start()
     try:
         yield event

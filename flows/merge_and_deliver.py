@@ -32,7 +32,7 @@ from csv_merger.errors import ConfigError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.schema import TableType
 from csv_merger.settings import get_settings
-from flows.cancellation import watch_cancellation
+from flows.cancellation import local_cancel_requested, watch_cancellation
 from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import ChunkRef, DeliveryConfig, DeliverySummary, default_job_id
@@ -178,6 +178,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | list[str] | None = No
     publish_merge_report(report, job)
     summary = PipelineSummary(job_id=job, merged_csv=merged, report=report, flow_run_id=run_id)
     if not urls:
+        return _finish(summary)
+    if local_cancel_requested():  # Ctrl-C while Prefect started or the merge ran: send nothing
+        summary = summary.model_copy(update=dict(state="Cancelled"))
+        (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
         return _finish(summary)
 
     config = delivery_config(urls, job_id=job, table_type=table_type, rate_limit=rate_limit, burst=burst,

@@ -42,12 +42,14 @@ class PipelineSummary(BaseModel):
     (some rows dead-lettered) or "Cancelled". ``delivery`` is None in
     merge-only mode (no webhook URL) and in a dry run, which sets ``plan``
     instead (what the delivery would do; nothing sent). ``chunks``: delivery
-    chunks used; ``per_chunk``: their counts.
+    chunks used; ``per_chunk``: their counts. A run stopped before its flow
+    started (Ctrl-C while Prefect starts) has no ``job_id``, ``merged_csv`` nor
+    ``report``: nothing was merged.
     """
 
-    job_id: str
-    merged_csv: str
-    report: MergeReport
+    job_id: str | None
+    merged_csv: str | None
+    report: MergeReport | None
     delivery: DeliverySummary | None = None
     dead_letter_path: str | None = None
     state: str = "Completed"
@@ -61,6 +63,8 @@ class PipelineSummary(BaseModel):
 
     def one_line(self) -> str:
         """Human summary, e.g. ``job-1a2b: 80 rows merged from 111; 80 delivered, 0 failed ...``."""
+        if self.report is None:
+            return f"nothing merged [{self.state}]"
         text = f"{self.job_id}: {plural(self.report.rows_out, 'row')} merged from {self.report.rows_in}"
         if d := self.delivery:
             text += (f"; {d.delivered} delivered, {d.failed} failed, {d.skipped_already_delivered} already delivered, "
@@ -85,8 +89,11 @@ class PipelineCancelled(CsvMergerError):
     def __init__(self, summary: PipelineSummary):
         self.summary = summary
         d = summary.delivery
-        done = f"{d.delivered} of {d.rows_total} rows delivered" if d else "nothing delivered"
-        super().__init__(f"job {summary.job_id} cancelled: {done}")
+        if d is None:  # stopped while Prefect started or the files were merged
+            super().__init__(f"{'job ' + summary.job_id if summary.job_id else 'run'} stopped before delivery "
+                             "started: nothing sent")
+        else:
+            super().__init__(f"job {summary.job_id} cancelled: {d.delivered} of {d.rows_total} rows delivered")
 
 
 def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_key: str, rows_total: int,

@@ -127,3 +127,66 @@ def test_prefect_api_dies_with_a_killed_run_or_web(sink_factory, tmp_path):
         for proc in (run, web, *apis):
             if proc.poll() is None if isinstance(proc, subprocess.Popen) else proc.is_running():
                 proc.kill()
+
+
+def _catches_sigterm(pid: int) -> bool:
+    """True once ``pid`` has a SIGTERM handler: `run` installs its stop handler (SIGINT is caught from start)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("SigCgt:"):
+            return bool(int(line.split()[1], 16) >> (signal.SIGTERM - 1) & 1)
+    return False
+
+
+@pytest.mark.timeout(300)
+def test_ctrl_c_while_prefect_starts_sends_nothing_and_writes_the_summary(sink_factory, tmp_path):
+    """Ctrl-C (SIGINT to the process group) once `run` handles signals, before its Prefect API is up."""
+    sink = sink_factory(rate=100, burst=100)
+    proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    children: set[psutil.Process] = set()
+    try:
+        while not _catches_sigterm(proc.pid):
+            assert proc.poll() is None, proc.communicate()
+            time.sleep(0.01)
+        children.update(psutil.Process(proc.pid).children(recursive=True))
+        os.killpg(proc.pid, signal.SIGINT)
+        signalled_at = time.monotonic()
+        out, err = proc.communicate(timeout=120)
+        print(f"run, Ctrl-C while starting: exit {proc.returncode} {time.monotonic() - signalled_at:.2f} s after")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in out + err
+    assert "stopped before delivery started: nothing sent" in err
+    assert sink.stats()["accepted"] == 0
+    summary = json.loads((tmp_path / "summary.json").read_text())
+    assert summary["state"] == "Cancelled" and summary["delivery"] is None
+    gone, alive = psutil.wait_procs(list(children), timeout=5)
+    assert not alive
+
+
+@pytest.mark.timeout(300)
+def test_double_ctrl_c_leaves_no_prefect_api_behind(sink_factory, tmp_path):
+    """The second Ctrl-C ends `run` at once: its ephemeral API is killed first, not left to a slow shutdown."""
+    sink = sink_factory(rate=100, burst=100)
+    proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path, stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True)
+    api = None
+    try:
+        api = _prefect_api(proc.pid, timeout=180)
+        sink.wait_accepted(5, proc)
+        os.killpg(proc.pid, signal.SIGINT)
+        time.sleep(0.3)
+        os.killpg(proc.pid, signal.SIGINT)
+        proc.communicate(timeout=30)
+        exited_at = time.monotonic()
+        gone, alive = psutil.wait_procs([api], timeout=0.5)  # killed before run exits (was: ~1 s more)
+        print(f"run, double Ctrl-C: API gone {time.monotonic() - exited_at:.2f} s after run exited")
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        if api is not None and api.is_running():
+            api.kill()
+    assert proc.returncode == -signal.SIGINT
+    assert not alive, "Prefect's API outlived csv-merger run's second Ctrl-C"

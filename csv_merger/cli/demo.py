@@ -47,7 +47,8 @@ def demo(
     output_dir: Path = typer.Option(Path(".csv-merger/demo"), "--output-dir", help="Where the merged CSV and reports go."),
 ) -> None:
     """Merge the bundled example exports and deliver them to a local Clay-like sink (10/s, burst 20)."""
-    from csv_merger.cli.run import exit_for, print_summary, run_pipeline
+    from csv_merger.cli.run import STOPPING, exit_for, print_summary, run_pipeline
+    from csv_merger.cli.stopping import GracefulStop
 
     files = sorted(str(p) for p in EXAMPLES.glob("*.csv"))
     if not files:
@@ -59,9 +60,10 @@ def demo(
     try:
         print(f"csv-merger demo: {len(files)} example exports -> local sink {base} ({SINK_RATE}/s, burst {SINK_BURST})",
               flush=True)
-        summary, signum = run_pipeline(files, webhook_url=f"{base}/v3/sources/webhook/demo", output=None,
-                                       output_dir=str(output_dir.resolve()), rate_limit=float(SINK_RATE), burst=SINK_BURST,
-                                       chunk_size=25, allow_private_targets=True)
+        with GracefulStop(message=STOPPING) as stop:
+            summary, signum = run_pipeline(files, webhook_url=f"{base}/v3/sources/webhook/demo", output=None,
+                                           stop=stop, output_dir=str(output_dir.resolve()), rate_limit=float(SINK_RATE),
+                                           burst=SINK_BURST, chunk_size=25, allow_private_targets=True)
         import httpx
 
         stats = httpx.get(f"{base}/stats", timeout=5).json()

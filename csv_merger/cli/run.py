@@ -21,11 +21,11 @@ import typer
 from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, announce_job, app,
                                 check_output_dir, check_output_paths, option_or_setting, resume_command)
 from csv_merger.cli.progress import DeliveryMeter
-from csv_merger.cli.stopping import GracefulStop
+from csv_merger.cli.stopping import GracefulStop, StoppedEarly
 from csv_merger.errors import ConfigError
 
 PROGRESS_EVERY_S = 2.0  # plain progress lines (no terminal) of a run
-CANCELLING = "csv-merger: cancelling: no new requests; waiting for those in flight (stop again to abort)"
+STOPPING = "csv-merger: stopping: no new requests; those in flight finish (stop again to abort)"
 
 # Quiet console defaults for a command-line run (the user's environment wins).
 _QUIET_PREFECT = {
@@ -80,16 +80,19 @@ def _in_thread(fn):
     return outcome["value"]
 
 
-def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, output: Path | None, quiet: bool = False,
-                 **params):
-    """Run ``merge_and_deliver`` in this process with Ctrl-C and SIGTERM mapped to a graceful cancel.
+def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, output: Path | None, stop: GracefulStop,
+                 quiet: bool = False, **params):
+    """Run ``merge_and_deliver`` in this process, ``stop`` (entered by the caller, as early as it can)
+    mapping Ctrl-C and SIGTERM to a graceful cancel, and a second one to killing the ephemeral API first.
 
     Returns ``(PipelineSummary, signum)``, ``signum`` the signal that cancelled
-    the run (else None); copies the merged CSV to ``output`` when given.
-    Raises the ``CsvMergerError`` a failed run ended with.
+    the run (else None); copies the merged CSV to ``output`` when given. A signal
+    before the flow starts: ``StoppedEarly`` when ``stop.interrupt``, else the
+    flow is not started and the summary is ``not_started()``. Raises the
+    ``CsvMergerError`` a failed run ended with.
     """
     quiet_prefect()
-    from csv_merger.prefect_api import tie_ephemeral_api
+    from csv_merger.prefect_api import kill_tied_children, tie_ephemeral_api
 
     tie_ephemeral_api()  # not hit by a terminal's Ctrl-C, never outlives this process
     from flows.cancellation import request_local_cancel, reset_local_cancel
@@ -97,13 +100,14 @@ def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, outpu
     from tasks.artifacts import DeliveryProgress
 
     reset_local_cancel()
+    stop.on_stop, stop.on_abort = request_local_cancel, kill_tied_children
+    if stop.signum is not None:  # a signal came before on_stop was set and did not interrupt (interrupt=False)
+        return not_started(), stop.signum
     meter = DeliveryMeter(burst=params.get("burst") or 0, quiet=quiet, every_s=PROGRESS_EVERY_S)
     DeliveryProgress.on_start.append(announce_job)  # the job id first: progress lines follow
     DeliveryProgress.listeners.append(meter.update)
     try:
-        with GracefulStop(request_local_cancel, CANCELLING) as stop:
-            state = _in_thread(lambda: merge_and_deliver(files, webhook_url=webhook_url, return_state=True,
-                                                         **params))
+        state = _in_thread(lambda: merge_and_deliver(files, webhook_url=webhook_url, return_state=True, **params))
     finally:
         DeliveryProgress.listeners.remove(meter.update)
         DeliveryProgress.on_start.remove(announce_job)
@@ -115,11 +119,20 @@ def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, outpu
     return summary, stop.signum
 
 
+def not_started():
+    """The summary of a run stopped before its flow started: Cancelled, nothing merged, nothing sent."""
+    from tasks.summary import PipelineSummary
+
+    return PipelineSummary(job_id=None, merged_csv=None, report=None, state="Cancelled")
+
+
 def print_summary(summary) -> None:
     """The closing lines: the merge's file warnings on stderr (as ``csv-merger merge`` prints
     them), then counts, and where the merged CSV, report and dead letters are."""
     from csv_merger.cli.merge import warning_lines
 
+    if summary.report is None:  # stopped before the flow started: exit_for says so
+        return
     for line in warning_lines(summary.report):
         print(f"csv-merger: warning: {line}", file=sys.stderr)
     out_dir = Path(summary.report.output_path).parent
@@ -204,38 +217,44 @@ def run(
 
     from tasks.merge.sources import check_local_inputs
 
-    if table_type not in ("people", "company"):
-        raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
-    check_local_inputs(files)  # the merge's own checks, now: Prefect takes many seconds to start
-    check_output_paths(summary=summary_path, output=output)
-    check_output_dir("output_dir", output_dir)
-    if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
-        os.environ["REDIS_URL"] = redis_url
-        get_settings.cache_clear()
-    s = get_settings()
-    rate, burst = option_or_setting(rate, s.rate_limit), option_or_setting(burst, s.burst)
-    chunk_size, concurrency = option_or_setting(chunk_size, s.chunk_size), option_or_setting(concurrency, s.concurrency)
-    _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
-    overrides = None
-    if mapping is not None:
-        from tasks.merge import load_mapping_file
+    # First thing: a Ctrl-C while Prefect loads and starts stops at once (StoppedEarly), with a summary.
+    with GracefulStop(message=STOPPING, interrupt=True) as stop:
+        try:
+            if table_type not in ("people", "company"):
+                raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+            check_local_inputs(files)  # the merge's own checks, now: Prefect takes many seconds to start
+            check_output_paths(summary=summary_path, output=output)
+            check_output_dir("output_dir", output_dir)
+            if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
+                os.environ["REDIS_URL"] = redis_url
+                get_settings.cache_clear()
+            s = get_settings()
+            rate, burst = option_or_setting(rate, s.rate_limit), option_or_setting(burst, s.burst)
+            chunk_size = option_or_setting(chunk_size, s.chunk_size)
+            concurrency = option_or_setting(concurrency, s.concurrency)
+            _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
+            overrides = None
+            if mapping is not None:
+                from tasks.merge import load_mapping_file
 
-        overrides = load_mapping_file(mapping)
-    from tasks.deliver.redis_loss import RedisGone
-    from csv_merger.safety import shareable_redis_url
+                overrides = load_mapping_file(mapping)
+            from tasks.deliver.redis_loss import RedisGone
+            from csv_merger.safety import shareable_redis_url
 
-    try:
-        summary, signum = run_pipeline(
-            files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate,
-            burst=burst, chunk_size=chunk_size, concurrency=concurrency,
-            mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
-            redis_url=shareable_redis_url(redis_url),
-            output_dir=str(output_dir) if output_dir else None, auth_token_block=auth_token_block, fan_out=fan_out,
-            allow_private_targets=allow_private_targets, quiet=quiet, dry_run=dry_run, resend=resend,
-            suppress_file=str(suppress.resolve()) if suppress else None, force_resend=force_resend)
-    except RedisGone as exc:  # one line: the counts and the exact command that resumes
-        raise exc.with_hint(f"once Redis is back, resume with: {resume_command(exc.job_id)}") from None
-    if summary_path is not None:
-        summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
-    print_summary(summary)
-    exit_for(summary, signum)
+            try:
+                summary, signum = run_pipeline(
+                    files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate,
+                    burst=burst, chunk_size=chunk_size, concurrency=concurrency,
+                    mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
+                    redis_url=shareable_redis_url(redis_url), output_dir=str(output_dir) if output_dir else None,
+                    auth_token_block=auth_token_block, fan_out=fan_out, allow_private_targets=allow_private_targets,
+                    stop=stop, quiet=quiet, dry_run=dry_run, resend=resend,
+                    suppress_file=str(suppress.resolve()) if suppress else None, force_resend=force_resend)
+            except RedisGone as exc:  # one line: the counts and the exact command that resumes
+                raise exc.with_hint(f"once Redis is back, resume with: {resume_command(exc.job_id)}") from None
+        except StoppedEarly:
+            summary, signum = not_started(), stop.signum
+        if summary_path is not None:
+            summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
+        print_summary(summary)
+        exit_for(summary, signum)
