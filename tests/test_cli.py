@@ -87,7 +87,8 @@ def test_run_refuses_bad_inputs_before_prefect_starts(tmp_path):
 
 
 def test_deliver_names_a_directory_given_as_its_input(tmp_path):
-    proc = _cli("deliver", str(tmp_path), "--webhook-url", "https://example.com/hook", tmp_path=tmp_path)
+    proc = _cli("deliver", str(tmp_path), "--webhook-url", "http://127.0.0.1:9/hook", "--allow-private-targets",
+                tmp_path=tmp_path)
     assert proc.returncode == 1
     assert proc.stderr.strip() == f"csv-merger: error: {tmp_path}: is a directory, not a file"
 

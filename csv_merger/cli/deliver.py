@@ -124,8 +124,6 @@ def deliver(
         raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
     check_output_paths(summary=summary_path, dead_letter=dead_letter)
     s = get_settings()
-    rows, job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
-    dead_path = dead_letter or Path(s.data_dir) / f"dead-letter-{job_id}.csv"
     config = DeliveryConfig(
         webhook_url=webhook_url[0], webhook_urls=webhook_url, table_type=table_type, rate=option_or_setting(rate, s.rate_limit),
         burst=option_or_setting(burst, s.burst),
@@ -134,10 +132,12 @@ def deliver(
         max_attempts=option_or_setting(max_attempts, s.max_attempts), retry_budget_s=s.retry_budget_s,
         outage_budget_s=s.outage_budget_s, unreachable_stop_s=s.unreachable_stop_s,
         payload_limit_bytes=s.payload_limit_bytes, row_ceiling=s.row_ceiling,
-        allow_private_targets=allow_private_targets, dead_letter_path=str(dead_path), resend=resend,
+        allow_private_targets=allow_private_targets, resend=resend,
         suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
-    _refuse_before_start(config)
+    _refuse_before_start(config)  # cheap option checks before the input is read (it may have a million rows)
+    rows, config.job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
+    config.dead_letter_path = str(dead_letter or Path(s.data_dir) / f"dead-letter-{config.job_id}.csv")
     identities = functools.partial(lead_identities, table_type=table_type)
     if dry_run:
         from csv_merger.cli.plan import print_plan
@@ -145,7 +145,7 @@ def deliver(
 
         print_plan(asyncio.run(plan_delivery(rows, config, identities)))
         return
-    announce_job(job_id)
+    announce_job(config.job_id)
 
     import logging
 
@@ -171,7 +171,8 @@ def deliver(
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
     print(f"delivered {summary.delivered}/{summary.rows_total} rows, {summary.failed} failed,"
           f" {summary.skipped_already_delivered} skipped (already delivered), {summary.http_429} x 429,"
-          f" {plural(summary.attempts, 'request')} in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s); job {job_id}"
+          f" {plural(summary.attempts, 'request')} in {summary.elapsed_s:.1f} s ({rate_s:.1f} rows/s);"
+          f" job {config.job_id}"
           + (" [cancelled]" if summary.cancelled else ""))
     if summary.learned_rate is not None:
         print(f"rate learned for {summary.limit_key}: {summary.learned_rate:g}/s of {config.rate:g}/s configured")
