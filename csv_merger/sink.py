@@ -21,6 +21,9 @@
    ``--record OUT.jsonl`` appends ``{"t", "path", "key", "auth", "body"}``
    (``auth``: whether the auth header was present; never its value).
 
+A request whose client hangs up before its whole body arrived is not judged at all (counted as
+``disconnected``): a cut-off body is no submission, and the client, never answered, sends it again.
+
 ``GET /stats`` returns the counters of ``SinkStats.as_dict``. Served by
 uvicorn with httptools and uvloop on a raw ASGI app (no framework), so that
 one sink answers well above what one delivery process sends.
@@ -135,6 +138,7 @@ class SinkStats:
     failed_injected: int = 0
     rejected_field: int = 0
     unauthorized: int = 0
+    disconnected: int = 0  # client gone before its whole body arrived: not judged, not counted as received
     no_key: int = 0
     duplicate_keys: int = 0
     keys: set[str] = field(default_factory=set)
@@ -156,6 +160,7 @@ class SinkStats:
             "failed_injected": self.failed_injected,
             "rejected_field": self.rejected_field,
             "unauthorized": self.unauthorized,
+            "disconnected": self.disconnected,
             "distinct_keys": len(self.keys),
             "duplicate_keys": self.duplicate_keys,
             "no_key": self.no_key,
@@ -217,6 +222,9 @@ class SinkApp:
         body = bytearray()
         while True:
             message = await receive()
+            if message["type"] == "http.disconnect":
+                self.stats.disconnected += 1
+                return
             body += message.get("body", b"")
             if not message.get("more_body"):
                 break

@@ -50,6 +50,26 @@ def test_token_bucket_answers_429_with_retry_after_above_the_burst(sink_factory)
     assert stats["max_in_window"] == 3
 
 
+def test_a_body_cut_off_by_a_dead_client_is_not_a_submission(sink_factory):
+    """A client killed mid-request (SIGKILL) leaves the headers and part of the body: nothing is accepted or
+    recorded, so a resume's full body under the same Idempotency-Key is the only one the target has."""
+    sink = sink_factory()
+    host, port = sink.base.removeprefix("http://").split(":")
+    with socket.create_connection((host, int(port)), timeout=5) as conn:
+        conn.sendall(b"POST /hook HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Idempotency-Key: job-1\r\nContent-Length: 40\r\n\r\n{\"Work Email\": \"a@")
+        time.sleep(0.3)  # the sink reads the headers and waits for the rest of the body
+    deadline = time.monotonic() + 10
+    while sink.stats()["disconnected"] < 1:
+        assert time.monotonic() < deadline, sink.stats()
+        time.sleep(0.05)
+    stats = sink.stats()
+    assert (stats["received"], stats["accepted"], stats["distinct_keys"]) == (0, 0, 0)
+    assert sink.records() == []
+    assert post(sink, {"Work Email": "a@x.com"}, key="job-1").status_code == 200  # the resume's full body
+    assert [r["body"] for r in sink.records()] == [{"Work Email": "a@x.com"}]
+
+
 @pytest.mark.parametrize("status", [202, 204])
 def test_configured_success_status(sink_factory, status):
     sink = sink_factory(status=status)
