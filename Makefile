@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 
 # Quiet unless something fails: pip's output goes to .venv/install.log, shown on error.
 $(BIN)/csv-merger: pyproject.toml
-	@echo "setting up $(VENV) (a minute on first run)"
+	@echo "setting up $(VENV) (about 2 minutes on first run)"
 	@$(PY) -m venv $(VENV)
 	@{ $(BIN)/pip install --upgrade pip && $(BIN)/pip install -e ".[test]"; } > $(VENV)/install.log 2>&1 \
 		|| { cat $(VENV)/install.log; echo "setup failed: see $(VENV)/install.log"; exit 1; }
