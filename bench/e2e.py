@@ -90,8 +90,8 @@ class PeakMemory:
                     pass
             for p in procs:
                 try:
-                    name = " ".join(p.cmdline()[1:4])[-60:] or p.name()
-                    key = f"{name} [{p.pid}]"
+                    name = " ".join(p.cmdline()[1:4])[-60:] or p.name() or "(no name)"
+                    key = f"{name} [{p.pid}, parent {p.ppid()}]"  # a fork shows its parent's pages as its own
                     self.peaks[key] = max(self.peaks.get(key, 0), p.memory_info().rss)
                 except (self.psutil.NoSuchProcess, self.psutil.AccessDenied):
                     pass
