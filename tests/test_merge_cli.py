@@ -68,6 +68,20 @@ def test_unreadable_input_is_one_line_and_writes_nothing(inputs):
     assert not out.exists()
 
 
+
+@pytest.mark.parametrize("name, data, hint", [
+    ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "give the CSV file itself"),
+    ("dump.csv", bytes(range(256)) * 40, "give a CSV text file"),
+])
+def test_a_binary_input_is_refused_in_command_line_words(tmp_path, name, data, hint):
+    """The hint asks to give a file, as a command line does; "upload" is the web page's word."""
+    (tmp_path / name).write_bytes(data)
+    proc = run(str(tmp_path / name), "-o", str(tmp_path / "out.csv"), "-q")
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"csv-merger: error: {tmp_path / name}: looks like ") and line.endswith(f": {hint}"), line
+    assert "upload" not in line
+
 def test_an_output_that_cannot_be_written_or_is_not_a_regular_file_is_refused_first(inputs):
     """The output is written as a new file renamed over the old one: a link, device or pipe would be
     replaced (``-o /dev/null`` as root), and a folder that cannot be written to failed with a
