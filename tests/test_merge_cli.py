@@ -45,6 +45,20 @@ def test_merge_with_glob_report_and_same_base_names(inputs):
     assert second["rows"] == 2
 
 
+
+def test_a_file_given_twice_is_read_once_with_a_warning(inputs):
+    """The same file by its name, another spelling and an overlapping glob: read once, and said so."""
+    out, report = inputs / "out.csv", inputs / "report.json"
+    proc = run("a/leads.csv", "./a/leads.csv", str(inputs / "a" / "leads.csv"), "*/leads.csv", "-o", str(out),
+               "--report", str(report), cwd=inputs)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("csv-merger: warning: ")]
+    assert warnings == [f"csv-merger: warning: a/leads.csv: given 4 times (also as {inputs / 'a' / 'leads.csv'}): "
+                        "read once"]
+    data = json.loads(report.read_text())
+    assert [(f["path"], f["rows"]) for f in data["files"]] == [("a/leads.csv", 1), ("b/leads.csv", 2)]
+    assert data["rows_in"] == 3 and data["warnings"] == [warnings[0].removeprefix("csv-merger: warning: ")]
+
 def test_no_neutralise_formulas_flag(inputs):
     out = inputs / "out.csv"
     proc = run(str(inputs / "b" / "leads.csv"), "-o", str(out), "--no-neutralise-formulas", "-q")
