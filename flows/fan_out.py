@@ -63,11 +63,12 @@ class ChunkBoard:
         pipe.execute()
 
     def set_handled(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None,
-                    destinations: Sequence[DestinationUse] = ()) -> None:
-        """Rows handled so far by chunk ``index``, its 429 answers, its limiter's rate (requests/s) and
-        the destinations' counts it last saw."""
+                    destinations: Sequence[DestinationUse] = (), sent: int = 0) -> None:
+        """Rows handled so far by chunk ``index``, its 429 answers, its limiter's rate (requests/s),
+        the destinations' counts it last saw and the rows of it sent (``consumer.ChunkProgress``)."""
         pipe = self.client.pipeline()
-        pipe.hset(self.key, mapping={f"{index}:handled": handled, f"{index}:http_429": http_429,
+        pipe.hset(self.key, mapping={f"{index}:handled": handled, f"{index}:sent": sent,
+                                     f"{index}:http_429": http_429,
                                      f"{index}:rate": "" if current_rate is None else current_rate,
                                      f"{index}:dest": json.dumps([d.model_dump() for d in destinations])})
         pipe.expire(self.key, self.ttl_s)
@@ -84,11 +85,13 @@ class ChunkBoard:
     def handled(self, fields: dict[str, str] | None = None) -> dict[int, int]:
         return {index: live[0] for index, live in self.live(fields).items()}
 
-    def live(self, fields: dict[str, str] | None = None) -> dict[int, tuple[int, int, float | None]]:
-        """``{chunk index: (rows handled, 429 answers, limiter rate or None)}`` of the chunks that reported."""
+    def live(self, fields: dict[str, str] | None = None) -> dict[int, tuple[int, int, float | None, int]]:
+        """``{chunk index: (rows handled, 429 answers, limiter rate or None, rows sent)}`` of the chunks
+        that reported."""
         fields = self.fields() if fields is None else fields
         return {int(k.split(":")[0]): (int(v), int(fields.get(k.replace("handled", "http_429"), 0)),
-                                       float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None)
+                                       float(rate) if (rate := fields.get(k.replace("handled", "rate"))) else None,
+                                       int(fields.get(k.replace("handled", "sent"), 0)))
                 for k, v in fields.items() if k.endswith(":handled")}
 
     def destinations(self, fields: dict[str, str] | None = None) -> dict[int, list[DestinationUse]]:
@@ -251,8 +254,8 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
                     if not (state.is_completed() or state.is_cancelled()):
                         _lost_consumer(runs[i].name, state, pending, queue, cancel, run_log)
             seen = board.destinations(fields)
-            for index, (handled, http_429, rate) in board.live(fields).items():
-                progress.set_chunk(index, handled, http_429, rate, seen.get(index, ()))
+            for index, (handled, http_429, rate, sent) in board.live(fields).items():
+                progress.set_chunk(index, handled, http_429, rate, seen.get(index, ()), sent)
             if pending:
                 time.sleep(POLL_S)
     except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too

@@ -97,15 +97,17 @@ def publish_summary(summary: PipelineSummary) -> None:
 class DeliveryProgress:
     """A progress artifact fed from several chunk tasks at once.
 
-    ``set_chunk(index, handled, http_429, current_rate)`` records how many
-    rows of a chunk are handled (delivered, dead-lettered or already
-    delivered), its 429 answers and its limiter's allowed rate (requests/s,
-    None once the chunk is done); a background thread pushes the total to
+    ``set_chunk(index, handled, http_429, current_rate, destinations, sent)``
+    records how many rows of a chunk are handled (delivered, dead-lettered or
+    already delivered), its 429 answers, its limiter's allowed rate (requests/s,
+    None once the chunk is done) and how many of its rows this run sent
+    (delivered or dead-lettered); a background thread pushes the total to
     the API at most every ``interval_s`` seconds, so the delivery loop never
     waits for the API. The pushed value never goes down and stays below
     100 % until ``finish(complete=True)``. ``listeners`` (class-wide) are
-    also called as ``fn(handled, rows_total, http_429=, limit=, destinations=)`` at each
-    push (the CLI's progress display; ``limit`` as ``current_rate`` below). With ``live_path``, each push also writes
+    also called as ``fn(handled, rows_total, sent=, http_429=, limit=, destinations=)`` at each
+    push (the CLI's progress display, whose rate counts rows sent; ``limit`` as ``current_rate``
+    below). With ``live_path``, each push also writes
     ``{"handled", "rows_total", "http_429", "current_rate"}`` there as JSON
     (replaced atomically; ``current_rate`` the lowest rate of the running
     chunks, None when none runs) for the web page's live counts. ``on_start`` (class-wide) are called as
@@ -118,6 +120,7 @@ class DeliveryProgress:
     def __init__(self, job_id: str, rows_total: int, interval_s: float = 1.0, live_path: Path | None = None):
         self.rows_total, self.interval_s, self.live_path = rows_total, interval_s, live_path
         self._handled: dict[int, int] = {}
+        self._sent: dict[int, int] = {}
         self._http_429: dict[int, int] = {}
         self._rates: dict[int, float] = {}
         self._destinations: dict[str, DestinationUse] = {}  # by label, in rollover order
@@ -147,12 +150,13 @@ class DeliveryProgress:
         return min(_RUNNING_CAP, 100.0 * self.handled / self.rows_total)
 
     def set_chunk(self, index: int, handled: int, http_429: int = 0, current_rate: float | None = None,
-                  destinations: Sequence[DestinationUse] = ()) -> None:
+                  destinations: Sequence[DestinationUse] = (), sent: int = 0) -> None:
         with self._lock:
             for use in destinations:  # counts only grow (but for a release): the highest is the latest
                 if use.label not in self._destinations or use.used > self._destinations[use.label].used:
                     self._destinations[use.label] = use
             self._handled[index] = max(handled, self._handled.get(index, 0))
+            self._sent[index] = max(sent, self._sent.get(index, 0))
             self._http_429[index] = max(http_429, self._http_429.get(index, 0))
             if current_rate is None:
                 self._rates.pop(index, None)
@@ -176,9 +180,11 @@ class DeliveryProgress:
 
     def _push(self, value: float) -> None:
         live = self.snapshot()
+        with self._lock:
+            sent = sum(self._sent.values())
         for listener in self.listeners:
-            listener(live["handled"], live["rows_total"], http_429=live["http_429"], limit=live["current_rate"],
-                     destinations=list(self._destinations.values()))
+            listener(live["handled"], live["rows_total"], sent=sent, http_429=live["http_429"],
+                     limit=live["current_rate"], destinations=list(self._destinations.values()))
         if self.live_path is not None:
             self._write_live(live)
         if value > self._shown:

@@ -82,7 +82,11 @@ class PipelineIncomplete(DeliveryIncomplete):
 
 
 class PipelineCancelled(CsvMergerError):
-    """The run was cancelled (Prefect UI/CLI, Ctrl-C); ``summary`` has the counts as of the cancel. Exit code 130."""
+    """The run was cancelled (Prefect UI/CLI, Ctrl-C); ``summary`` has the counts as of the cancel. Exit code 130.
+
+    The message counts this run's deliveries, then the rows it found an earlier
+    run of the job delivered (a resume), so the two add up to what the target has.
+    """
 
     exit_code = 130
 
@@ -93,7 +97,9 @@ class PipelineCancelled(CsvMergerError):
             super().__init__(f"{'job ' + summary.job_id if summary.job_id else 'run'} stopped before delivery "
                              "started: nothing sent")
         else:
-            super().__init__(f"job {summary.job_id} cancelled: {d.delivered} of {d.rows_total} rows delivered")
+            earlier = (f" ({d.skipped_already_delivered} more delivered by an earlier run)"
+                       if d.skipped_already_delivered else "")
+            super().__init__(f"job {summary.job_id} cancelled: {d.delivered} of {d.rows_total} rows delivered{earlier}")
 
 
 def combine_deliveries(parts: Sequence[DeliverySummary], *, job_id: str, limit_key: str, rows_total: int,

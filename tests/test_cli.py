@@ -93,6 +93,21 @@ def test_deliver_names_a_directory_given_as_its_input(tmp_path):
     assert proc.stderr.strip() == f"csv-merger: error: {tmp_path}: is a directory, not a file"
 
 
+
+def test_deliver_refuses_a_binary_file_with_the_reason_merge_gives(tmp_path):
+    """``deliver`` said "not UTF-8" where ``merge`` names what the file is: now both give one reason."""
+    files = {"photo.csv": b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4,
+             "report.csv": b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n" + bytes(range(256)) * 4,
+             "dump.csv": bytes(range(256)) * 40}
+    for name, data in files.items():
+        (tmp_path / name).write_bytes(data)
+        merged = _cli("merge", str(tmp_path / name), "-o", str(tmp_path / "out.csv"), "-q", tmp_path=tmp_path)
+        sent = _cli("deliver", str(tmp_path / name), "--webhook-url", "http://127.0.0.1:9/hook",
+                    "--allow-private-targets", tmp_path=tmp_path)
+        assert merged.returncode == sent.returncode == 1, sent.stderr
+        [line] = sent.stderr.strip().splitlines()  # no job id: nothing was started
+        assert line == merged.stderr.strip() and ": looks like " in line and "UTF-8" not in line, line
+
 def test_deliver_refuses_urls_and_options_before_printing_a_job_id(tmp_path):
     merged = tmp_path / "in.csv"
     merged.write_text("Work Email\nada@analytical.example\n", encoding="utf-8")

@@ -15,7 +15,7 @@ from pathlib import Path
 
 import pytest
 
-from csv_merger.cli.progress import DeliveryMeter, destination_parts
+from csv_merger.cli.progress import after_burst, destination_parts
 from csv_merger.testing import write_merged_csv
 from tasks.deliver.job import DestinationUse
 
@@ -45,10 +45,31 @@ def test_help_is_whole_at_80_columns(command):
 
 
 def test_rate_is_measured_after_the_opening_burst():
-    meter = DeliveryMeter(burst=20, quiet=True)
-    assert meter.rate(20, now=100.0) is None      # the burst is spent: the clock starts here
-    assert meter.rate(25, now=100.5) is None      # under a second of evidence
-    assert meter.rate(40, now=102.0) == 10.0      # 20 rows in 2 s after the burst, not 40 in 2 s
+    mark, rate = after_burst(None, 19, now=99.9, burst=20)
+    assert (mark, rate) == (None, None)           # the burst is not spent yet
+    mark, rate = after_burst(mark, 20, now=100.0, burst=20)
+    assert (mark, rate) == ((100.0, 20), None)    # the burst is spent: the clock starts here
+    assert after_burst(mark, 25, now=100.5, burst=20) == (mark, None)  # under a second of evidence
+    assert after_burst(mark, 40, now=102.0, burst=20) == (mark, 10.0)  # 20 rows in 2 s after the burst, not 40
+
+
+def test_a_resume_shows_the_rate_after_its_own_burst():
+    """A resume found 29 rows delivered by the earlier run: they are handled at once but cost no request.
+    Counted, they started the clock before this run's burst of 13 (a GCRA burst of 20 less a third), which
+    then showed as 14.8 rows/s at a limit of 10/s. The rate counts the rows this run sent, after its burst."""
+    def shown(samples):  # (seconds, rows sent) as the progress callback reports them
+        mark, rates = None, []
+        for now, sent in samples:
+            mark, rate = after_burst(mark, sent, now, burst=20)
+            if rate is not None:
+                rates.append(rate)
+        return rates
+
+    limit = 10.0
+    this_run = [(0.0, 0), (0.15, 13)] + [(0.15 + i / limit, 13 + i) for i in range(1, 40)]
+    assert max(shown([(t, 29 + n) for t, n in this_run])) > 14.0  # earlier rows counted: above the limit
+    rates = shown(this_run)
+    assert rates and max(rates) <= limit + 1e-9 and rates[-1] == pytest.approx(limit)
 
 
 def test_a_terminal_gets_a_progress_bar(tmp_path, sink_factory):

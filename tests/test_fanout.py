@@ -55,9 +55,9 @@ def test_chunk_board_carries_429s_and_the_limiters_rate(redis_url):
     from flows.fan_out import ChunkBoard
 
     board = ChunkBoard(redis_url, f"board-{os.getpid()}-{time.monotonic_ns()}")
-    board.set_handled(0, 40, 3, 6.5)
+    board.set_handled(0, 40, 3, 6.5, (), 25)  # 40 handled, 25 of them sent (15 delivered before)
     board.set_handled(1, 10)
-    assert board.live() == {0: (40, 3, 6.5), 1: (10, 0, None)}
+    assert board.live() == {0: (40, 3, 6.5, 25), 1: (10, 0, None, 0)}
     assert board.handled() == {0: 40, 1: 10}
 
 

@@ -262,9 +262,21 @@ def test_cli_bad_input_is_one_line_without_traceback(tmp_path):
     out, err = proc.communicate(timeout=120)
     assert proc.returncode == 1
     assert err.strip().splitlines() == [f"csv-merger: error: {tmp_path / 'photo.csv'}: looks like a PNG image, "
-                                        "not CSV: upload the CSV file itself"]
+                                        "not CSV: give the CSV file itself"]  # "upload" is the web page's word
     assert out == "" and not list((tmp_path / "data").rglob("merged.csv"))  # nothing merged, nothing sent
 
+
+
+def test_cli_run_reads_a_file_given_twice_once_and_warns(tmp_path):
+    """``run a.csv ./a.csv`` (merge only): one read, one warning naming the file, as ``merge`` gives."""
+    src = tmp_path / "a.csv"
+    src.write_text("First Name,Email\nAnn,ann@acme.example\nBob,bob@beta.example\n")
+    proc = _cli(["a.csv", "./a.csv", "--output-dir", str(tmp_path / "out")], tmp_path)
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    assert [line for line in err.splitlines() if "warning" in line] == [
+        "csv-merger: warning: a.csv: given twice: read once"]
+    assert "2 rows merged from 2 [Completed]" in out
 
 def test_cli_run_refuses_a_quote_never_closed_and_delivers_nothing(sink_factory, tmp_path):
     """A quote never closed swallowed Bob and Cid into Ann's record: ``run`` refuses the file (as

@@ -45,6 +45,20 @@ def test_merge_with_glob_report_and_same_base_names(inputs):
     assert second["rows"] == 2
 
 
+
+def test_a_file_given_twice_is_read_once_with_a_warning(inputs):
+    """The same file by its name, another spelling and an overlapping glob: read once, and said so."""
+    out, report = inputs / "out.csv", inputs / "report.json"
+    proc = run("a/leads.csv", "./a/leads.csv", str(inputs / "a" / "leads.csv"), "*/leads.csv", "-o", str(out),
+               "--report", str(report), cwd=inputs)
+    assert proc.returncode == 0, proc.stderr
+    warnings = [line for line in proc.stderr.splitlines() if line.startswith("csv-merger: warning: ")]
+    assert warnings == [f"csv-merger: warning: a/leads.csv: given 4 times (also as {inputs / 'a' / 'leads.csv'}): "
+                        "read once"]
+    data = json.loads(report.read_text())
+    assert [(f["path"], f["rows"]) for f in data["files"]] == [("a/leads.csv", 1), ("b/leads.csv", 2)]
+    assert data["rows_in"] == 3 and data["warnings"] == [warnings[0].removeprefix("csv-merger: warning: ")]
+
 def test_no_neutralise_formulas_flag(inputs):
     out = inputs / "out.csv"
     proc = run(str(inputs / "b" / "leads.csv"), "-o", str(out), "--no-neutralise-formulas", "-q")
@@ -67,6 +81,20 @@ def test_unreadable_input_is_one_line_and_writes_nothing(inputs):
     assert proc.returncode == 1 and "photo.csv" in proc.stderr and len(proc.stderr.strip().splitlines()) == 1
     assert not out.exists()
 
+
+
+@pytest.mark.parametrize("name, data, hint", [
+    ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "give the CSV file itself"),
+    ("dump.csv", bytes(range(256)) * 40, "give a CSV text file"),
+])
+def test_a_binary_input_is_refused_in_command_line_words(tmp_path, name, data, hint):
+    """The hint asks to give a file, as a command line does; "upload" is the web page's word."""
+    (tmp_path / name).write_bytes(data)
+    proc = run(str(tmp_path / name), "-o", str(tmp_path / "out.csv"), "-q")
+    assert proc.returncode == 1
+    [line] = proc.stderr.strip().splitlines()
+    assert line.startswith(f"csv-merger: error: {tmp_path / name}: looks like ") and line.endswith(f": {hint}"), line
+    assert "upload" not in line
 
 def test_an_output_that_cannot_be_written_or_is_not_a_regular_file_is_refused_first(inputs):
     """The output is written as a new file renamed over the old one: a link, device or pipe would be

@@ -107,6 +107,32 @@ def test_ctrl_c_in_a_terminal_cancels_gracefully(sink_factory, tmp_path):
     _assert_graceful(sink, signalled_at, tmp_path / "summary.json", "run, Ctrl-C in a terminal")
 
 
+
+@pytest.mark.timeout(300)
+@pytest.mark.slow
+def test_a_resumed_run_cancelled_again_counts_the_rows_the_earlier_run_delivered(sink_factory, tmp_path):
+    """The cancel line of a resume said "N of 80 rows delivered", as if the earlier run's rows were still to
+    send; now it names them too, and this run's count plus the earlier run's is what the sink accepted."""
+    sink = sink_factory(rate=100, burst=100)
+    counts, lines = [], []
+    for stop_at in (10, 20):  # the second run resumes the same job (same rows, same URL) from the ledger
+        proc = subprocess.Popen(_run_args(sink, tmp_path), env=_env(tmp_path), cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        sink.wait_accepted(stop_at, proc)
+        proc.send_signal(signal.SIGTERM)
+        out, err = proc.communicate(timeout=60)
+        assert proc.returncode == 143, err
+        summary = json.loads((tmp_path / "summary.json").read_text())
+        counts.append(summary["delivery"]["delivered"])
+        lines.append(err.strip().splitlines()[-1])
+    first, second = counts
+    job = summary["job_id"]
+    assert summary["delivery"]["skipped_already_delivered"] == first
+    assert first + second == sink.stats()["accepted"] < 80
+    assert lines == [f"csv-merger: error: job {job} cancelled: {first} of 80 rows delivered",
+                     f"csv-merger: error: job {job} cancelled: {second} of 80 rows delivered "
+                     f"({first} more delivered by an earlier run)"]
+
 @pytest.mark.timeout(300)
 def test_prefect_api_dies_with_a_killed_run_or_web(sink_factory, tmp_path):
     sink = sink_factory(rate=100, burst=100)

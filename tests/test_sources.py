@@ -32,7 +32,8 @@ def test_paths_globs_and_file_urls(tmp_path):
         (tmp_path / name).write_text("email\nx@y.com\n")
     got = resolve_inputs([str(tmp_path / "*.csv"), (tmp_path / "notes.txt").as_uri(), str(tmp_path / "a.csv")],
                          tmp_path / "dl")
-    assert got == [tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "notes.txt"]  # glob sorted, duplicates once
+    # glob sorted; a.csv named twice is listed twice: the merge reads it once and warns (test_merge_cli)
+    assert got == [tmp_path / "a.csv", tmp_path / "b.csv", tmp_path / "notes.txt", tmp_path / "a.csv"]
 
 
 def test_http_downloads_keep_same_named_files_apart(http_dir, tmp_path):

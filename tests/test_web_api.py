@@ -272,6 +272,7 @@ async def test_binary_and_empty_files_are_refused_naming_the_file(make_client):
     r = await client.post("/api/uploads", files=_files(("logo.csv", bytes(range(256)) * 40)))
     assert r.status_code == 422
     assert r.json()["file"] == "logo.csv" and "not CSV" in r.json()["error"]
+    assert r.json()["error"].endswith(": upload a CSV text file")  # the page's words; the CLI says "give"
     r = await client.post("/api/uploads", files=_files(("empty.csv", b"")))
     assert r.status_code == 422
     assert r.json() == {"error": "empty.csv: empty file (no header, no rows): nothing to merge",

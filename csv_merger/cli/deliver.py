@@ -153,9 +153,9 @@ def deliver(
     meter = DeliveryMeter(burst=config.burst, configured=config.rate, quiet=quiet)
 
     def show(p) -> None:
-        meter.update(p.delivered + p.failed + p.skipped, p.rows_total, delivered=p.delivered, failed=p.failed,
-                     http_429=p.http_429, limit=p.current_rate, learned=p.learned_rate,
-                     destinations=p.destinations)
+        meter.update(p.delivered + p.failed + p.skipped, p.rows_total, sent=p.delivered + p.failed,
+                     delivered=p.delivered, failed=p.failed, http_429=p.http_429, limit=p.current_rate,
+                     learned=p.learned_rate, destinations=p.destinations)
 
     cancel = threading.Event()
     refused = None

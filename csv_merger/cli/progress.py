@@ -5,8 +5,8 @@ terminal (rows handled of total, rows/s, the limiter's current rate, 429s,
 ETA), prints a plain line every ``every_s`` seconds otherwise (logs, CI,
 pipes), and nothing when ``quiet`` (warnings and errors still print: they do
 not go through the meter). The rate excludes the opening burst: it is
-measured from the moment ``burst`` rows were handled, so the first seconds
-do not promise a speed the target's limit will not keep.
+measured from the moment this run had sent ``burst`` rows (``after_burst``),
+so the first seconds do not promise a speed the target's limit will not keep.
 """
 
 from __future__ import annotations
@@ -15,12 +15,35 @@ import sys
 import time
 
 PLAIN_EVERY_S = 5.0
+MIN_EVIDENCE_S = 1.0
+"""Seconds of sending after the burst before a rate is shown."""
+
+
+def after_burst(mark: tuple[float, int] | None, sent: int, now: float,
+                burst: int) -> tuple[tuple[float, int] | None, float | None]:
+    """The rate to show, decided from counts alone: returns ``(mark, rows/s)``.
+
+    ``sent``: rows this run sent so far (delivered or dead-lettered), never
+    rows found delivered by an earlier run: those cost no request, so after
+    a resume they would start the clock before this run's own burst, and a
+    chunk that starts with them would add a jump (a rate above the limit).
+    ``mark``: (``now``, ``sent``) at the first call once ``sent >= burst``
+    (None before; pass back what this returned). Rows/s: rows sent since
+    the mark per second since it; None before the mark or before
+    ``MIN_EVIDENCE_S`` seconds of it. ``now`` in monotonic seconds.
+    """
+    if mark is None:
+        return ((now, sent) if sent >= burst else None), None
+    t0, n0 = mark
+    return mark, ((sent - n0) / (now - t0) if now - t0 >= MIN_EVIDENCE_S else None)
 
 
 class DeliveryMeter:
-    """``update(handled, total, ...)`` as often as convenient; ``close()`` once.
+    """``update(handled, total, sent=...)`` as often as convenient; ``close()`` once.
 
     ``handled``: rows delivered, dead-lettered or found already delivered;
+    ``sent``: the rows of those this run sent (delivered or dead-lettered),
+    the rows its rate counts (``after_burst``);
     ``delivered``/``failed``/``http_429`` counts when known (None: not shown);
     ``limit``: the limiter's current rate in requests/s (None: not shown);
     ``learned``: the rate it learned the target grants (None: not shown), of
@@ -36,23 +59,14 @@ class DeliveryMeter:
         self._console = Console(stderr=True)
         self._bar = None
         self._task = None
-        self._after_burst: tuple[float, int] | None = None  # (time, handled) once the burst is spent
+        self._after_burst: tuple[float, int] | None = None  # (time, rows sent) once the burst is spent
         self._last_line = time.monotonic()
 
-    def rate(self, handled: int, now: float) -> float | None:
-        """Rows/s since the opening burst was spent; None until then (or before 1 s of it)."""
-        if self._after_burst is None:
-            if handled >= self.burst:
-                self._after_burst = (now, handled)
-            return None
-        t0, n0 = self._after_burst
-        return (handled - n0) / (now - t0) if now - t0 >= 1.0 else None
-
-    def update(self, handled: int, total: int, *, delivered: int | None = None, failed: int | None = None,
+    def update(self, handled: int, total: int, *, sent: int, delivered: int | None = None, failed: int | None = None,
                http_429: int | None = None, limit: float | None = None, learned: float | None = None,
                destinations=()) -> None:
         now = time.monotonic()
-        rate = self.rate(handled, now)
+        self._after_burst, rate = after_burst(self._after_burst, sent, now, self.burst)
         if self.quiet or not total:
             return
         eta = f"{(total - handled) / rate:.0f} s" if rate else "?"

@@ -27,12 +27,13 @@ def preview_file(path: Path, table_type: TableType, mapping: dict[str, str], pre
     ``how`` is "ignored"). Raises InputError for a file that cannot be read
     as CSV (binary, empty, undecodable), ConfigError for a bad override.
     """
+    from csv_merger.wording import UPLOAD
     from tasks.merge import inspect_file
     from tasks.merge import map_headers
     from tasks.merge import open_source
     from tasks.merge.headers.presets import PresetStore
 
-    source = open_source(path)
+    source = open_source(path, verb=UPLOAD)  # the first read: a binary file is refused here, in the page's words
     preset = PresetStore(presets_dir).find(source.header) if source.header else None
     overrides = {**(preset.mapping if preset else {}), **mapping} or None
     columns, mapping_warnings = map_headers(source.header, table_type, overrides=overrides, sample=source.sample())

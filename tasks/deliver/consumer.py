@@ -33,9 +33,10 @@ log = logging.getLogger("csv_merger.delivery")
 
 WAIT_POLL_S = 0.5  # how often an idle consumer looks for an expired lease, and for the cancel flag
 
-ChunkProgress = Callable[[int, int, int, "float | None", list[DestinationUse]], None]
+ChunkProgress = Callable[[int, int, int, "float | None", list[DestinationUse], int], None]
 """``(chunk index, rows handled, 429 answers, limiter rate in requests/s or None when the chunk is done,
-the destinations' counts as last seen)``."""
+the destinations' counts as last seen, rows sent)``; rows sent are the handled rows this consumer sent
+(delivered or dead-lettered), not those skipped (delivered before, at the destination, suppressed)."""
 
 
 def dead_letter_file(dead_letter_dir: str | Path, ref: ChunkRef) -> str:
@@ -135,7 +136,8 @@ async def _deliver_chunk(queue: ChunkQueue, store: ChunkStore, delivery: NewLead
                          progress: ChunkProgress | None, logger) -> DeliverySummary:
     """One leased chunk through ``delivery``; the lease is renewed meanwhile and given back on an error."""
     report = None if progress is None else (
-        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate, p.destinations))
+        lambda p: progress(ref.index, p.delivered + p.failed + p.skipped, p.http_429, p.current_rate, p.destinations,
+                           p.delivered + p.failed))
     renewer = asyncio.create_task(_renew_lease(queue, ref, consumer, lease_s / 3, logger))
     try:
         rows = await asyncio.to_thread(store.get, ref)
@@ -152,5 +154,6 @@ async def _deliver_chunk(queue: ChunkQueue, store: ChunkStore, delivery: NewLead
     finally:
         renewer.cancel()
     if progress is not None:
-        progress(ref.index, handled(summary), summary.http_429, None, summary.destinations)
+        progress(ref.index, handled(summary), summary.http_429, None, summary.destinations,
+                 summary.delivered + summary.failed)
     return summary

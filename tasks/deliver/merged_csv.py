@@ -6,6 +6,7 @@ import csv
 from collections.abc import Iterator
 from pathlib import Path
 
+from csv_merger.binary import reject_binary_file
 from csv_merger.errors import InputError
 from csv_merger.schema import fields_for
 
@@ -20,12 +21,14 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a merged CSV as (1-based data row number, {header: text}).
 
     UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
-    missing/undecodable file, an empty file, a header that is not the merged
+    missing/undecodable file, a binary one (with the reason ``csv-merger merge``
+    gives: ``csv_merger.binary``), an empty file, a header that is not the merged
     schema (``check_merged_header``: a raw export), a duplicate header, a
     quote never closed, a row with more cells than the header, or no data row
     (raised once the header was read and the file ended); short rows are
     padded with "".
     """
+    reject_binary_file(path)  # a PNG is "a PNG image", not "not UTF-8"
     try:
         f = open(path, encoding="utf-8-sig", newline="")
     except OSError as exc:

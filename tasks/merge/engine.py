@@ -226,7 +226,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
         raise ConfigError(f"{out}: output directory {out.parent} does not exist")
     if out.is_dir():
         raise ConfigError(f"{out}: the output path is a directory")
-    paths, failures = expand_inputs(inputs, exclude=out.resolve())
+    paths, failures, repeats = expand_inputs(inputs, exclude=out.resolve())
     if any(path.resolve() == out.resolve() for path in paths):
         raise ConfigError(f"{out}: the output is also an input; writing it would destroy that input")
     if failures and not skip_bad_files:
@@ -291,7 +291,7 @@ def _merge(inputs: Sequence[str | Path], out: Path, table_type: TableType, mappi
     report.duplicates_merged = len(store.rows) - writer.rows
     report.formulas_neutralised += writer.neutralised
     report.columns = writer.header
-    report.warnings = [f"{f.path}: skipped ({f.error})" for f in report.files if f.skipped]
+    report.warnings = repeats + [f"{f.path}: skipped ({f.error})" for f in report.files if f.skipped]
     report.warnings += [f"{name!r}: one record holds {count} distinct values (many rows matched one key; "
                         f"is --type right?)" for name, count in zip(layout.names, layout.max_values)
                         if count > WIDE_SLOT]

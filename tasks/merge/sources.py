@@ -117,8 +117,8 @@ def resolve_inputs(files: Sequence[str], dest_dir: str | Path, *, allow_private:
     """Turn paths, globs and URLs into a list of local files, in order.
 
     ``file://`` URLs are used in place; other URLs are downloaded into
-    ``dest_dir/<n>/``. Duplicates (the same local file named twice) are kept
-    once. ``allow_private`` lets http(s) URLs point at loopback/private
+    ``dest_dir/<n>/``. A local file named twice is listed twice: the merge
+    (``expand_inputs``) reads it once and warns. ``allow_private`` lets http(s) URLs point at loopback/private
     hosts (tests, a local file server). Raises ``InputError`` naming the
     input for a missing file, a glob that matches nothing or a failed
     download, ``UnsafeTargetError`` for a refused URL (a scheme outside the
@@ -137,7 +137,7 @@ def resolve_inputs(files: Sequence[str], dest_dir: str | Path, *, allow_private:
             found = [_download(spec, Path(dest_dir) / str(n), allow_private)]
         else:
             found = _expand_local(spec)
-        out.extend(p for p in found if p not in out)
+        out.extend(found)
     return out
 
 
@@ -145,18 +145,24 @@ def resolve_inputs(files: Sequence[str], dest_dir: str | Path, *, allow_private:
 
 
 
-def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> tuple[list[Path], list[FileReport]]:
-    """Expand paths and globs, in the order given, without repeats.
+def expand_inputs(inputs: Sequence[str | Path],
+                  exclude: Path | None = None) -> tuple[list[Path], list[FileReport], list[str]]:
+    """Expand paths and globs, in the order given, without repeats: returns
+    (paths, failures, warnings).
 
     A glob matching nothing becomes a failed ``FileReport`` (the caller
     raises or skips it). A glob never picks ``exclude`` (the output file of
     an earlier run). A plain path is kept even if missing: reading it gives
     the error. A workbook with several sheets holding data becomes one
-    ``book.xlsx#<sheet>`` input per sheet (``reading.workbook_inputs``).
+    ``book.xlsx#<sheet>`` input per sheet (``reading.workbook_inputs``). A
+    file named more than once (again, by another spelling or link, or by an
+    overlapping glob) is read once, under its first name, and gets one
+    warning (``given_twice``).
     """
     paths: list[Path] = []
     failures: list[FileReport] = []
     seen: set[Path] = set()
+    named: dict[Path, list[str]] = {}  # each file (resolved) -> the names the inputs gave it
     for item in inputs:
         text = str(item)
         if not Path(text).exists() and _GLOB_CHARS & set(text):
@@ -167,13 +173,23 @@ def expand_inputs(inputs: Sequence[str | Path], exclude: Path | None = None) -> 
             candidates = matches
         else:
             candidates = [Path(text)]
+        for candidate in candidates:
+            named.setdefault(candidate.resolve(), []).append(str(candidate))
         candidates = [Path(p) for c in candidates for p in _sheets(c)]
         for path in candidates:
             key = path.resolve()
             if key not in seen:
                 seen.add(key)
                 paths.append(path)
-    return paths, failures
+    return paths, failures, [given_twice(names) for names in named.values() if len(names) > 1]
+
+
+def given_twice(names: Sequence[str]) -> str:
+    """The warning for one file the inputs named ``len(names)`` times, first
+    name first: ``"a.csv: given twice (also as /data/a.csv): read once"``."""
+    others = [n for n in dict.fromkeys(names[1:]) if n != names[0]]
+    times = "twice" if len(names) == 2 else f"{len(names)} times"
+    return f"{names[0]}: given {times}" + (f" (also as {', '.join(others)})" if others else "") + ": read once"
 
 
 def _sheets(path: Path) -> list[str]:

@@ -56,6 +56,7 @@ streams the data rows with bounded memory. Policies, each tested:
 
 from pathlib import Path
 
+from csv_merger.wording import GIVE
 from tasks.merge.reading.csv_file import EMPTY_FILE, ONLY_HEADER, no_rows_reason, open_csv
 from tasks.merge.reading.encoding import BLOCK_BYTES, MIXED_FALLBACK
 from tasks.merge.reading.layout import DELIMITERS, clean_header
@@ -69,12 +70,12 @@ from tasks.merge.reading.spreadsheet import (
 )
 
 
-def open_source(path: str | Path) -> Source:
+def open_source(path: str | Path, *, verb: str = GIVE) -> Source:
     """Open any input the merge reads: a workbook sheet (``.xlsx``, ``.xls``,
     ``.ods``, ``book.xlsx#Sheet``; ``spreadsheet`` module) or a CSV file
-    (``open_csv``). Both stream ``RawRow``s with the same reporting. Raises
-    InputError naming the file and the reason."""
-    return open_spreadsheet(path) if is_spreadsheet(path) else open_csv(path)
+    (``open_csv``, ``verb`` as there). Both stream ``RawRow``s with the same
+    reporting. Raises InputError naming the file and the reason."""
+    return open_spreadsheet(path) if is_spreadsheet(path) else open_csv(path, verb=verb)
 
 
 __all__ = ["BLOCK_BYTES", "DELIMITERS", "EMPTY_FILE", "MIXED_FALLBACK", "ONLY_HEADER", "BadRow", "CsvSource",

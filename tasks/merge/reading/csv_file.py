@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from csv_merger.errors import InputError
+from csv_merger.wording import GIVE
 from tasks.merge.reading.encoding import BLOCK_BYTES, detect_encoding
 from tasks.merge.reading.layout import DELIMITERS, SEP_LINE, clean_header, find_layout, header_warnings, read_sample
 from tasks.merge.reading.rows import CsvSource
@@ -14,13 +15,15 @@ ONLY_HEADER = "no data rows: only a header"
 """The warnings of a file without data rows; the merge and the web page give them as the reason."""
 
 
-def open_csv(path: str | Path) -> CsvSource:
+def open_csv(path: str | Path, *, verb: str = GIVE) -> CsvSource:
     """Inspect ``path`` and return a CsvSource ready to stream its rows.
 
     Reads the whole file once in 1 MiB blocks to validate its encoding
     (bounded memory). A 0-byte, blank or header-only file gives a source
     with a warning and no rows. Raises InputError (naming the file and the
-    reason) for a missing, unreadable, binary, non-CSV or undecodable file.
+    reason) for a missing, unreadable, binary, non-CSV or undecodable file
+    (``verb``: how the binary check's hint asks for the right file, see
+    ``csv_merger.binary.reject_binary``).
     """
     name = str(path)
     p = Path(path)
@@ -37,7 +40,7 @@ def open_csv(path: str | Path) -> CsvSource:
         raise InputError(name, f"cannot read the file: {exc.strerror or exc}") from None
     if not head:
         return CsvSource(name, "utf-8", ",", [], 0, warnings=[EMPTY_FILE])
-    encoding, errors, nul, warnings = detect_encoding(name, head)
+    encoding, errors, nul, warnings = detect_encoding(name, head, verb=verb)
     if nul:
         warnings.append(f"{nul} NUL character(s) removed")
     text, complete = read_sample(name, encoding, errors)

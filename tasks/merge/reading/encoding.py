@@ -13,11 +13,12 @@ from dataclasses import dataclass
 
 from charset_normalizer import from_bytes
 
+from csv_merger.binary import HEAD_BYTES, NUL_SHARE, reject_binary
 from csv_merger.errors import InputError
-from tasks.merge.reading.binary import NUL_SHARE, reject_binary
+from csv_merger.wording import GIVE
 
-BLOCK_BYTES = 1 << 20
-"""Bytes read per block when scanning a file's encoding."""
+BLOCK_BYTES = HEAD_BYTES
+"""Bytes read per block when scanning a file's encoding (the first one is the block the binary check sees)."""
 
 MIXED_FALLBACK = "csv_merger.cp1252_fallback"
 """Codec error handler: reads each byte that is not valid UTF-8 as cp1252."""
@@ -155,18 +156,19 @@ def _bomless_utf16(head: bytes) -> str | None:
     return None
 
 
-def detect_encoding(path: str, head: bytes) -> tuple[str, str, int, list[str]]:
+def detect_encoding(path: str, head: bytes, *, verb: str = GIVE) -> tuple[str, str, int, list[str]]:
     """Return (codec, decode error handler, NUL count, warnings) for the file.
 
-    Raises InputError for a file that is mostly NUL bytes or whose BOM
-    announces UTF-16/32 that does not decode.
+    Raises InputError for a file that is not text (``reject_binary``, its hint
+    worded with ``verb``), is mostly NUL bytes or whose BOM announces
+    UTF-16/32 that does not decode.
     """
     warnings: list[str] = []
     encoding = next((name for bom, name in _BOMS if head.startswith(bom)), None)
     if encoding is None and (encoding := _bomless_utf16(head)):
         warnings.append(f"UTF-16 without a byte-order mark: read as {encoding}")
     if encoding in (None, "utf-8-sig"):  # a BOM does not make an HTML page or JSON a CSV
-        reject_binary(path, head)
+        reject_binary(path, head, verb=verb)
         encoding = encoding or "utf-8"
     try:
         scan = _scan(path, encoding)
