@@ -107,7 +107,6 @@ def test_ctrl_c_in_a_terminal_cancels_gracefully(sink_factory, tmp_path):
     _assert_graceful(sink, signalled_at, tmp_path / "summary.json", "run, Ctrl-C in a terminal")
 
 
-
 @pytest.mark.timeout(300)
 @pytest.mark.slow
 def test_a_resumed_run_cancelled_again_counts_the_rows_the_earlier_run_delivered(sink_factory, tmp_path):
@@ -132,6 +131,7 @@ def test_a_resumed_run_cancelled_again_counts_the_rows_the_earlier_run_delivered
     assert lines == [f"csv-merger: error: job {job} cancelled: {first} of 80 rows delivered",
                      f"csv-merger: error: job {job} cancelled: {second} of 80 rows delivered "
                      f"({first} more delivered by an earlier run)"]
+
 
 @pytest.mark.timeout(300)
 def test_prefect_api_dies_with_a_killed_run_or_web(sink_factory, tmp_path):
