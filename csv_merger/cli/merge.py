@@ -68,9 +68,8 @@ def merge(
     if report is not None:
         report.write_text(result.to_json() + "\n", encoding="utf-8")
     skipped = [f for f in result.files if f.skipped]
-    if not quiet:  # what the report holds, in short: nothing a user should miss stays hidden in JSON
-        for line in warning_lines(result):
-            print(f"csv-merger: warning: {line}", file=sys.stderr)
+    for line in warning_lines(result):  # nothing a user should miss stays hidden in JSON, not even with -q
+        print(f"csv-merger: warning: {line}", file=sys.stderr)
     files = plural(len(result.files) - len(skipped), "file")
     print(f"merged {plural(result.rows_in, 'row', sep=True)} from {files} into "
           f"{plural(result.rows_out, 'record', sep=True)} ({plural(result.duplicates_merged, 'duplicate', sep=True)} "
