@@ -62,7 +62,7 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         header = set(next(csv.reader(f), []))
     if not header.issuperset(DEAD_LETTER_COLUMNS):
-        return list(read_merged_csv(path)), job_id or default_job_id(path, webhook_url, payload, table_type)
+        return list(read_merged_csv(path, table_type)), job_id or default_job_id(path, webhook_url, payload, table_type)
     if job_id is None and path.stem.startswith("dead-letter-"):
         job_id = path.stem.removeprefix("dead-letter-")
     if not job_id:
