@@ -19,7 +19,8 @@ from typing import Optional
 import typer
 
 from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, announce_job, app,
-                                check_output_dir, check_output_paths, option_or_setting, resume_command)
+                                check_output_dir, check_output_paths, check_suppression_list, option_or_setting,
+                                require_redis, resume_command)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop, StoppedEarly
 from csv_merger.errors import ConfigError
@@ -225,6 +226,7 @@ def run(
             check_local_inputs(files)  # the merge's own checks, now: Prefect takes many seconds to start
             check_output_paths(summary=summary_path, output=output)
             check_output_dir("output_dir", output_dir)
+            check_suppression_list(suppress)
             if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
                 os.environ["REDIS_URL"] = redis_url
                 get_settings.cache_clear()
@@ -233,6 +235,8 @@ def run(
             chunk_size = option_or_setting(chunk_size, s.chunk_size)
             concurrency = option_or_setting(concurrency, s.concurrency)
             _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
+            if webhook_url:  # a merge alone needs no Redis (one from CSV_MERGER_REDIS_BLOCK is checked in the run)
+                require_redis(s.redis_url, "--redis-url" if redis_url else "REDIS_URL")
             overrides = None
             if mapping is not None:
                 from tasks.merge import load_mapping_file
