@@ -6,6 +6,7 @@ from pathlib import Path
 
 import typer
 
+from csv_merger.cli.stopping import loaded
 from csv_merger.errors import ConfigError, InputError, RedisUnavailableError
 from csv_merger.redis_check import masked, ping_redis
 
@@ -40,9 +41,17 @@ def announce_job(job_id: str) -> None:
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
 
+DELIVERING_COMMANDS = ("run", "deliver", "redeliver", "demo")
+"""Commands that keep ``main``'s Ctrl-C handler (``stopping.StopWhileLoading``: one line, exit 130) until their
+own ``GracefulStop`` takes over as delivery starts. The others get Python's back as they start: uvicorn
+(``web``, ``sink``) handles Ctrl-C itself, and typer turns the rest's KeyboardInterrupt into exit 130."""
+
+
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """Merge lead-list CSVs and deliver them to a webhook at the target's rate."""
+    if ctx.invoked_subcommand not in DELIVERING_COMMANDS:
+        loaded()
 
 
 def check_output_paths(**paths: Path | None) -> None:
