@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+STOPPED_EARLY = "stopped before delivery started: nothing sent"
+"""What a Ctrl-C (or SIGTERM) before any row was sent did: ``run`` while Prefect starts, ``deliver`` while
+it reads its input, any command while Python imports it."""
+
 
 def plural(n: int, noun: str, *, sep: bool = False) -> str:
     """``n`` and ``noun`` in the number ``n`` asks for: ``"1 row"``, ``"0 rows"``, ``"2 rows"`` (regular

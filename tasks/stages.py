@@ -126,7 +126,7 @@ def merge(files: list[str], out_path: str, table_type: str = "people", mapping: 
 @task(name="plan-delivery", tags=TAGS, cache_policy=NO_CACHE)
 def plan(merged_csv: str, config: DeliveryConfig) -> DeliveryPlan:
     """A dry run of delivering the merged CSV with ``config``: every check and body, no POST."""
-    rows = list(read_merged_csv(merged_csv))
+    rows = list(read_merged_csv(merged_csv, config.table_type))
     identities = functools.partial(lead_identities, table_type=config.table_type)
     return on_delivery_loop(plan_delivery(rows, config, identities))
 

@@ -16,7 +16,7 @@ from pathlib import Path
 from pydantic import BaseModel
 
 from csv_merger.errors import CsvMergerError, DeliveryError, DeliveryIncomplete
-from csv_merger.wording import plural
+from csv_merger.wording import STOPPED_EARLY, plural
 from tasks.deliver import ChunkRef, DeliverySummary
 from tasks.deliver.job import DestinationUse
 from tasks.deliver.plan import DeliveryPlan
@@ -94,8 +94,7 @@ class PipelineCancelled(CsvMergerError):
         self.summary = summary
         d = summary.delivery
         if d is None:  # stopped while Prefect started or the files were merged
-            super().__init__(f"{'job ' + summary.job_id if summary.job_id else 'run'} stopped before delivery "
-                             "started: nothing sent")
+            super().__init__(f"{'job ' + summary.job_id if summary.job_id else 'run'} {STOPPED_EARLY}")
         else:
             earlier = (f" ({d.skipped_already_delivered} more delivered by an earlier run)"
                        if d.skipped_already_delivered else "")

@@ -56,8 +56,9 @@ def test_bad_output_paths_are_refused_before_any_work(tmp_path):
     assert not (tmp_path / "out.csv").exists()  # refused before merging
 
 
-def _cli(*args: str, tmp_path) -> subprocess.CompletedProcess:
-    env = {**__import__("os").environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
+def _cli(*args: str, tmp_path, **extra_env: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in __import__("os").environ.items() if k != "REDIS_URL"}
+    env.update(CSV_MERGER_DATA_DIR=str(tmp_path / "data"), **extra_env)
     return subprocess.run([sys.executable, "-m", "csv_merger", *args], capture_output=True, text=True, env=env,
                           timeout=300)
 
@@ -121,6 +122,45 @@ def test_deliver_refuses_urls_and_options_before_printing_a_job_id(tmp_path):
         assert proc.returncode == 2, proc.stderr
         [line] = proc.stderr.strip().splitlines()  # no "job id ... (run again ...)" before the refusal
         assert line.startswith("csv-merger: error: ") and reason in line, line
+
+
+def test_a_bad_suppression_list_or_a_dead_redis_is_refused_before_the_job_id(tmp_path, free_port):
+    """deliver and run refuse them before any work: one line (no "job id ... (run again ...)" first), exit 1
+    for the file, 4 for Redis, whose password is never shown; run before Prefect starts."""
+    import os
+
+    from csv_merger.testing import RedisServer, write_merged_csv
+
+    merged = write_merged_csv(tmp_path / "in.csv", [{"Work Email": "ada@analytical.example"}])
+    (tmp_path / "folder").mkdir()
+    lists = {str(tmp_path / "missing.txt"): "no such file", str(tmp_path / "folder"): "is a directory, not a file"}
+    if os.geteuid() != 0:  # root reads any file
+        unreadable = tmp_path / "secret.txt"
+        unreadable.write_text("ada@analytical.example\n", encoding="utf-8")
+        unreadable.chmod(0)
+        lists[str(unreadable)] = "cannot read the file: Permission denied"
+    target = ["--webhook-url", "http://127.0.0.1:9/hook", "--allow-private-targets"]
+    dead = f"redis://:s3cret@127.0.0.1:{free_port}/0"  # nothing listens there
+    for command in (["deliver", str(merged)], ["run", str(merged), "--output-dir", str(tmp_path / "out")]):
+        for path, reason in lists.items():
+            proc = _cli(*command, *target, "--suppress", path, tmp_path=tmp_path)
+            assert proc.returncode == 1, proc.stderr
+            assert proc.stderr.strip() == f"csv-merger: error: --suppress {path}: {reason}"
+        for given_as, option, env in (("--redis-url", ["--redis-url", dead], {}),
+                                      ("REDIS_URL", [], {"REDIS_URL": dead})):
+            proc = _cli(*command, *target, *option, tmp_path=tmp_path, **env)
+            assert proc.returncode == 4, proc.stderr
+            [line] = proc.stderr.strip().splitlines()
+            assert line.startswith(f"csv-merger: error: Redis is needed ({given_as}) and unavailable: Redis at "
+                                   f"redis://:***@127.0.0.1:{free_port}/0 does not answer: "), line
+            assert "s3cret" not in proc.stdout + proc.stderr
+    assert not (tmp_path / "out").exists()  # the flow (which creates it) never started
+    live = RedisServer(tmp_path, password="s3cret")  # the PING authenticates: a live Redis with a password passes
+    try:
+        proc = _cli("deliver", str(merged), *target, "--redis-url", live.url, "--dry-run", tmp_path=tmp_path)
+        assert proc.returncode == 0, proc.stderr
+    finally:
+        live.stop()
 
 
 def test_a_rate_below_the_floor_is_refused_by_every_command(tmp_path):

@@ -478,6 +478,27 @@ def test_a_raw_export_or_a_header_only_file_is_refused_before_anything_is_sent(t
     assert sink.stats()["received"] == 0
 
 
+def test_a_merge_of_the_other_type_is_refused_naming_the_type_to_give(tmp_path, sink_factory):
+    """A people merge sent with --type company (or the reverse) would be shaped and indexed as the wrong kind
+    of lead: exit 1, one line naming the file and the --type it was merged as, before the job id; nothing sent."""
+    sink = sink_factory()
+    people = write_rows(tmp_path / "people.csv", 2)
+    company = write_merged_csv(tmp_path / "company.csv", [{"Company Name": "Acme", "Company Domain": "acme.example"}],
+                               table_type="company")
+    for path, given, merged_as, lacks in (
+            (people, "company", "people", "Company Phone, Company Email"),
+            (company, "people", "company", "First Name, Last Name, Full Name, Job Title, Work Email, "
+                                           "Personal Email and 3 more")):
+        proc = run(deliver_args(path, sink.url, "--type", given), tmp_path)
+        assert proc.returncode == 1, proc.stderr
+        assert proc.stderr.strip().splitlines() == [
+            f"csv-merger: error: {path}, line 1: merged as {merged_as}, not {given}: its header has every "
+            f"{merged_as} column but lacks {lacks}; deliver it with --type {merged_as}"]
+        ok = run(deliver_args(path, sink.url, "--type", merged_as, "--dry-run"), tmp_path)
+        assert ok.returncode == 0, ok.stderr
+    assert sink.stats()["received"] == 0
+
+
 def test_429_does_not_spend_attempts(tmp_path, sink_factory):
     """With --max-attempts 1, rows answered 429 (Retry-After) are still
     delivered once the pause is over: a 429 never loses a row."""

@@ -20,7 +20,7 @@ from pathlib import Path
 import psutil
 import pytest
 
-from csv_merger.testing import find_free_port, wait_for_port
+from csv_merger.testing import find_free_port, wait_for_port, write_merged_csv
 
 REPO = Path(__file__).resolve().parent.parent
 EXAMPLES = sorted(str(p) for p in (REPO / "examples").glob("*.csv"))
@@ -216,3 +216,53 @@ def test_double_ctrl_c_leaves_no_prefect_api_behind(sink_factory, tmp_path):
             api.kill()
     assert proc.returncode == -signal.SIGINT
     assert not alive, "Prefect's API outlived csv-merger run's second Ctrl-C"
+
+
+def _own_imports_begun(pid: int) -> bool:
+    """True once process ``pid`` maps a compiled module from site-packages: csv-merger's own imports have
+    begun. Python's start-up (interpreter, site, the few imports that reach ``main``) maps none, and no
+    program can answer a signal there; ``main`` installs its Ctrl-C handler before it imports anything."""
+    try:
+        return any(".so" in line and "site-packages" in line for line in Path(f"/proc/{pid}/maps").open())
+    except (FileNotFoundError, ProcessLookupError):  # it ended
+        return True
+
+
+EARLY_MOMENTS_S = (0.05, 0.1, 0.2, 0.3, 0.5, 0.8)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.parametrize("command", ["run", "deliver"])
+def test_ctrl_c_at_any_early_moment_is_one_line_and_exit_130(command, tmp_path):
+    """SIGINT 0.05 .. 0.8 s after start (while Python imports the commands, typer parses, deliver reads its
+    input or run starts Prefect): never a traceback, exit 130, one line. A moment that falls in Python's own
+    start-up waits for its end (``_own_imports_begun``), so no moment passes by luck."""
+    target = ["--webhook-url", "http://127.0.0.1:9/hook", "--allow-private-targets"]  # nothing listens: nothing sent
+    if command == "run":
+        args = [*EXAMPLES, *target, "--summary", str(tmp_path / "summary.json")]
+    else:
+        rows = ({"Work Email": f"p{i}@example.com", "First Name": f"P{i}"} for i in range(100_000))
+        args = [str(write_merged_csv(tmp_path / "merged.csv", rows)), *target]
+    for moment in EARLY_MOMENTS_S:
+        (tmp_path / "summary.json").unlink(missing_ok=True)
+        proc = subprocess.Popen([sys.executable, "-m", "csv_merger", command, *args], env=_env(tmp_path), cwd=tmp_path,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started = time.monotonic()
+        try:
+            while not _own_imports_begun(proc.pid):
+                time.sleep(0.002)
+            time.sleep(max(0.0, started + moment - time.monotonic()))
+            sent_at = time.monotonic() - started
+            proc.send_signal(signal.SIGINT)
+            out, err = proc.communicate(timeout=120)
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+        print(f"{command}, Ctrl-C {sent_at:.3f} s after start: exit {proc.returncode}, stderr {err.strip()[-90:]!r}")
+        assert "Traceback" not in out + err, err
+        assert proc.returncode == 130, err
+        if "job id" not in err:  # before delivery started (deliver can reach it within 0.8 s: a graceful stop then)
+            assert err.strip() == "csv-merger: stopped before delivery started: nothing sent"
+        if (tmp_path / "summary.json").exists():  # run's own handler stopped it: its summary says so
+            summary = json.loads((tmp_path / "summary.json").read_text())
+            assert summary["state"] == "Cancelled" and summary["delivery"] is None

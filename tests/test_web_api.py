@@ -438,6 +438,11 @@ async def test_bad_numbers_and_unknown_uploads_name_the_field(make_client):
     for rate in (-1, 1e-9):  # 1e-9: below the floor of 0.01 requests/s (tasks.deliver.job.MIN_RATE)
         r = await client.post("/api/jobs", json={"uploads": ["abc"], "rate": rate})
         assert r.status_code == 422 and r.json()["field"] == "rate"
+        # the CLI's words (test_cli.py), not pydantic's "Input should be greater than or equal to 0.01"
+        assert r.json()["error"] == (f"rate {rate:g} requests/s is below the floor of 0.01 requests/s "
+                                     "(one request every 100 s)")
+    r = await client.post("/api/jobs", json={"uploads": ["abc"], "rate": 20_000})
+    assert r.status_code == 422 and r.json()["error"] == "rate: Input should be less than or equal to 10000"
     r = await client.post("/api/jobs", json={"uploads": ["0123456789abcdef"], "mode": "merge_only"})
     assert r.status_code == 404 and "0123456789abcdef" in r.json()["error"]
 

@@ -1,36 +1,31 @@
 """Command line: ``csv-merger COMMAND``.
 
-Each sub-command lives in its own module and registers itself on ``app``;
-heavy imports (Prefect, httpx) happen inside the commands so that a quick
-command stays quick. ``main`` turns expected errors into one line on stderr.
+Each sub-command lives in its own module and registers itself on ``app``
+(``commands`` imports them all); heavy imports (Prefect, httpx) happen inside
+the commands so that a quick command stays quick. ``main`` turns expected
+errors into one line on stderr, a Ctrl-C before any work too: its handler
+is in place before anything heavy is imported (``stopping.StopWhileLoading``),
+so this module imports nothing else that takes time.
 """
 
 from __future__ import annotations
 
 import sys
 
-from csv_merger.errors import CsvMergerError
-from csv_merger.settings import set_prefect_defaults
-
-# No telemetry from an offline machine, time for the ephemeral API to start: before anything imports Prefect.
-set_prefect_defaults()
-
-from csv_merger.cli.app import app  # noqa: E402
-from csv_merger.cli import version  # noqa: E402,F401  (registers commands)
-from csv_merger.cli import run  # noqa: E402,F401
-from csv_merger.cli import demo  # noqa: E402,F401
-from csv_merger.cli import worker  # noqa: E402,F401
-from csv_merger.cli import web  # noqa: E402,F401
-from csv_merger.cli import sink  # noqa: E402,F401
-from csv_merger.cli import deliver  # noqa: E402,F401
-from csv_merger.cli import merge  # noqa: E402,F401
-from csv_merger.cli import destinations  # noqa: E402,F401
-from csv_merger.cli import mappings  # noqa: E402,F401
+from csv_merger.cli.stopping import StopWhileLoading
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; return the process exit code (0 ok, see errors.py)."""
+    """Run the CLI; return the process exit code (0 ok, see errors.py). A Ctrl-C before the
+    command's work starts (while it loads, or before delivery starts) exits 130 with one line."""
+    with StopWhileLoading():
+        return _run_app(argv)
+
+
+def _run_app(argv: list[str] | None) -> int:
     from csv_merger.cli.app import invoked_with
+    from csv_merger.cli.commands import app
+    from csv_merger.errors import CsvMergerError
 
     invoked_with[:] = sys.argv[1:] if argv is None else argv
     try:

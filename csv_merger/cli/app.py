@@ -1,13 +1,14 @@
 """The Typer application every sub-command module registers on."""
 
-import re
 import shlex
 import sys
 from pathlib import Path
 
 import typer
 
-from csv_merger.errors import ConfigError
+from csv_merger.cli.stopping import loaded
+from csv_merger.errors import ConfigError, InputError, RedisUnavailableError
+from csv_merger.redis_check import masked, ping_redis
 
 app = typer.Typer(
     name="csv-merger",
@@ -30,7 +31,7 @@ def resume_command(job_id: str) -> str:
         if previous == "--job-id" or arg == "--job-id" or arg.startswith("--job-id="):
             previous = arg
             continue
-        out.append(_masked(arg) if previous == "--redis-url" or arg.startswith("--redis-url=") else arg)
+        out.append(masked(arg) if previous == "--redis-url" or arg.startswith("--redis-url=") else arg)
         previous = arg
     return shlex.join(["csv-merger", *out, "--job-id", job_id])
 
@@ -40,14 +41,18 @@ def announce_job(job_id: str) -> None:
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
 
-def _masked(value: str) -> str:
-    """``value`` with the password of a URL in it replaced by ``***``."""
-    return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", value)
+DELIVERING_COMMANDS = ("run", "deliver", "redeliver")
+"""Commands that keep ``main``'s Ctrl-C handler (``stopping.StopWhileLoading``: one line, exit 130) until their
+own ``GracefulStop`` takes over as delivery starts. The others get Python's back as they start: uvicorn
+(``web``, ``sink``) handles Ctrl-C itself, ``demo`` must stop the sink it starts, and typer turns the rest's
+KeyboardInterrupt into exit 130."""
 
 
 @app.callback()
-def _root() -> None:
+def _root(ctx: typer.Context) -> None:
     """Merge lead-list CSVs and deliver them to a webhook at the target's rate."""
+    if ctx.invoked_subcommand not in DELIVERING_COMMANDS:
+        loaded()
 
 
 def check_output_paths(**paths: Path | None) -> None:
@@ -91,6 +96,34 @@ def _check_writable(flag: str, path: Path, folder: Path) -> None:
             pass
     except OSError as exc:
         raise ConfigError(f"{flag} {path}: cannot write in {folder} ({exc.strerror or exc})") from None
+
+
+def check_suppression_list(path: str | Path | None) -> None:
+    """Refuse, before any work (the job id is printed only once work starts), a ``--suppress`` file
+    that is missing, a directory, a pipe or unreadable, or that holds no e-mail address or domain.
+    Raises InputError (exit 1) naming ``--suppress`` and the file."""
+    if path is None:
+        return
+    from tasks.deliver.new_leads import read_suppression
+    from tasks.merge.sources import check_readable_file
+
+    try:
+        check_readable_file(path)  # first: a pipe is never opened (read here, it would be empty for the job)
+        read_suppression(path)
+    except InputError as exc:
+        raise InputError(f"--suppress {path}", exc.reason) from None
+
+
+def require_redis(url: str | None, given_as: str) -> None:
+    """Refuse, before any work, a Redis (``url``, from option or variable ``given_as``) that does not answer
+    PING: the job's limiter, ledger and lead index need it, and would fail only once the job started.
+    Raises RedisUnavailableError (exit 4), ConfigError for a URL that is no Redis URL; never shows a password."""
+    if not url:
+        return
+    try:
+        ping_redis(url)
+    except RedisUnavailableError as exc:
+        raise RedisUnavailableError(f"Redis is needed ({given_as}) and unavailable: {exc}") from None
 
 
 # Options that deliver and run share, declared once.

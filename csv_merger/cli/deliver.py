@@ -25,7 +25,7 @@ from typing import Optional
 import typer
 
 from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS, announce_job, app,
-                              check_output_paths, option_or_setting)
+                              check_output_paths, check_suppression_list, option_or_setting, require_redis)
 from csv_merger.cli.progress import DeliveryMeter
 from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError, DeliveryIncomplete
@@ -62,7 +62,7 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         header = set(next(csv.reader(f), []))
     if not header.issuperset(DEAD_LETTER_COLUMNS):
-        return list(read_merged_csv(path)), job_id or default_job_id(path, webhook_url, payload, table_type)
+        return list(read_merged_csv(path, table_type)), job_id or default_job_id(path, webhook_url, payload, table_type)
     if job_id is None and path.stem.startswith("dead-letter-"):
         job_id = path.stem.removeprefix("dead-letter-")
     if not job_id:
@@ -71,10 +71,11 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
     return read_dead_letter(path), job_id
 
 
-def _refuse_before_start(config) -> None:
-    """The refusals opening the delivery would make (numbers, URLs, payload mode or template), made
-    before the job id is printed: it is printed only when work will start. Raises ConfigError /
-    UnsafeTargetError."""
+def _refuse_before_start(config, redis_given_as: str) -> None:
+    """The refusals opening the delivery would make (numbers, URLs, payload mode or template, the
+    suppression list, a Redis that does not answer: ``redis_given_as`` names where its URL came from),
+    made before the job id is printed: it is printed only when work will start. Raises ConfigError /
+    UnsafeTargetError, InputError (suppression list), RedisUnavailableError."""
     from csv_merger.safety import check_target
     from tasks.deliver.payloads import make_body_builder
 
@@ -82,6 +83,8 @@ def _refuse_before_start(config) -> None:
     for url in config.webhook_urls:
         check_target(url, config.allow_private_targets)
     make_body_builder(config.payload, config.table_type, config.job_id)
+    check_suppression_list(config.suppress_path)
+    require_redis(config.redis_url, redis_given_as)  # last: up to PING_TIMEOUT_S for a Redis that hangs
 
 
 @app.command()
@@ -135,7 +138,8 @@ def deliver(
         allow_private_targets=allow_private_targets, resend=resend,
         suppress_path=str(suppress) if suppress else None, force_resend=force_resend,
     )
-    _refuse_before_start(config)  # cheap option checks before the input is read (it may have a million rows)
+    # Before the input is read (it may have a million rows), and so before the job id is printed.
+    _refuse_before_start(config, "--redis-url" if redis_url else "REDIS_URL")
     rows, config.job_id = _input_rows(in_csv, job_id, webhook_url, payload, table_type)
     config.dead_letter_path = str(dead_letter or Path(s.data_dir) / f"dead-letter-{config.job_id}.csv")
     identities = functools.partial(lead_identities, table_type=table_type)

@@ -19,9 +19,10 @@ from typing import Optional
 import typer
 
 from csv_merger.cli.app import (FORCE_RESEND, QUIET, RESEND, SUPPRESS, WEBHOOK_URLS_HELP, announce_job, app,
-                                check_output_dir, check_output_paths, option_or_setting, resume_command)
+                                check_output_dir, check_output_paths, check_suppression_list, option_or_setting,
+                                require_redis, resume_command)
 from csv_merger.cli.progress import DeliveryMeter
-from csv_merger.cli.stopping import GracefulStop, StoppedEarly
+from csv_merger.cli.stopping import GracefulStop
 from csv_merger.errors import ConfigError
 
 PROGRESS_EVERY_S = 2.0  # plain progress lines (no terminal) of a run
@@ -87,8 +88,9 @@ def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, outpu
 
     Returns ``(PipelineSummary, signum)``, ``signum`` the signal that cancelled
     the run (else None); copies the merged CSV to ``output`` when given. A signal
-    before the flow starts: ``StoppedEarly`` when ``stop.interrupt``, else the
-    flow is not started and the summary is ``not_started()``. Raises the
+    before the flow starts: the process ends at once when ``stop.interrupt``
+    (``stopping.end_early``), else the flow is not started and the summary is
+    ``not_started()``. Raises the
     ``CsvMergerError`` a failed run ended with.
     """
     quiet_prefect()
@@ -124,6 +126,15 @@ def not_started():
     from tasks.summary import PipelineSummary
 
     return PipelineSummary(job_id=None, merged_csv=None, report=None, state="Cancelled")
+
+
+def _early_summary(path: Path | None):
+    """What writes the summary of a run a Ctrl-C stops before its flow starts (``not_started()``) to
+    ``path``; None without one. Made now: it runs in the signal handler, which must not import."""
+    if path is None:
+        return None
+    text = not_started().to_json() + "\n"
+    return lambda: path.write_text(text, encoding="utf-8")
 
 
 def print_summary(summary) -> None:
@@ -213,47 +224,46 @@ def run(
     suppress: Optional[Path] = SUPPRESS,
 ) -> None:
     """Merge FILES and deliver every row to the webhook, as a Prefect flow run (merge only without --webhook-url)."""
-    from csv_merger.settings import get_settings
+    # First: a Ctrl-C while Prefect loads and starts stops at once (stopping.end_early), with a summary.
+    with GracefulStop(message=STOPPING, interrupt=True, on_early=_early_summary(summary_path)) as stop:
+        from csv_merger.settings import get_settings
+        from tasks.merge.sources import check_local_inputs
 
-    from tasks.merge.sources import check_local_inputs
+        if table_type not in ("people", "company"):
+            raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
+        check_local_inputs(files)  # the merge's own checks, now: Prefect takes many seconds to start
+        check_output_paths(summary=summary_path, output=output)
+        check_output_dir("output_dir", output_dir)
+        check_suppression_list(suppress)
+        if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
+            os.environ["REDIS_URL"] = redis_url
+            get_settings.cache_clear()
+        s = get_settings()
+        rate, burst = option_or_setting(rate, s.rate_limit), option_or_setting(burst, s.burst)
+        chunk_size = option_or_setting(chunk_size, s.chunk_size)
+        concurrency = option_or_setting(concurrency, s.concurrency)
+        _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
+        if webhook_url:  # a merge alone needs no Redis (one from CSV_MERGER_REDIS_BLOCK is checked in the run)
+            require_redis(s.redis_url, "--redis-url" if redis_url else "REDIS_URL")
+        overrides = None
+        if mapping is not None:
+            from tasks.merge import load_mapping_file
 
-    # First thing: a Ctrl-C while Prefect loads and starts stops at once (StoppedEarly), with a summary.
-    with GracefulStop(message=STOPPING, interrupt=True) as stop:
+            overrides = load_mapping_file(mapping)
+        from tasks.deliver.redis_loss import RedisGone
+        from csv_merger.safety import shareable_redis_url
+
         try:
-            if table_type not in ("people", "company"):
-                raise ConfigError(f"--type {table_type!r}: expected 'people' or 'company'")
-            check_local_inputs(files)  # the merge's own checks, now: Prefect takes many seconds to start
-            check_output_paths(summary=summary_path, output=output)
-            check_output_dir("output_dir", output_dir)
-            if redis_url:  # resolved inside the run: a password never goes into the flow-run parameters
-                os.environ["REDIS_URL"] = redis_url
-                get_settings.cache_clear()
-            s = get_settings()
-            rate, burst = option_or_setting(rate, s.rate_limit), option_or_setting(burst, s.burst)
-            chunk_size = option_or_setting(chunk_size, s.chunk_size)
-            concurrency = option_or_setting(concurrency, s.concurrency)
-            _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
-            overrides = None
-            if mapping is not None:
-                from tasks.merge import load_mapping_file
-
-                overrides = load_mapping_file(mapping)
-            from tasks.deliver.redis_loss import RedisGone
-            from csv_merger.safety import shareable_redis_url
-
-            try:
-                summary, signum = run_pipeline(
-                    files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate,
-                    burst=burst, chunk_size=chunk_size, concurrency=concurrency,
-                    mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
-                    redis_url=shareable_redis_url(redis_url), output_dir=str(output_dir) if output_dir else None,
-                    auth_token_block=auth_token_block, fan_out=fan_out, allow_private_targets=allow_private_targets,
-                    stop=stop, quiet=quiet, dry_run=dry_run, resend=resend,
-                    suppress_file=str(suppress.resolve()) if suppress else None, force_resend=force_resend)
-            except RedisGone as exc:  # one line: the counts and the exact command that resumes
-                raise exc.with_hint(f"once Redis is back, resume with: {resume_command(exc.job_id)}") from None
-        except StoppedEarly:
-            summary, signum = not_started(), stop.signum
+            summary, signum = run_pipeline(
+                files, webhook_url=webhook_url or None, output=output, table_type=table_type, rate_limit=rate,
+                burst=burst, chunk_size=chunk_size, concurrency=concurrency,
+                mapping=overrides, payload=payload, job_id=job_id, limit_key=limit_key,
+                redis_url=shareable_redis_url(redis_url), output_dir=str(output_dir) if output_dir else None,
+                auth_token_block=auth_token_block, fan_out=fan_out, allow_private_targets=allow_private_targets,
+                stop=stop, quiet=quiet, dry_run=dry_run, resend=resend,
+                suppress_file=str(suppress.resolve()) if suppress else None, force_resend=force_resend)
+        except RedisGone as exc:  # one line: the counts and the exact command that resumes
+            raise exc.with_hint(f"once Redis is back, resume with: {resume_command(exc.job_id)}") from None
         if summary_path is not None:
             summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
         print_summary(summary)

@@ -13,7 +13,8 @@ from starlette.datastructures import UploadFile
 
 from csv_merger.schema import TableType
 from csv_merger.web.errors import ApiError
-from csv_merger.web.service import IGNORE, KEEP, JobRequest, MergePreviewRequest, WebService, mappable_fields
+from csv_merger.web.requests import JobRequest, MergePreviewRequest
+from csv_merger.web.service import IGNORE, KEEP, WebService, mappable_fields
 from csv_merger.web.uploads import sanitise_filename
 from csv_merger.web.window import next_window_start
 from tasks.merge import iter_neutralised_csv

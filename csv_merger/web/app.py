@@ -34,7 +34,7 @@ from csv_merger.errors import ConfigError, CsvMergerError, RedisUnavailableError
 from csv_merger.settings import Settings, get_settings
 from csv_merger.web import auth
 from csv_merger.web.api import build_api
-from csv_merger.web.errors import ApiError
+from csv_merger.web.errors import OWN_WORDS, ApiError
 from csv_merger.web.bodylimit import BodyLimitMiddleware
 from csv_merger.web.health import health
 from csv_merger.web.runners import DEPLOYMENT
@@ -172,7 +172,7 @@ def _add_error_handlers(app: FastAPI) -> None:
     async def _invalid(request: Request, exc: RequestValidationError) -> JSONResponse:
         first = exc.errors()[0] if exc.errors() else {"loc": (), "msg": "invalid request"}
         field = ".".join(str(part) for part in first["loc"] if part not in ("body", "query", "path"))
-        message = f"{field}: {first['msg']}" if field else first["msg"]
+        message = f"{field}: {first['msg']}" if field and first.get("type") != OWN_WORDS else first["msg"]
         return JSONResponse({"error": message, "field": field or None}, status_code=422)
 
     @app.exception_handler(StarletteHTTPException)

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+OWN_WORDS = "csv_merger"
+"""Type of a request-validation error (pydantic_core.PydanticCustomError) whose message is already the
+tool's own sentence, naming the field as the CLI does ("rate 1e-09 requests/s is below the floor ..."):
+the API shows it as is, where pydantic's own messages get the field's name in front."""
+
 
 class ApiError(Exception):
     """An HTTP error with a JSON body ``{"error", "file"?, "field"?, "left_out"?}``.

@@ -8,20 +8,19 @@ that is down.
 from __future__ import annotations
 
 import httpx
-import redis
+
+from csv_merger.errors import ConfigError, RedisUnavailableError
+from csv_merger.redis_check import ping_redis
 
 CHECK_TIMEOUT_S = 2.0
 
 
 def check_redis(url: str) -> str | None:
-    """None when Redis answers PING, else the reason."""
-    client = redis.Redis.from_url(url, socket_timeout=CHECK_TIMEOUT_S, socket_connect_timeout=CHECK_TIMEOUT_S)
+    """None when Redis answers PING, else the reason (its password shown as ``***``)."""
     try:
-        client.ping()
-    except redis.RedisError as exc:
-        return f"Redis at {_safe(url)} does not answer: {exc}"
-    finally:
-        client.close()
+        ping_redis(url)
+    except (ConfigError, RedisUnavailableError) as exc:
+        return str(exc)
     return None
 
 
@@ -52,8 +51,3 @@ async def health(redis_url: str | None, prefect_api_url: str | None) -> tuple[bo
     body = {"status": "down" if down else "ok", "down": down, "checks": checks}
     return not down, body
 
-
-def _safe(url: str) -> str:
-    """A Redis URL without its password."""
-    parsed = httpx.URL(url)
-    return str(parsed.copy_with(password=None)) if parsed.password else url

@@ -19,7 +19,6 @@ from pathlib import Path
 from typing import BinaryIO, Literal
 from urllib.parse import urlsplit
 
-from pydantic import BaseModel, Field, SecretStr
 
 from csv_merger.errors import ConfigError, CsvMergerError, InputError, RedisUnavailableError
 from csv_merger.schema import TableType, fields_for
@@ -28,13 +27,13 @@ from csv_merger.web.errors import ApiError
 from csv_merger.web.jobs import Job, JobActive, JobStatus, JobStore
 from csv_merger.web.merge_preview import merge_preview
 from csv_merger.web.preview import preview_file
+from csv_merger.web.requests import JobRequest, MergePreviewRequest
 from csv_merger.web.flow_request import FlowRequest
 from csv_merger.web.runners import DEPLOYMENT, make_runner, prefect_api_url_setting
 from csv_merger.web.retry import start_retry
 from csv_merger.web.targets import checked_webhooks, destination_capacity
 from csv_merger.web.uploads import Upload, UploadStore, UploadTooLarge, link_input
 from csv_merger.web.window import next_window_start
-from tasks.deliver.job import MIN_RATE
 from tasks.merge import IGNORE, KEEP
 from tasks.merge.reading import EMPTY_FILE, no_rows_reason
 from tasks.merge.headers import ColumnMapping
@@ -49,29 +48,6 @@ def mappable_fields(table_type: TableType) -> list[str]:
 def _preset_view(preset: Preset) -> dict:
     return {"name": preset.name, "table_type": preset.table_type, "headers": preset.headers,
             "fingerprint": preset.fingerprint, "mapping": preset.mapping}
-
-
-class MergePreviewRequest(BaseModel):
-    """Body of ``POST /api/merge-preview``: the files, mapping and payload shape of a job to be."""
-
-    uploads: list[str] = Field(min_length=1, description="upload ids, in merge order")
-    table_type: TableType = "people"
-    mapping: dict[str, str] = Field(default_factory=dict, description="header -> canonical field | ignore | keep")
-    payload: Literal["flat", "seed", "template"] = "flat"
-    template: str | None = Field(None, description="id of an uploaded jinja2 template (payload 'template')")
-    webhook_url: str | list[str] | None = Field(None, description="destination(s) in rollover order (one per line)")
-
-
-class JobRequest(MergePreviewRequest):
-    """Body of ``POST /api/jobs``. Rates in requests/s; ``None`` = the setting's default."""
-
-    mode: Literal["deliver", "merge_only"] = "deliver"
-    dry_run: bool = False
-    auth_token: SecretStr | None = None
-    rate: float | None = Field(None, ge=MIN_RATE, le=10_000)  # requests/s: tasks.deliver.job.MIN_RATE says why
-    burst: int | None = Field(None, ge=1, le=100_000)
-    chunk_size: int | None = Field(None, ge=1, le=1_000_000)
-    schedule: Literal["now", "off_hours"] = "now"
 
 
 class WebService:

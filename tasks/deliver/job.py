@@ -68,9 +68,8 @@ class DeliveryConfig:
             raise ConfigError("webhook_urls must start with webhook_url")
         if len({u.strip() for u in self.webhook_urls}) < len(self.webhook_urls):
             raise ConfigError("the same webhook URL is given twice: each destination once")
-        checks = ((math.isfinite(self.rate), f"rate {self.rate:g} is not a number of requests/s"),
-                  (self.rate >= MIN_RATE, f"rate {self.rate:g} requests/s is below the floor of {MIN_RATE:g} "
-                                          f"requests/s (one request every {1 / MIN_RATE:g} s)"),
+        problem = rate_problem(self.rate)
+        checks = ((problem is None, problem),
                   (self.burst >= 1, "burst must be >= 1"),
                   (self.concurrency >= 1, "concurrency must be >= 1"),
                   (self.max_attempts >= 1, "max attempts must be >= 1"),
@@ -81,6 +80,17 @@ class DeliveryConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+def rate_problem(rate: float) -> str | None:
+    """Why ``rate`` (requests/s) cannot be used, in the words every entry point shows (CLI and web API),
+    or None: not a finite number, or below ``MIN_RATE``."""
+    if not math.isfinite(rate):
+        return f"rate {rate:g} is not a number of requests/s"
+    if rate < MIN_RATE:
+        return (f"rate {rate:g} requests/s is below the floor of {MIN_RATE:g} requests/s "
+                f"(one request every {1 / MIN_RATE:g} s)")
+    return None
 
 
 class DestinationUse(BaseModel):

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from csv_merger.binary import reject_binary_file
 from csv_merger.errors import InputError
-from csv_merger.schema import fields_for
+from csv_merger.schema import TableType, fields_for
 
 MERGE_FIRST = "run `csv-merger merge` first, or `csv-merger run` to merge and deliver in one step"
 
@@ -17,13 +17,14 @@ OTHER_SEPARATORS = {";": "semicolon", "\t": "tab", "|": "pipe"}
 the file is not a merged CSV (which ``csv-merger merge`` writes with commas)."""
 
 
-def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
+def read_merged_csv(path: str | Path, table_type: TableType | None = None) -> Iterator[tuple[int, dict[str, str]]]:
     """Rows of a merged CSV as (1-based data row number, {header: text}).
 
     UTF-8 (BOM allowed). Raises InputError naming the file (and line) for a
     missing/undecodable file, a binary one (with the reason ``csv-merger merge``
     gives: ``csv_merger.binary``), an empty file, a header that is not the merged
-    schema (``check_merged_header``: a raw export), a duplicate header, a
+    schema (``check_merged_header``: a raw export, or the other table type's
+    merge when ``table_type`` is given), a duplicate header, a
     quote never closed, a row with more cells than the header, or no data row
     (raised once the header was read and the file ended); short rows are
     padded with "".
@@ -41,7 +42,7 @@ def read_merged_csv(path: str | Path) -> Iterator[tuple[int, dict[str, str]]]:
             if not header:
                 raise InputError(str(path), f"empty file (no header, no rows): nothing to deliver; {MERGE_FIRST}")
             _refuse_raw_export(str(path), header)
-            check_merged_header(str(path), header)
+            check_merged_header(str(path), header, table_type)
             dupes = sorted({h for h in header if header.count(h) > 1})
             if dupes:
                 raise InputError(str(path), f"duplicate column names {dupes}: cannot build one JSON object per row")
@@ -76,23 +77,35 @@ def _refuse_raw_export(path: str, header: list[str]) -> None:
                                    f"look like a merged CSV; {MERGE_FIRST}", line=1)
 
 
-def check_merged_header(path: str, header: list[str]) -> None:
+def check_merged_header(path: str, header: list[str], table_type: TableType | None = None) -> None:
     """Raise InputError unless ``header`` holds every canonical field of the
-    people or the company schema, ``Source`` included, as ``csv-merger merge``
-    writes them (further columns are kept columns and allowed; ``Company
-    Email 1`` stands for ``Company Email``). A raw export sent as is would
-    skip mapping, cleaning and de-duplication, and the lead index could not
-    match its rows. The message names the columns missing for the schema of
-    which more columns are there (people on a tie).
+    people or the company schema (of ``table_type`` when given), ``Source``
+    included, as ``csv-merger merge`` writes them (further columns are kept
+    columns and allowed; ``Company Email 1`` stands for ``Company Email``). A
+    raw export sent as is would skip mapping, cleaning and de-duplication, and
+    the lead index could not match its rows; the other type's merge would be
+    shaped and indexed as the wrong kind of lead, so the message names the
+    ``--type`` it was merged as. Otherwise the message names the columns
+    missing for the schema of which more columns are there (people on a tie).
     """
     present = set(header)
     if "Company Email 1" in present:
         present.add("Company Email")
-    schemas = [fields_for("people"), fields_for("company")]
-    if any(present.issuperset(fields) for fields in schemas):
+    types: tuple[TableType, ...] = ("people", "company")
+    merged_as = [t for t in types if present.issuperset(fields_for(t))]
+    if merged_as and (table_type is None or table_type in merged_as):
         return
-    schema = max(schemas, key=lambda fields: len(present.intersection(fields)))
+    if merged_as:
+        [other] = merged_as
+        missing = [f for f in fields_for(table_type) if f not in present]
+        raise InputError(path, f"merged as {other}, not {table_type}: its header has every {other} column but lacks "
+                               f"{_listed(missing)}; deliver it with --type {other}", line=1)
+    schema = max((fields_for(t) for t in types), key=lambda fields: len(present.intersection(fields)))
     missing = [f for f in schema if f not in present]
-    shown = ", ".join(missing[:6]) + (f" and {len(missing) - 6} more" if len(missing) > 6 else "")
-    raise InputError(path, f"not a merged CSV: its header lacks {len(missing)} merged column(s) ({shown}); "
+    raise InputError(path, f"not a merged CSV: its header lacks {len(missing)} merged column(s) ({_listed(missing)}); "
                            f"{MERGE_FIRST}", line=1)
+
+
+def _listed(columns: list[str]) -> str:
+    """The first six ``columns`` and how many more."""
+    return ", ".join(columns[:6]) + (f" and {len(columns) - 6} more" if len(columns) > 6 else "")

@@ -172,6 +172,6 @@ async def deliver_rows(rows: Iterable[Row], config: DeliveryConfig, *,
 def deliver_csv(path: str | Path, config: DeliveryConfig, *,
                 progress: Callable[[DeliveryProgress], None] | None = None,
                 cancel: threading.Event | None = None) -> DeliverySummary:
-    """Synchronous ``deliver_rows`` over ``read_merged_csv(path)``."""
-    rows = list(read_merged_csv(path))
+    """Synchronous ``deliver_rows`` over ``read_merged_csv(path, config.table_type)``."""
+    rows = list(read_merged_csv(path, config.table_type))
     return asyncio.run(deliver_rows(rows, config, progress=progress, cancel=cancel))
