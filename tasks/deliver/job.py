@@ -26,7 +26,7 @@ is one request per 31 years), never a plan."""
 class DeliveryConfig:
     """One delivery job. Rates in requests/s, sizes in bytes, times in s.
 
-    ``job_id`` None: a random id (no resume); ``deliver_csv`` callers
+    ``job_id`` None: a random id (no resume); callers
     normally pass ``default_job_id(...)``. ``webhook_urls``: every
     destination in rollover order (tasks.deliver.route), empty meaning
     ``[webhook_url]``; ``webhook_url`` is always the first. ``limit_key``

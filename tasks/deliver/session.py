@@ -9,20 +9,17 @@ sends one batch of rows (a chunk) through them with an ``Engine`` and returns
 that batch's ``DeliverySummary``; a consumer calls it chunk after chunk, so
 none of that start-up cost is paid per chunk.
 
-``deliver_rows`` (one batch, one session) and ``deliver_csv`` (a merged CSV
-file) are the one-shot forms the CLI and the benchmarks use.
+``deliver_rows`` (one batch, one session) is the one-shot form for Python callers.
 """
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import sqlite3
 import threading
 import time
 import uuid
 from collections.abc import Callable, Iterable
-from pathlib import Path
 
 import httpx
 
@@ -32,7 +29,6 @@ from csv_merger.settings import get_settings
 from tasks.deliver.engine import Engine
 from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
 from tasks.deliver.ledger import open_ledger
-from tasks.deliver.merged_csv import read_merged_csv
 from tasks.deliver.payloads import PayloadError, TemplatePayload, make_body_builder
 from tasks.deliver.ratelimit import default_limit_key, make_limiter
 from tasks.deliver.redis_loss import RedisGone
@@ -168,10 +164,3 @@ async def deliver_rows(rows: Iterable[Row], config: DeliveryConfig, *,
     async with DeliverySession(config) as session:
         return await session.deliver(list(rows), progress=progress, cancel=cancel)
 
-
-def deliver_csv(path: str | Path, config: DeliveryConfig, *,
-                progress: Callable[[DeliveryProgress], None] | None = None,
-                cancel: threading.Event | None = None) -> DeliverySummary:
-    """Synchronous ``deliver_rows`` over ``read_merged_csv(path, config.table_type)``."""
-    rows = list(read_merged_csv(path, config.table_type))
-    return asyncio.run(deliver_rows(rows, config, progress=progress, cancel=cancel))
