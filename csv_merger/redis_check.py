@@ -11,7 +11,7 @@ import re
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
 
-PING_TIMEOUT_S = 2.0
+PING_TIMEOUT_S = 3.0
 """Seconds to connect and to get the answer: a Redis slower than that is not one a job can run on."""
 
 
@@ -20,10 +20,11 @@ def masked(text: str) -> str:
     return re.sub(r"(://[^:@/]*:)[^@/]*@", r"\1***@", text)
 
 
-def ping_redis(url: str) -> None:
-    """Return once Redis at ``url`` answers PING within ``PING_TIMEOUT_S``. Raises ConfigError
-    for a URL that is no Redis URL, RedisUnavailableError ("Redis at URL does not answer: why")
-    when it does not answer (refused, timed out, wrong password or database)."""
+def ping_redis(url: str, get: str | None = None) -> bytes | None:
+    """Return once Redis at ``url`` answers PING within ``PING_TIMEOUT_S`` seconds; with ``get``, the
+    value of that key read on the same connection (None when absent). Raises ConfigError for a URL
+    that is no Redis URL, RedisUnavailableError ("Redis at URL does not answer: why") when it does
+    not answer (refused, timed out, wrong password or database, not a Redis server)."""
     import redis
 
     try:
@@ -32,6 +33,7 @@ def ping_redis(url: str) -> None:
         raise ConfigError(f"invalid Redis URL {masked(url)!r}: {exc}") from None
     try:
         client.ping()
+        return client.get(get) if get is not None else None
     except (redis.RedisError, OSError) as exc:
         raise RedisUnavailableError(f"Redis at {masked(url)} does not answer: {exc}") from None
     finally:

@@ -7,7 +7,7 @@ Layers, top to bottom (a module may import its own layer and any below):
     Prefect tasks  tasks.stages, tasks.artifacts, tasks.summary
     engines        tasks.merge, tasks.deliver (neither imports the other; no Prefect)
     base           csv_merger.errors, csv_merger.settings, csv_merger.schema, csv_merger.safety, csv_merger.wording,
-                   csv_merger.binary
+                   csv_merger.binary, csv_merger.redis_check
 
 Every import counts, also one inside a function. ``python tests/test_layers.py``
 prints each module's layer and any violation.
@@ -40,7 +40,7 @@ def layer_of(module: str) -> str:
     if module.startswith("flows"):
         return "flow"
     if module in ("csv_merger", "csv_merger.errors", "csv_merger.settings", "csv_merger.schema", "csv_merger.safety",
-                  "csv_merger.wording", "csv_merger.binary"):
+                  "csv_merger.wording", "csv_merger.binary", "csv_merger.redis_check"):
         return "base"
     return "entry"
 

@@ -24,6 +24,7 @@ from pathlib import Path
 from typing import Protocol
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
+from csv_merger.redis_check import masked
 from tasks.deliver.redis_loss import check_ledger_kept, persistence_warning
 
 LEDGER_PREFIX = "csv-merger:ledger:"
@@ -63,10 +64,10 @@ class RedisLedger:
         self.client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=5, socket_timeout=10)
 
     def _unavailable(self, exc: Exception) -> RedisUnavailableError:
-        return RedisUnavailableError(f"Redis ledger at {_redact(self.url)} failed: {exc}")
+        return RedisUnavailableError(f"Redis ledger at {masked(self.url)} failed: {exc}")
 
     async def guard(self, *, force_resend: bool) -> list[str]:
-        where = _redact(self.url)
+        where = masked(self.url)
         warnings = [persistence_warning(self.url, where),
                     await check_ledger_kept(self.client, self.key, job_id=self.job_id, where=where,
                                             data_dir=self.data_dir, ttl_s=self.ttl_s, force_resend=force_resend)]
@@ -169,13 +170,6 @@ class SqliteLedger:
 
     async def aclose(self) -> None:
         self.db.close()
-
-
-def _redact(url: str) -> str:
-    """A Redis URL without its password, for messages."""
-    import re
-
-    return re.sub(r"//[^@/]*@", "//***@", url)
 
 
 def open_ledger(job_id: str, *, redis_url: str | None, data_dir: str | Path, ttl_s: int = 48 * 3600) -> Ledger:

@@ -62,13 +62,14 @@ from __future__ import annotations
 
 from urllib.parse import urlsplit
 
-from csv_merger.errors import ConfigError, RedisUnavailableError
+from csv_merger.errors import ConfigError
+from csv_merger.redis_check import ping_redis
 from csv_merger.settings import get_settings
 from tasks.deliver.ratelimit.adaptive import AdaptivePolicy
 from tasks.deliver.ratelimit.gcra import LocalRateLimiter
 from tasks.deliver.ratelimit.memory import FileMemory
 from tasks.deliver.ratelimit.policy import LimitPolicy, RateLimiter
-from tasks.deliver.ratelimit.redis_gcra import KEY_PREFIX, MEMORY_PREFIX, RedisRateLimiter, redacted
+from tasks.deliver.ratelimit.redis_gcra import KEY_PREFIX, MEMORY_PREFIX, RedisRateLimiter
 
 __all__ = ["KEY_PREFIX", "MEMORY_PREFIX", "AdaptivePolicy", "LimitPolicy", "LocalRateLimiter", "RateLimiter", "RedisRateLimiter", "default_limit_key",
            "make_limiter"]
@@ -88,20 +89,7 @@ def make_limiter(key: str, rate: float, burst: int, redis_url: str | None = None
         raise ConfigError("limit key must not be empty")
     if redis_url is None:
         return LocalRateLimiter(key, policy, FileMemory(settings.data_dir / "learned-rates.json", policy.memory_ttl_s))
-    import redis
-    import redis.exceptions as rexc
-
-    try:
-        client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=3)
-    except ValueError as exc:
-        raise ConfigError(f"invalid Redis URL {redacted(redis_url)!r}: {exc}") from None
-    try:
-        client.ping()
-        remembered = client.get(MEMORY_PREFIX + key)
-    except (rexc.RedisError, OSError) as exc:  # also a wrong db number or a non-Redis server
-        raise RedisUnavailableError(f"Redis at {redacted(redis_url)} does not answer: {exc}") from None
-    finally:
-        client.close()
+    remembered = ping_redis(redis_url, get=MEMORY_PREFIX + key)
     return RedisRateLimiter(key, policy, redis_url, float(remembered) if remembered else None)
 
 

@@ -8,9 +8,9 @@ import asyncio
 import time
 from collections.abc import Callable
 from dataclasses import fields
-from urllib.parse import urlsplit
 
 from csv_merger.errors import RedisUnavailableError
+from csv_merger.redis_check import masked
 from tasks.deliver.ratelimit import adaptive
 from tasks.deliver.ratelimit.adaptive import Learning
 from tasks.deliver.ratelimit.policy import LimitPolicy
@@ -129,13 +129,6 @@ return string.format('%.6f', paused - now)
 SUCCESS_FLUSH_S = 0.5  # successes are folded into the shared learner at most this often per process
 
 
-def redacted(url: str) -> str:
-    """The Redis URL without its password, for messages."""
-    parts = urlsplit(url)
-    host = parts.hostname or ""
-    return f"{parts.scheme}://{host}{':' + str(parts.port) if parts.port else ''}{parts.path}"
-
-
 class RedisRateLimiter:
     """GCRA limiter whose state and learner are shared by every process using
     the same Redis and key (see module docstring). One instance per event loop.
@@ -146,7 +139,7 @@ class RedisRateLimiter:
 
         self.key, self.policy = key, policy
         self._redis_key = KEY_PREFIX + key
-        self._where = redacted(redis_url)
+        self._where = masked(redis_url)
         self._client = aioredis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
         self._reserve = self._client.register_script(_LUA_RESERVE)
         self._throttle = self._client.register_script(_LUA_THROTTLE)
