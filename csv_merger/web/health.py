@@ -7,6 +7,8 @@ that is down.
 
 from __future__ import annotations
 
+import asyncio
+
 import httpx
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
@@ -40,7 +42,7 @@ async def health(redis_url: str | None, prefect_api_url: str | None) -> tuple[bo
     """(all ok, JSON body). Each dependency is "ok", "not configured" or the reason it is down."""
     checks: dict[str, str] = {}
     if redis_url:
-        checks["redis"] = check_redis(redis_url) or "ok"
+        checks["redis"] = await asyncio.to_thread(check_redis, redis_url) or "ok"  # the PING blocks
     else:
         checks["redis"] = "not configured"
     if prefect_api_url:
