@@ -35,7 +35,7 @@ from csv_merger.settings import get_settings
 from flows.cancellation import local_cancel_requested, watch_cancellation
 from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
-from tasks.deliver import ChunkRef, DeliveryConfig, DeliverySummary, default_job_id
+from tasks.deliver import ChunkRef, DeliveryConfig, DeliverySummary, check_job_id, default_job_id
 from tasks.deliver.work_queue import ChunkQueue, open_chunk_queue
 from tasks.deliver.redis_loss import redis_gone_for_job
 from tasks.events import emit_job_finished
@@ -161,6 +161,8 @@ def merge_and_deliver(files: list[str], webhook_url: str | list[str] | None = No
     out_dir.mkdir(parents=True, exist_ok=True)
     redis = resolve_redis_url(redis_url)
     urls = [webhook_url] if isinstance(webhook_url, str) else list(webhook_url or [])
+    if job_id is not None:
+        check_job_id(job_id)
     if urls:  # refuse a bad target or setup before the merge does any work
         for url in urls:
             check_target(url, allow_private_targets)

@@ -109,6 +109,31 @@ def test_deliver_refuses_a_binary_file_with_the_reason_merge_gives(tmp_path):
         [line] = sent.stderr.strip().splitlines()  # no job id: nothing was started
         assert line == merged.stderr.strip() and ": looks like " in line and "UTF-8" not in line, line
 
+def test_a_job_id_that_is_no_file_name_is_refused_before_anything_starts(tmp_path):
+    """The job id names the ledger and ``dead-letter-<job id>.csv``: ``../`` wrote outside the data folder,
+    250 characters failed mid-run with a traceback, '' was silently replaced, and a browser's copy
+    "dead-letter-JOB (1).csv" became another job with other Idempotency-Keys."""
+    from csv_merger.testing import write_merged_csv
+
+    merged = write_merged_csv(tmp_path / "in.csv", [{"Work Email": "ada@analytical.example"}])
+    target = ["--webhook-url", "http://127.0.0.1:9/hook", "--allow-private-targets"]
+    reason = "use 1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
+    for bad in ("../../../tmp/evil", "a b/c", "x" * 250, "", ".hidden"):
+        for command in (["deliver", str(merged)], ["run", str(merged), "--output-dir", str(tmp_path / "out")]):
+            proc = _cli(*command, *target, "--job-id", bad, tmp_path=tmp_path)
+            assert proc.returncode == 2, proc.stderr
+            assert proc.stderr.strip().splitlines() == [f"csv-merger: error: job id {bad!r}: {reason} (it names "
+                                                        "the job's ledger and files)"]
+    assert not (tmp_path / "out").exists() and not (tmp_path / "data").exists()
+    copy = tmp_path / "dead-letter-job-1 (1).csv"
+    copy.write_text("Work Email,_row_number,_status,_reason,_response,_attempts\nada@analytical.example,1,400,bad,,1\n",
+                    encoding="utf-8")
+    proc = _cli("redeliver", str(copy), *target, tmp_path=tmp_path)
+    assert proc.returncode == 2, proc.stderr
+    assert proc.stderr.strip() == (f"csv-merger: error: {copy}: the file name gives job id 'job-1 (1)': {reason} (it "
+                                   "names the job's ledger and files); give the original job's --job-id")
+
+
 def test_deliver_refuses_urls_and_options_before_printing_a_job_id(tmp_path):
     merged = tmp_path / "in.csv"
     merged.write_text("Work Email\nada@analytical.example\n", encoding="utf-8")

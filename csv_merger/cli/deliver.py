@@ -54,7 +54,7 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
                 table_type: str) -> tuple[list[tuple[int, dict[str, str]]], str]:
     """(rows, job id) of a merged CSV, or of a dead-letter file for a re-delivery
     (then the original job id is required). Raises InputError / ConfigError."""
-    from tasks.deliver import default_job_id, read_merged_csv
+    from tasks.deliver import check_job_id, default_job_id, read_merged_csv
     from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS, read_dead_letter
     from tasks.merge.sources import check_readable_file
 
@@ -65,6 +65,10 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
         return list(read_merged_csv(path, table_type)), job_id or default_job_id(path, webhook_url, payload, table_type)
     if job_id is None and path.stem.startswith("dead-letter-"):
         job_id = path.stem.removeprefix("dead-letter-")
+        try:
+            check_job_id(job_id)
+        except ConfigError as exc:  # e.g. a browser's copy "dead-letter-JOB (1).csv": not another job
+            raise ConfigError(f"{path}: the file name gives {exc}; give the original job's --job-id") from None
     if not job_id:
         raise ConfigError(f"{path} is a dead-letter file: give the original job's --job-id (printed by the run "
                           "that wrote it), so each row keeps its Idempotency-Key")

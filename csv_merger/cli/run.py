@@ -183,11 +183,13 @@ def exit_for(summary, signum: int | None = None) -> None:
 
 
 def _check_options(webhook_urls: list[str] | None, rate: float, burst: int, chunk_size: int, concurrency: int,
-                   allow_private_targets: bool) -> None:
+                   allow_private_targets: bool, job_id: str | None) -> None:
     """Refuse bad numbers and targets before Prefect starts (ConfigError / UnsafeTargetError: exit 2)."""
     from csv_merger.safety import check_target
-    from tasks.deliver import DeliveryConfig
+    from tasks.deliver import DeliveryConfig, check_job_id
 
+    if job_id is not None:
+        check_job_id(job_id)
     if chunk_size < 1:
         raise ConfigError(f"--chunk-size must be at least 1 row, got {chunk_size}")
     if webhook_urls:
@@ -242,7 +244,7 @@ def run(
         rate, burst = option_or_setting(rate, s.rate_limit), option_or_setting(burst, s.burst)
         chunk_size = option_or_setting(chunk_size, s.chunk_size)
         concurrency = option_or_setting(concurrency, s.concurrency)
-        _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets)
+        _check_options(webhook_url, rate, burst, chunk_size, concurrency, allow_private_targets, job_id)
         if webhook_url:  # a merge alone needs no Redis (one from CSV_MERGER_REDIS_BLOCK is checked in the run)
             require_redis(s.redis_url, "--redis-url" if redis_url else "REDIS_URL")
         overrides = None

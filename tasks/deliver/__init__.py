@@ -16,11 +16,12 @@ gone mid-run, or back without its data); ``job`` (config and summary),
 
 from tasks.deliver.chunks import ChunkRef, ChunkStore, make_chunk_store, write_chunks
 from tasks.deliver.session import DeliverySession, deliver_rows
-from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError, default_job_id
+from tasks.deliver.job import (DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError, check_job_id,
+                              default_job_id)
 from tasks.deliver.ledger import open_ledger
 from tasks.deliver.merged_csv import read_merged_csv
 from tasks.deliver.ratelimit import LimitPolicy, default_limit_key, make_limiter
 
 __all__ = ["ChunkRef", "ChunkStore", "DeliveryConfig", "DeliverySession", "DeliveryProgress", "DeliverySummary", "LimitPolicy",
-           "TargetRefusedError", "default_job_id", "default_limit_key", "deliver_rows",
+           "TargetRefusedError", "check_job_id", "default_job_id", "default_limit_key", "deliver_rows",
            "make_chunk_store", "make_limiter", "open_ledger", "read_merged_csv", "write_chunks"]

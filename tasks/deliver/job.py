@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import hashlib
 import math
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -68,6 +69,8 @@ class DeliveryConfig:
             raise ConfigError("webhook_urls must start with webhook_url")
         if len({u.strip() for u in self.webhook_urls}) < len(self.webhook_urls):
             raise ConfigError("the same webhook URL is given twice: each destination once")
+        if self.job_id is not None:
+            check_job_id(self.job_id)
         problem = rate_problem(self.rate)
         checks = ((problem is None, problem),
                   (self.burst >= 1, "burst must be >= 1"),
@@ -80,6 +83,20 @@ class DeliveryConfig:
         for ok, message in checks:
             if not ok:
                 raise ConfigError(message)
+
+
+JOB_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+"""A job id names the job's ledger, queue and files (``dead-letter-<job id>.csv``): no path separators,
+no spaces, short enough for any file system."""
+
+
+def check_job_id(job_id: str) -> None:
+    """Raise ConfigError unless ``job_id`` matches ``JOB_ID`` (1-128 letters, digits, '.', '_', '-',
+    starting with a letter or digit): ``../x`` or ``a/b`` would write outside the data folder, 250
+    characters would fail mid-run on the file name."""
+    if not JOB_ID.fullmatch(job_id):
+        raise ConfigError(f"job id {job_id!r}: use 1-128 letters, digits, '.', '_' or '-', starting with a "
+                          "letter or digit (it names the job's ledger and files)")
 
 
 def rate_problem(rate: float) -> str | None:
