@@ -36,6 +36,7 @@ from flows.cancellation import local_cancel_requested, watch_cancellation
 from flows.fan_out import deliver_fanned_out
 from tasks.artifacts import DeliveryProgress, publish_merge_report, publish_summary
 from tasks.deliver import ChunkRef, DeliveryConfig, DeliverySummary, check_job_id, default_job_id
+from tasks.deliver.job_lock import hold_job
 from tasks.deliver.work_queue import ChunkQueue, open_chunk_queue
 from tasks.deliver.redis_loss import redis_gone_for_job
 from tasks.events import emit_job_finished
@@ -195,9 +196,10 @@ def merge_and_deliver(files: list[str], webhook_url: str | list[str] | None = No
         summary = summary.model_copy(update=dict(plan=plan(merged, config)))
         (out_dir / "summary.json").write_text(summary.to_json(), encoding="utf-8")
         return _finish(summary)
-    refs = chunk(merged, job, chunk_size, redis)
-    delivery, delivery_parts = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out, fan_out=fan_out,
-                        auth_token_block=auth_token_block)
+    with hold_job(job, redis_url=redis, data_dir=settings.data_dir):  # one delivery per job (not per consumer)
+        refs = chunk(merged, job, chunk_size, redis)
+        delivery, delivery_parts = _deliver(refs, config, redis, out_dir, run_id, rows_total=report.rows_out,
+                                            fan_out=fan_out, auth_token_block=auth_token_block)
     state = "Cancelled" if delivery.cancelled else "Failed" if delivery.failed else "Completed"
     summary = summary.model_copy(update=dict(delivery=delivery, dead_letter_path=delivery.dead_letter_path,
                                              state=state, chunks=len(refs),

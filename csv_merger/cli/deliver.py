@@ -91,6 +91,35 @@ def _refuse_before_start(config, redis_given_as: str) -> None:
     require_redis(config.redis_url, redis_given_as)  # last: up to PING_TIMEOUT_S for a Redis that hangs
 
 
+def _send(rows, config, identities, quiet: bool):
+    """Deliver ``rows`` with a progress meter, a Ctrl-C / SIGTERM being a graceful cancel; returns
+    (summary, the early stop's TargetRefusedError or None, the GracefulStop for the exit code)."""
+    import asyncio
+    import logging
+
+    from tasks.deliver import TargetRefusedError
+    from tasks.deliver.new_leads import deliver_new_leads
+
+    logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
+    meter = DeliveryMeter(burst=config.burst, configured=config.rate, quiet=quiet)
+
+    def show(p) -> None:
+        meter.update(p.delivered + p.failed + p.skipped, p.rows_total, sent=p.delivered + p.failed,
+                     delivered=p.delivered, failed=p.failed, http_429=p.http_429, limit=p.current_rate,
+                     learned=p.learned_rate, destinations=p.destinations)
+
+    cancel = threading.Event()
+    refused = None
+    with GracefulStop(cancel.set) as stop:
+        try:
+            summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
+        except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
+            refused, summary = exc, exc.summary
+        finally:
+            meter.close()
+    return summary, refused, stop
+
+
 @app.command()
 def deliver(
     in_csv: Path = typer.Argument(..., help="Merged CSV (as written by `csv-merger merge`)."),
@@ -123,8 +152,8 @@ def deliver(
     from csv_merger.settings import get_settings
     import functools
 
-    from tasks.deliver import DeliveryConfig, TargetRefusedError
-    from tasks.deliver.new_leads import deliver_new_leads
+    from tasks.deliver import DeliveryConfig
+    from tasks.deliver.job_lock import hold_job
     from tasks.merge.dedupe import lead_identities
 
     if table_type not in ("people", "company"):
@@ -153,27 +182,9 @@ def deliver(
 
         print_plan(asyncio.run(plan_delivery(rows, config, identities)))
         return
-    announce_job(config.job_id)
-
-    import logging
-
-    logging.basicConfig(format="csv-merger: %(levelname)s: %(message)s", level=logging.WARNING, stream=sys.stderr)
-    meter = DeliveryMeter(burst=config.burst, configured=config.rate, quiet=quiet)
-
-    def show(p) -> None:
-        meter.update(p.delivered + p.failed + p.skipped, p.rows_total, sent=p.delivered + p.failed,
-                     delivered=p.delivered, failed=p.failed, http_429=p.http_429, limit=p.current_rate,
-                     learned=p.learned_rate, destinations=p.destinations)
-
-    cancel = threading.Event()
-    refused = None
-    with GracefulStop(cancel.set) as stop:
-        try:
-            summary = asyncio.run(deliver_new_leads(rows, config, identities, progress=show, cancel=cancel))
-        except TargetRefusedError as exc:  # early stop: still write the summary and the counts line
-            refused, summary = exc, exc.summary
-        finally:
-            meter.close()
+    with hold_job(config.job_id, redis_url=config.redis_url, data_dir=s.data_dir):  # one delivery per job
+        announce_job(config.job_id)
+        summary, refused, stop = _send(rows, config, identities, quiet)
     if summary_path is not None:
         summary_path.write_text(summary.to_json() + "\n", encoding="utf-8")
     rate_s = summary.delivered / summary.elapsed_s if summary.elapsed_s else 0.0
