@@ -7,8 +7,9 @@ job id (``--job-id``, or from the file name ``dead-letter-<job>.csv``),
 Idempotency-Key and ledger. ``--dry-run`` does everything but the POSTs.
 
 Exit codes: 0 every row delivered; 3 some rows in the dead-letter file;
-2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the
-early stops: the target refused the first rows alike, e.g. a wrong token, or was never reached);
+2 bad arguments / unsafe URL; 4 Redis unavailable; 5 delivery error (also the job
+already being delivered by another process, and the early stops: the target refused
+the first rows alike, e.g. a wrong token, or was never reached);
 130 cancelled by Ctrl-C, 143 by SIGTERM (docker stop, systemd). Every error is one line on stderr.
 """
 

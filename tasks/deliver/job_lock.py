@@ -11,7 +11,9 @@ delivers.
 With Redis: a redis-py ``Lock`` on ``csv-merger:job-lock:<job id>`` whose
 value names the holder, with a ``LOCK_TTL_S`` expiry renewed every third of it,
 so a holder that dies (SIGKILL, machine lost) frees the job within
-``LOCK_TTL_S``. Without Redis: an exclusive ``flock`` on
+``LOCK_TTL_S``; a holder on this machine whose process is gone (e.g. it ended
+while Redis was down and could not release, and Redis came back from its
+append-only file) is taken over at once. Without Redis: an exclusive ``flock`` on
 ``<data_dir>/locks/<job id>.lock``, which the kernel drops when the process dies.
 """
 
@@ -20,6 +22,7 @@ from __future__ import annotations
 import contextlib
 import fcntl
 import os
+import re
 import socket
 import threading
 import time
@@ -90,7 +93,8 @@ def _redis_lock(job_id: str, redis_url: str) -> Iterator[None]:
     client = redis.Redis.from_url(redis_url, socket_connect_timeout=3, socket_timeout=5)
     lock = client.lock(KEY_PREFIX + job_id, timeout=LOCK_TTL_S, blocking=False, thread_local=False)
     try:
-        if not lock.acquire(token=_holder()):
+        if not lock.acquire(token=_holder()) and not (_drop_if_dead_here(client, KEY_PREFIX + job_id)
+                                                      and lock.acquire(token=_holder())):
             holder = client.get(KEY_PREFIX + job_id)
             raise _busy(job_id, holder.decode() if holder else "another process",
                         f" (if that process is gone, its lock expires within {LOCK_TTL_S:g} s)")
@@ -106,6 +110,26 @@ def _redis_lock(job_id: str, redis_url: str) -> Iterator[None]:
                 lock.release()
     finally:
         client.close()
+
+
+_HOLDER = re.compile(r"(?P<host>\S+) pid (?P<pid>\d+) since .*")
+_DROP_IF = "if redis.call('get', KEYS[1]) == ARGV[1] then return redis.call('del', KEYS[1]) end return 0"
+
+
+def _drop_if_dead_here(client, key: str) -> bool:
+    """Delete the lock when its holder ran on this machine and its process is gone; True if deleted
+    (only that holder's value is deleted: a new holder in between keeps its lock)."""
+    value = client.get(key)
+    holder = _HOLDER.fullmatch(value.decode()) if value else None
+    if holder is None or holder["host"] != socket.gethostname():
+        return False
+    try:
+        os.kill(int(holder["pid"]), 0)
+        return False
+    except ProcessLookupError:
+        return bool(client.eval(_DROP_IF, 1, key, value))
+    except PermissionError:  # alive, another user's
+        return False
 
 
 def _renew(lock, stop: threading.Event) -> None:
