@@ -552,3 +552,26 @@ def test_a_404_for_one_row_after_deliveries_does_not_stop_the_job(tmp_path, sink
     (row,) = read_csv(dead)
     assert row["_row_number"] == "30" and row["_status"] == "404"
     assert sink.stats()["accepted"] == 39
+
+
+def test_a_merge_neutralised_for_spreadsheets_is_refused_and_the_exact_merge_delivers(tmp_path, sink_factory):
+    """`merge` puts a ' before =, +, -, @ for spreadsheets; delivered as it stands, '=1+2 and '@annlee would
+    reach the target changed. deliver refuses it with one line naming the cell; a merge with
+    --no-neutralise-formulas sends the exact values."""
+    sink = sink_factory()
+    src = tmp_path / "export.csv"
+    src.write_text("First Name,Email,Phone,Twitter,Notes\nAnn,ann@x.com,+1 617 555 1000,@annlee,=1+2\n")
+    for flag, merged in (([], tmp_path / "sheet.csv"), (["--no-neutralise-formulas"], tmp_path / "exact.csv")):
+        assert run([CLI, "merge", str(src), "-o", str(merged), "-q", *flag], tmp_path).returncode == 0
+    refused = run(deliver_args(tmp_path / "sheet.csv", sink.url), tmp_path)
+    assert refused.returncode == 1
+    assert refused.stderr.strip().splitlines() == [
+        f"csv-merger: error: {tmp_path / 'sheet.csv'}: row 1, field Twitter: \"'@annlee\" was neutralised by "
+        "`csv-merger merge` for spreadsheets (the ' before a formula sign), so the target would get it changed; "
+        "merge again with --no-neutralise-formulas to deliver exact values, or use `csv-merger run`"]
+    assert sink.stats()["received"] == 0
+    sent = run(deliver_args(tmp_path / "exact.csv", sink.url), tmp_path)
+    assert sent.returncode == 0, sent.stderr
+    [record] = sink.records()
+    assert (record["body"]["Twitter"], record["body"]["Notes"], record["body"]["Phone Number"]) == (
+        "@annlee", "=1+2", "+1 617 555 1000")

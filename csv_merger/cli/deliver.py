@@ -57,13 +57,16 @@ def _input_rows(path: Path, job_id: str | None, webhook_url: list[str], payload:
     (then the original job id is required). Raises InputError / ConfigError."""
     from tasks.deliver import check_job_id, default_job_id, read_merged_csv
     from tasks.deliver.dead_letter import DEAD_LETTER_COLUMNS, read_dead_letter
+    from tasks.deliver.merged_csv import refuse_neutralised
     from tasks.merge.sources import check_readable_file
 
     check_readable_file(path)
     with open(path, encoding="utf-8-sig", errors="replace", newline="") as f:
         header = set(next(csv.reader(f), []))
     if not header.issuperset(DEAD_LETTER_COLUMNS):
-        return list(read_merged_csv(path, table_type)), job_id or default_job_id(path, webhook_url, payload, table_type)
+        rows = list(read_merged_csv(path, table_type))
+        refuse_neutralised(path, rows)
+        return rows, job_id or default_job_id(path, webhook_url, payload, table_type)
     if job_id is None and path.stem.startswith("dead-letter-"):
         job_id = path.stem.removeprefix("dead-letter-")
         try:

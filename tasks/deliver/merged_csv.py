@@ -66,6 +66,19 @@ def read_merged_csv(path: str | Path, table_type: TableType | None = None) -> It
             raise InputError(str(path), f"CSV error: {exc}", line=reader.line_num) from None
 
 
+def refuse_neutralised(path: str | Path, rows: list[tuple[int, dict[str, str]]]) -> None:
+    """Raise InputError naming the first cell that ``csv-merger merge`` neutralised for spreadsheets
+    (a ``'`` before ``= + - @``): delivered as it stands, the target would get the value changed.
+    ``rows``: (row number, record) as ``read_merged_csv`` yields them."""
+    for number, record in rows:
+        for field, value in record.items():
+            if value[:1] == "'" and value[1:2] in ("=", "+", "-", "@"):
+                raise InputError(str(path), f"row {number}, field {field}: {value!r} was neutralised by `csv-merger "
+                                 "merge` for spreadsheets (the ' before a formula sign), so the target would get it "
+                                 "changed; merge again with --no-neutralise-formulas to deliver exact values, or use "
+                                 "`csv-merger run`")
+
+
 def _refuse_raw_export(path: str, header: list[str]) -> None:
     """Raise InputError when the header is one column holding another
     separator: each row would be sent as one field named after the whole header."""
