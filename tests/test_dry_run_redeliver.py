@@ -43,6 +43,21 @@ def test_deliver_dry_run_sends_nothing_and_reports_what_a_run_would_do(tmp_path,
     assert "estimate: 2 s at 10 requests/s" in out  # 30 rows, effective burst 13, then 10/s: 1.7 s
 
 
+def test_a_template_the_real_run_refuses_is_refused_by_the_dry_run_too(tmp_path, sink_factory):
+    """A template failing on the first row stops the real run before anything is sent (exit 2); the dry
+    run said "0 to send, 3 would be dead-lettered" and exited 0."""
+    sink = sink_factory()
+    path = _merged(tmp_path / "merged.csv", 3)
+    template = tmp_path / "t.j2"
+    template.write_text('{"email": {{ row["Work Email"] | tojson }}, "x": {{ nope.x }}}', encoding="utf-8")
+    args = ["deliver", str(path), "--webhook-url", sink.url, "--allow-private-targets", "--payload", str(template)]
+    real, dry = _cli(tmp_path, *args), _cli(tmp_path, *args, "--dry-run")
+    assert real.returncode == dry.returncode == 2, (real.stderr, dry.stderr)
+    [line] = dry.stderr.strip().splitlines()
+    assert line.startswith(f"csv-merger: error: payload template {template}: row 1: ") and "nope" in line, line
+    assert real.stderr.strip().splitlines()[-1] == line and sink.stats()["received"] == 0
+
+
 @pytest.mark.slow
 def test_run_dry_run_merges_and_sends_nothing(tmp_path, sink_factory):
     sink = sink_factory()

@@ -213,6 +213,17 @@ def make_body_builder(payload: str, table_type: TableType, job_id: str = "") -> 
     raise ConfigError(f"--payload {payload!r}: expected 'flat', 'seed' or a jinja2 template file (.j2)")
 
 
+def check_template(build: BuildBody, payload: str, row_number: int, record: dict[str, str]) -> None:
+    """A template that fails on the first row to send fails the job before anything is sent (the
+    real run and ``--dry-run`` alike): ConfigError naming the template and the row's reason.
+    Any other body builder, or a template that renders the row, passes."""
+    if isinstance(build, TemplatePayload):
+        try:
+            build(row_number, record)
+        except PayloadError as exc:
+            raise ConfigError(f"payload template {payload}: {exc}") from None
+
+
 def idempotency_key(job_id: str, row_number: int) -> str:
     """``Idempotency-Key`` header value: ``"<job_id>-<row_number>"``.
 

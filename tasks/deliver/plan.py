@@ -20,7 +20,7 @@ from csv_merger.settings import get_settings
 from tasks.deliver.job import DeliveryConfig, DestinationUse
 from tasks.deliver.ledger import open_ledger
 from tasks.deliver.new_leads import SUPPRESSED, Identities, read_suppression, split_new_leads
-from tasks.deliver.payloads import PayloadError, idempotency_key, make_body_builder, oversize_reason
+from tasks.deliver.payloads import PayloadError, check_template, idempotency_key, make_body_builder, oversize_reason
 from tasks.deliver.ratelimit import LimitPolicy, default_limit_key, make_limiter
 from tasks.deliver.route import open_route
 
@@ -104,6 +104,8 @@ async def plan_delivery(rows: list[tuple[int, dict[str, str]]], config: Delivery
         if number in done:
             plan.already_delivered += 1
             continue
+        if not plan.to_send and not plan.refused:  # the first row to send: as the real run checks it
+            check_template(build, config.payload, number, record)
         try:
             body = build(number, record)
         except PayloadError as exc:

@@ -23,13 +23,13 @@ from collections.abc import Callable, Iterable
 
 import httpx
 
-from csv_merger.errors import ConfigError, DeliveryError, RedisUnavailableError
+from csv_merger.errors import DeliveryError, RedisUnavailableError
 from csv_merger.safety import check_target
 from csv_merger.settings import get_settings
 from tasks.deliver.engine import Engine
 from tasks.deliver.job import DeliveryConfig, DeliveryProgress, DeliverySummary, TargetRefusedError
 from tasks.deliver.ledger import open_ledger
-from tasks.deliver.payloads import PayloadError, TemplatePayload, make_body_builder
+from tasks.deliver.payloads import check_template, make_body_builder
 from tasks.deliver.ratelimit import default_limit_key, make_limiter
 from tasks.deliver.redis_loss import RedisGone
 from tasks.deliver.route import open_route
@@ -90,12 +90,9 @@ class DeliverySession:
         await self.gate.aclose()
 
     def _check_template(self, row: Row) -> None:
-        """A template broken for every row fails before anything is sent (ConfigError)."""
-        if not self._template_checked and isinstance(self.build, TemplatePayload):
-            try:
-                self.build(*row)
-            except PayloadError as exc:
-                raise ConfigError(f"payload template {self.config.payload}: {exc}") from None
+        """A template broken for every row fails before anything is sent (ConfigError), once a session."""
+        if not self._template_checked:
+            check_template(self.build, self.config.payload, *row)
         self._template_checked = True
 
     async def deliver(self, rows: list[Row], *, dead_letter_path: str | None = None,
