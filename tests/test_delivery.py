@@ -525,7 +525,7 @@ def test_every_row_refused_alike_stops_early_and_a_rerun_sends_the_rest(tmp_path
                              "--summary", summary), tmp_path)
     assert wrong.returncode == 5, wrong.stderr
     line = _one_line_error(wrong)
-    assert f"stopped after {REFUSED_STOP_AFTER} rows: the target answered 401 to every one" in line
+    assert f"stopped: the target answered 401 to each of the first {REFUSED_STOP_AFTER} rows and accepted none" in line
     assert "auth token" in line and "--job-id refused-1" in line
     stats = sink.stats()
     assert stats["accepted"] == 0 and REFUSED_STOP_AFTER <= stats["received"] <= REFUSED_STOP_AFTER + 4
@@ -533,7 +533,8 @@ def test_every_row_refused_alike_stops_early_and_a_rerun_sends_the_rest(tmp_path
     assert len(dl) == stats["received"] and {r["_status"] for r in dl} == {"401"}
     s = json.loads(summary.read_text())
     assert (s["delivered"], s["failed"], s["attempts"]) == (0, len(dl), stats["received"])
-    assert f"{len(dl)} rows in the dead-letter file, {60 - len(dl)} not sent" in line
+    assert (f"{len(dl)} rows in the dead-letter file (with the requests already in flight), {60 - len(dl)} "
+            "not sent") in line
     assert s["stopped_reason"] in line
     right = run(deliver_args(rows, sink.url, *common, "--auth-token", "right-token",
                              "--dead-letter", tmp_path / "dead2.csv"), tmp_path)

@@ -46,7 +46,7 @@ class RefusalWatch:
     def reason(self, s: DeliverySummary) -> str:
         """The summary's ``stopped_reason`` after the stop fired."""
         not_sent = s.rows_total - s.delivered - s.failed - s.skipped_already_delivered
-        return (f"stopped after {plural(self.count, 'row')}: the target answered {self.status} to every one"
-                f" (check the auth token / webhook URL); {plural(s.failed, 'row')} in the dead-letter file, {not_sent}"
-                " not sent;"
+        return (f"stopped: the target answered {self.status} to each of the first {plural(self.count, 'row')} and"
+                f" accepted none (check the auth token / webhook URL); {plural(s.failed, 'row')} in the dead-letter"
+                f" file (with the requests already in flight), {not_sent} not sent;"
                 f" fix it and run again with --job-id {s.job_id}")
