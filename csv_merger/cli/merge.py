@@ -18,12 +18,10 @@ from csv_merger.wording import plural
 
 
 def warning_lines(result) -> list[str]:
-    """One line per file warning, skipped file and file with bad rows, then
-    the merge-wide warnings, from a ``MergeReport``."""
+    """One line per file warning and file with bad rows, then the merge-wide
+    warnings (skipped files among them), from a ``MergeReport``."""
     lines = []
     for f in result.files:
-        if f.skipped:
-            lines.append(f"{f.path}: skipped: {f.error}")
         lines += [f"{f.path}: {w}" for w in f.warnings]
         ragged = [b.line for b in f.bad_rows]
         if ragged:
