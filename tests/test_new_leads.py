@@ -72,6 +72,21 @@ def test_a_suppression_list_is_never_sent_to(tmp_path, sink_factory):
     assert "delivered 4/6 rows" in done.stdout
 
 
+def test_a_suppression_list_saved_by_excel_on_windows_is_read(tmp_path):
+    """A do-not-contact list in cp1252 (Excel's "CSV" on Windows) was refused with a raw codec error;
+    merge reads that encoding, so the list is read the same way (charset-normalizer)."""
+    from tasks.deliver.new_leads import read_suppression
+
+    listed = tmp_path / "dnc.csv"
+    listed.write_bytes("Email;Note\nrené@café.example;ne pas contacter\nbob@x.com;\n".encode("cp1252"))
+    assert read_suppression(listed) == {"erené@café.example", "ebob@x.com"}
+    binary = tmp_path / "dnc.bin"
+    binary.write_bytes(bytes(range(256)) * 4)
+    with pytest.raises(Exception) as refused:
+        read_suppression(binary)
+    assert str(refused.value).startswith(f"{binary}: ")
+
+
 def test_the_index_holds_no_address(tmp_path, sink_factory):
     env = {**os.environ, "CSV_MERGER_DATA_DIR": str(tmp_path / "data")}
     sink = sink_factory()

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import contextlib
 import csv
+import re
 import sqlite3
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -44,15 +45,16 @@ SUPPRESSED = "on the suppression list"
 
 def read_suppression(path: str | Path) -> set[str]:
     """Identities to never send to, from a file of e-mail addresses and domains
-    (one per line, or any CSV: every cell is read; a header is ignored when it
+    (one per line, or any CSV separated by commas, semicolons or tabs, in UTF-8 or
+    what charset-normalizer finds: every cell is read; a header is ignored when it
     holds neither). Returns {"e"+address, "d"+domain}. Raises InputError naming
     the file when it cannot be read or holds no address or domain at all."""
     entries: set[str] = set()
     try:
-        with open(path, encoding="utf-8-sig", newline="") as f:
+        with open(path, newline="", encoding=_encoding(path)) as f:
             for row in csv.reader(f):
-                for cell in row:
-                    value = cell.strip().lower().removeprefix("mailto:")
+                for part in (p for cell in row for p in re.split(r"[;\t]", cell)):  # Excel's ; and tab too
+                    value = part.strip().lower().removeprefix("mailto:")
                     if "@" in value:
                         entries.add("e" + value)
                     elif "." in value and " " not in value:
@@ -63,6 +65,22 @@ def read_suppression(path: str | Path) -> set[str]:
     if not entries:
         raise InputError(str(path), "suppression list holds no e-mail address or domain")
     return entries
+
+
+def _encoding(path: str | Path) -> str:
+    """UTF-8 (with or without BOM), else what charset-normalizer finds (a list saved by Excel on
+    Windows is cp1252); raises UnicodeDecodeError when it is no text it knows."""
+    import charset_normalizer
+
+    data = Path(path).read_bytes()
+    try:
+        data.decode("utf-8-sig")
+        return "utf-8-sig"
+    except UnicodeDecodeError as exc:
+        best = charset_normalizer.from_bytes(data).best()
+        if best is None:
+            raise UnicodeDecodeError(exc.encoding, exc.object, exc.start, exc.end, "no known text encoding") from None
+        return best.encoding
 
 
 def _suppressed(identities: Iterable[str], entries: set[str]) -> bool:
