@@ -8,6 +8,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import subprocess
 import sys
 import threading
@@ -322,6 +323,8 @@ def test_demo_quick_start_delivers_the_examples_to_its_own_sink(tmp_path):
     assert "received 80 rows (80 distinct idempotency keys, 0 x 429)" in done.stdout
     assert f"merged CSV:   {tmp_path / 'demo' / 'merged.csv'}" in done.stdout and "Traceback" not in done.stderr
     assert len((tmp_path / "demo" / "sink-received.jsonl").read_text().splitlines()) == 80
+    # demo has no --job-id (its sink lives for one run): the job id comes with no hint to resume with one
+    assert re.search(r"^  job id:       job-\w+$", done.stdout, re.MULTILINE) and "--job-id" not in done.stdout + done.stderr
 
 
 def test_redis_and_token_come_from_prefect_blocks(redis_url, monkeypatch):

@@ -83,6 +83,22 @@ def test_unreadable_input_is_one_line_and_writes_nothing(inputs):
 
 
 
+def test_a_named_pipe_is_refused_as_run_refuses_it(inputs):
+    """``merge fifo.csv`` waited for ever: looking for a workbook's first bytes, it opened the pipe. Now the
+    line ``run`` gives, exit 1, no output; with --skip-bad-files the pipe is skipped and the rest merged."""
+    import os
+
+    out, pipe = inputs / "out.csv", inputs / "fifo.csv"
+    os.mkfifo(pipe)
+    proc = run(str(inputs / "a" / "leads.csv"), str(pipe), "-o", str(out), "-q")
+    assert proc.returncode == 1, proc.stderr
+    assert proc.stderr.strip().splitlines() == [f"csv-merger: error: {pipe}: not a regular file (a pipe or device?)"]
+    assert not out.exists()
+    proc = run(str(inputs / "a" / "leads.csv"), str(pipe), "-o", str(out), "-q", "--skip-bad-files")
+    assert proc.returncode == 0 and "fifo.csv: skipped: not a regular file" in proc.stderr, proc.stderr
+    assert out.exists()
+
+
 @pytest.mark.parametrize("name, data, hint", [
     ("photo.csv", b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR" + bytes(range(256)) * 4, "give the CSV file itself"),
     ("dump.csv", bytes(range(256)) * 40, "give a CSV text file"),

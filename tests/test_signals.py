@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -216,6 +217,64 @@ def test_double_ctrl_c_leaves_no_prefect_api_behind(sink_factory, tmp_path):
             api.kill()
     assert proc.returncode == -signal.SIGINT
     assert not alive, "Prefect's API outlived csv-merger run's second Ctrl-C"
+
+
+def _lines(path: Path) -> list[str]:
+    return path.read_text(encoding="utf-8").splitlines() if path.exists() else []
+
+
+def _demo_at(proc: subprocess.Popen, moment: str, record: Path) -> list[psutil.Process]:
+    """Wait until the demo ``proc`` reaches ``moment`` ("starting": it handles signals and its sink was started;
+    "delivering": its sink accepted 30 rows; "ending": all 80), then return its processes (sink, Prefect API)."""
+    sink_started = lambda: any("sink" in p.cmdline() for p in psutil.Process(proc.pid).children())  # noqa: E731
+    reached = {"starting": lambda: _catches_sigterm(proc.pid) and sink_started(),
+               "delivering": lambda: len(_lines(record)) >= 30, "ending": lambda: len(_lines(record)) >= 80}[moment]
+    deadline = time.monotonic() + 180
+    while not reached():
+        assert proc.poll() is None and time.monotonic() < deadline, f"exit {proc.returncode} before {moment}"
+        time.sleep(0.01)
+    return psutil.Process(proc.pid).children(recursive=True)
+
+
+@pytest.mark.timeout(300)
+@pytest.mark.slow
+@pytest.mark.parametrize("moment, signum", [("starting", signal.SIGINT), ("delivering", signal.SIGINT),
+                                            ("delivering", signal.SIGTERM), ("ending", signal.SIGINT)])
+def test_a_stop_to_the_demos_process_group_ends_it_cleanly_and_leaves_no_process(moment, signum, tmp_path):
+    """Ctrl-C (SIGINT to the process group) or SIGTERM to it stopped the demo's sink first, and the demo, asking
+    the dead sink what it received, ended with an httpx.ConnectError traceback, exit 1. Now, at any moment:
+    the usual stop lines, the sink's true count, exit 128 + signal, and neither the sink nor Prefect's API left."""
+    out_dir, signalled_at = tmp_path / "demo", 0.0
+    record = out_dir / "sink-received.jsonl"
+    with open(tmp_path / "out.txt", "w") as out, open(tmp_path / "err.txt", "w") as err:
+        proc = subprocess.Popen([sys.executable, "-m", "csv_merger", "demo", "--output-dir", str(out_dir)],
+                                env=_env(tmp_path), cwd=tmp_path, stdout=out, stderr=err, start_new_session=True)
+    try:
+        children = _demo_at(proc, moment, record)
+        os.killpg(proc.pid, signum)
+        signalled_at = time.time()
+        proc.wait(timeout=120)
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+    out, err = (tmp_path / "out.txt").read_text(), (tmp_path / "err.txt").read_text()
+    records = [json.loads(line) for line in _lines(record)]
+    print(f"demo, {signal.Signals(signum).name} while {moment}: exit {proc.returncode}, {len(records)} rows "
+          f"accepted, stderr ends {err.strip()[-90:]!r}")
+    gone, alive = psutil.wait_procs(children, timeout=15)
+    assert not alive, f"left running: {[p.cmdline()[:4] for p in alive]}"
+    assert proc.returncode == 128 + signum, err
+    assert "Traceback" not in out + err and "Error" not in err
+    last = err.strip().splitlines()[-1]
+    if moment == "starting":
+        assert last.endswith("stopped before delivery started: nothing sent") and not records
+    elif moment == "delivering":
+        assert "csv-merger: stopping: no new requests" in err and "[Cancelled]" in out
+        assert max(r["t"] for r in records) - signalled_at <= 2.0
+        assert re.fullmatch(rf"csv-merger: error: job job-\w+ cancelled: {len(records)} of 80 rows delivered", last)
+        assert f"received {len(records)} rows ({len(records)} distinct idempotency keys" in out and len(records) < 80
+    else:
+        assert f"received 80 rows (80 distinct idempotency keys" in out
 
 
 def _own_imports_begun(pid: int) -> bool:

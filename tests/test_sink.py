@@ -163,6 +163,14 @@ def test_port_in_use_is_a_clear_error():
     assert "Traceback" not in result.stderr
 
 
+def test_a_port_outside_0_to_65535_is_a_usage_error():
+    """--port 99999 was an OverflowError traceback from bind(), exit 1."""
+    for bad in ("99999", "65536", "-1"):
+        result = run_cli("--port", bad)
+        assert result.returncode == 2, result.stderr
+        assert "Invalid value for '--port'" in result.stderr and "Traceback" not in result.stderr
+
+
 def test_rate_after_changes_the_bucket_rate_after_n_accepted(sink_factory):
     sink = sink_factory(rate=0.5, burst=2, rate_after="3:1000")  # from the 3rd accepted request on: 1000/s
     assert [post(sink, {"n": i}).status_code for i in range(3)] == [200, 200, 429]  # 0.5/s: bucket empty

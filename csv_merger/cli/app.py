@@ -41,11 +41,10 @@ def announce_job(job_id: str) -> None:
     print(f"csv-merger: job id {job_id} (run again with --job-id {job_id} to resume)", file=sys.stderr, flush=True)
 
 
-DELIVERING_COMMANDS = ("run", "deliver", "redeliver")
+DELIVERING_COMMANDS = ("run", "deliver", "redeliver", "demo")
 """Commands that keep ``main``'s Ctrl-C handler (``stopping.StopWhileLoading``: one line, exit 130) until their
 own ``GracefulStop`` takes over as delivery starts. The others get Python's back as they start: uvicorn
-(``web``, ``sink``) handles Ctrl-C itself, ``demo`` must stop the sink it starts, and typer turns the rest's
-KeyboardInterrupt into exit 130."""
+(``web``, ``sink``) handles Ctrl-C itself, and typer turns the rest's KeyboardInterrupt into exit 130."""
 
 
 @app.callback()

@@ -82,12 +82,14 @@ def _in_thread(fn):
 
 
 def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, output: Path | None, stop: GracefulStop,
-                 quiet: bool = False, **params):
+                 quiet: bool = False, resumable: bool = True, **params):
     """Run ``merge_and_deliver`` in this process, ``stop`` (entered by the caller, as early as it can)
     mapping Ctrl-C and SIGTERM to a graceful cancel, and a second one to killing the ephemeral API first.
 
     Returns ``(PipelineSummary, signum)``, ``signum`` the signal that cancelled
-    the run (else None); copies the merged CSV to ``output`` when given. A signal
+    the run (else None); copies the merged CSV to ``output`` when given. The job id
+    is announced as delivery starts, with how to resume, unless not ``resumable``
+    (the demo's: its sink lives for one run). A signal
     before the flow starts: the process ends at once when ``stop.interrupt``
     (``stopping.end_early``), else the flow is not started and the summary is
     ``not_started()``. Raises the
@@ -106,13 +108,15 @@ def run_pipeline(files: list[str], *, webhook_url: str | list[str] | None, outpu
     if stop.signum is not None:  # a signal came before on_stop was set and did not interrupt (interrupt=False)
         return not_started(), stop.signum
     meter = DeliveryMeter(burst=params.get("burst") or 0, quiet=quiet, every_s=PROGRESS_EVERY_S)
-    DeliveryProgress.on_start.append(announce_job)  # the job id first: progress lines follow
+    if resumable:
+        DeliveryProgress.on_start.append(announce_job)  # the job id first: progress lines follow
     DeliveryProgress.listeners.append(meter.update)
     try:
         state = _in_thread(lambda: merge_and_deliver(files, webhook_url=webhook_url, return_state=True, **params))
     finally:
         DeliveryProgress.listeners.remove(meter.update)
-        DeliveryProgress.on_start.remove(announce_job)
+        if resumable:
+            DeliveryProgress.on_start.remove(announce_job)
         meter.close()
     summary = summary_of(state)
     if output is not None:
@@ -137,9 +141,10 @@ def _early_summary(path: Path | None):
     return lambda: path.write_text(text, encoding="utf-8")
 
 
-def print_summary(summary) -> None:
+def print_summary(summary, resumable: bool = True) -> None:
     """The closing lines: the merge's file warnings on stderr (as ``csv-merger merge`` prints
-    them), then counts, and where the merged CSV, report and dead letters are."""
+    them), then counts, where the merged CSV, report and dead letters are, and the job id
+    (with how to resume it when ``resumable``)."""
     from csv_merger.cli.merge import warning_lines
 
     if summary.report is None:  # stopped before the flow started: exit_for says so
@@ -165,7 +170,8 @@ def print_summary(summary) -> None:
         print(f"  skipped:      {d.skipped_already_at_destination} already at the destination, "
               f"{d.skipped_suppressed} suppressed: {d.skipped_path}")
     if summary.delivery is not None:
-        print(f"  job id:       {summary.job_id} (run again with --job-id {summary.job_id} to resume)")
+        hint = f" (run again with --job-id {summary.job_id} to resume)" if resumable else ""
+        print(f"  job id:       {summary.job_id}{hint}")
 
 
 def exit_for(summary, signum: int | None = None) -> None:

@@ -12,7 +12,7 @@ from csv_merger.cli.app import app
 @app.command()
 def sink(
     host: str = typer.Option("127.0.0.1", help="Address to listen on."),
-    port: int = typer.Option(8787, help="TCP port to listen on."),
+    port: int = typer.Option(8787, min=0, max=65535, help="TCP port to listen on (0: any free one)."),
     rate: Optional[float] = typer.Option(None, help="Token bucket rate in requests/s (default: unlimited)."),
     burst: Optional[int] = typer.Option(None, help="Token bucket size in requests (default: the rate)."),
     rate_after: Optional[str] = typer.Option(

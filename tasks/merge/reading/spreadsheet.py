@@ -70,6 +70,8 @@ def is_spreadsheet(path: str | Path) -> bool:
 def _sniffed_format(file: Path) -> str | None:
     """"xlsx", "ods" or "xls" from the file's first bytes; None for anything
     else or an unreadable file. Never raises."""
+    if not file.is_file():  # opening a named pipe waits for a writer, for ever; reading it says what it is
+        return None
     try:
         with open(file, "rb") as f:
             head = f.read(4096)
