@@ -96,3 +96,21 @@ def test_input_schemes_outside_the_allow_list_are_refused_before_any_connection(
 def test_refused_input_host_is_named_as_an_input_url(http_dir, tmp_path):
     with pytest.raises(UnsafeTargetError, match="^input URL host '127.0.0.1' resolves to 127.0.0.1, a loopback"):
         resolve_inputs([f"{http_dir}/a/leads.csv"], tmp_path / "dl")
+
+
+def test_a_named_sheet_of_a_workbook_is_an_input_run_accepts(tmp_path):
+    """``run book.xlsx#Leads`` was refused as "no such file" before Prefect started: the workbook is
+    the file, the sheet is read later (merge always took it)."""
+    import openpyxl
+
+    from tasks.merge.sources import check_local_inputs
+
+    book = openpyxl.Workbook()
+    book.active.title = "Leads"
+    book.active.append(["Email"])
+    book.save(tmp_path / "book.xlsx")
+    spec = f"{tmp_path / 'book.xlsx'}#Leads"
+    check_local_inputs([spec])
+    assert resolve_inputs([spec], tmp_path / "dl") == [tmp_path / "book.xlsx#Leads"]
+    with pytest.raises(InputError, match="no such file"):
+        check_local_inputs([f"{tmp_path / 'gone.xlsx'}#Leads"])

@@ -24,7 +24,7 @@ from urllib.parse import unquote, urlsplit
 
 from csv_merger.errors import ConfigError, InputError
 from csv_merger.safety import CheckedTarget, PinnedTransport, check_input_url
-from tasks.merge.reading import is_spreadsheet, workbook_inputs
+from tasks.merge.reading import is_spreadsheet, split_sheet, workbook_inputs
 from tasks.merge.report import FileReport
 
 _GLOB_CHARS = set("*?[")
@@ -59,7 +59,8 @@ def _expand_local(spec: str) -> list[Path]:
         if not matches:
             raise InputError(spec, "the pattern matches no file")
         return [Path(m) for m in matches if Path(m).is_file()]
-    check_readable_file(spec)
+    workbook, sheet = split_sheet(spec)
+    check_readable_file(workbook if sheet else spec)  # book.xlsx#Leads: the workbook is the file
     return [Path(spec)]
 
 
