@@ -17,23 +17,31 @@ BUSY = re.compile(r"csv-merger: error: job (\S+) is already being delivered \((.
                   r"delivery would send its rows twice; wait for it or stop it, then run again to resume(.*)")
 
 
-@pytest.mark.parametrize("store", ["local", "redis"])
-def test_a_second_deliver_of_a_running_job_is_refused_and_nothing_is_sent_twice(tmp_path, sink_factory, store,
-                                                                                request):
+@pytest.mark.parametrize("second", ["local", "Redis, another machine", "no Redis, same machine"])
+def test_a_second_deliver_of_a_running_job_is_refused_and_nothing_is_sent_twice(tmp_path, sink_factory, second,
+                                                                                redis_url):
+    """The first delivery uses Redis unless both are local. "Another machine" shares only Redis (its own data
+    folder); "no Redis, same machine" is a shell without REDIS_URL beside a service with it."""
     sink = sink_factory()
     rows = write_rows(tmp_path / "rows.csv", 120)
-    extra = ["--redis-url", request.getfixturevalue("redis_url")] if store == "redis" else []
-    args = deliver_args(rows, sink.url, "--rate", 20, "--burst", 5, *extra)
-    first = subprocess.Popen(args, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env(tmp_path))
+    args = deliver_args(rows, sink.url, "--rate", 20, "--burst", 5)
+    with_redis = [] if second == "local" else ["--redis-url", redis_url]
+    first = subprocess.Popen([*args, *with_redis], stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                             env=env(tmp_path))
     try:
         sink.wait_accepted(10, first)
-        second = run(args, tmp_path)
-        assert second.returncode == 5, second.stderr
-        [line] = second.stderr.strip().splitlines()  # refused before its job id is printed
+        if second == "Redis, another machine":
+            refused = subprocess.run([*args, *with_redis], capture_output=True, text=True, timeout=60,
+                                     env={**env(tmp_path), "CSV_MERGER_DATA_DIR": str(tmp_path / "other-machine")})
+        else:
+            refused = run(args, tmp_path)
+        assert refused.returncode == 5, refused.stderr
+        [line] = refused.stderr.strip().splitlines()  # refused before its job id is printed
         busy = BUSY.fullmatch(line)
         assert busy, line
         assert int(busy[3]) == first.pid
-        assert busy[4] == ("" if store == "local" else " (if that process is gone, its lock expires within 20 s)")
+        assert busy[4] == (" (if that process is gone, its lock expires within 20 s)"
+                           if second == "Redis, another machine" else "")
         out, err = first.communicate(timeout=60)
     finally:
         if first.poll() is None:
@@ -41,7 +49,7 @@ def test_a_second_deliver_of_a_running_job_is_refused_and_nothing_is_sent_twice(
     assert first.returncode == 0, err
     stats = sink.stats()
     assert (stats["accepted"], stats["distinct_keys"], stats["duplicate_keys"]) == (120, 120, 0)
-    again = run(args, tmp_path)  # the lock was released: the finished job resumes and skips every row
+    again = run([*args, *with_redis], tmp_path)  # the lock was released: the job resumes and skips every row
     assert again.returncode == 0, again.stderr
     assert "skipped (already delivered)" in again.stdout and sink.stats()["accepted"] == 120
 

@@ -80,6 +80,9 @@ def test_a_suppression_list_saved_by_excel_on_windows_is_read(tmp_path):
     listed = tmp_path / "dnc.csv"
     listed.write_bytes("Email;Note\nrené@café.example;ne pas contacter\nbob@x.com;\n".encode("cp1252"))
     assert read_suppression(listed) == {"erené@café.example", "ebob@x.com"}
+    quoted = tmp_path / "quoted.csv"  # Excel quotes every cell when asked to; a pipe-separated export; <address>
+    quoted.write_text('"Name";"Email"\r\n"Ann";"ann@acme.example"\r\nBob\t<BOB@acme.example>\nc@x.com|2\n"www.blocked.example"\n')
+    assert read_suppression(quoted) == {"eann@acme.example", "ebob@acme.example", "ec@x.com", "dblocked.example"}
     binary = tmp_path / "dnc.bin"
     binary.write_bytes(bytes(range(256)) * 4)
     with pytest.raises(Exception) as refused:

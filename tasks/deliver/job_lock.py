@@ -13,7 +13,8 @@ value names the holder, with a ``LOCK_TTL_S`` expiry renewed every third of it,
 so a holder that dies (SIGKILL, machine lost) frees the job within
 ``LOCK_TTL_S``; a holder on this machine whose process is gone (e.g. it ended
 while Redis was down and could not release, and Redis came back from its
-append-only file) is taken over at once. Without Redis: an exclusive ``flock`` on
+append-only file) is taken over at once. Always, also with Redis (a shell
+without ``REDIS_URL`` next to a service with it): an exclusive ``flock`` on
 ``<data_dir>/locks/<job id>.lock``, which the kernel drops when the process dies.
 """
 
@@ -56,11 +57,11 @@ def hold_job(job_id: str, *, redis_url: str | None, data_dir: str | Path) -> Ite
     """Hold the job's lock for the ``with`` block. Raises JobBusyError naming the holder when
     another process holds it, RedisUnavailableError / ConfigError as ``ping_redis``, ConfigError
     when the lock file cannot be created."""
-    if redis_url:
-        with _redis_lock(job_id, redis_url):
-            yield
-    else:
-        with _file_lock(job_id, Path(data_dir) / "locks"):
+    with _file_lock(job_id, Path(data_dir) / "locks"):  # also when Redis is used: one run may have it, one not
+        if redis_url:
+            with _redis_lock(job_id, redis_url):
+                yield
+        else:
             yield
 
 

@@ -45,7 +45,7 @@ SUPPRESSED = "on the suppression list"
 
 def read_suppression(path: str | Path) -> set[str]:
     """Identities to never send to, from a file of e-mail addresses and domains
-    (one per line, or any CSV separated by commas, semicolons or tabs, in UTF-8 or
+    (one per line, or any CSV separated by commas, semicolons, tabs or |, quoted or not, in UTF-8 or
     what charset-normalizer finds: every cell is read; a header is ignored when it
     holds neither). Returns {"e"+address, "d"+domain}. Raises InputError naming
     the file when it cannot be read or holds no address or domain at all."""
@@ -53,8 +53,8 @@ def read_suppression(path: str | Path) -> set[str]:
     try:
         with open(path, newline="", encoding=_encoding(path)) as f:
             for row in csv.reader(f):
-                for part in (p for cell in row for p in re.split(r"[;\t]", cell)):  # Excel's ; and tab too
-                    value = part.strip().lower().removeprefix("mailto:")
+                for part in (p for cell in row for p in re.split(r"[;\t|]", cell)):  # Excel's ; and tab too
+                    value = part.strip().strip("\"'<>").strip().lower().removeprefix("mailto:")  # "a@b.com", <a@b.com>
                     if "@" in value:
                         entries.add("e" + value)
                     elif "." in value and " " not in value:
