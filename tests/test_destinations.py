@@ -141,3 +141,21 @@ def test_concurrent_jobs_rolling_over_never_pass_either_ceiling(tmp_path, sink_f
         proc.communicate(timeout=180)
     assert full.stats()["accepted"] == 15 and spare.stats()["accepted"] == 20  # 60 rows offered, 35 left in all
     assert _cli(env, "destinations", "list").stdout.count("50,000 of 50,000 used") == 2
+
+
+def test_spellings_of_one_webhook_are_one_destination():
+    """Each spelling was a new destination with its own 50,000 and its own lead index, so every lead went
+    again; path and query still tell webhooks apart, and an already canonical URL keeps its stored id."""
+    import hashlib
+
+    from tasks.deliver.destinations import destination_id
+
+    url = "https://api.clay.com/v3/sources/webhook/pull-in-data-from-a-webhook-abc?token=x"
+    same = [url, f"  {url} ", url.replace("https://api.clay.com", "HTTPS://API.Clay.com"),
+            url.replace("api.clay.com", "api.clay.com:443"), url + "#section",
+            "https://api.clay.com/v3/sources/webhook/pull-in-data-from-a-webhook-abc?token=x#"]
+    assert {destination_id(u) for u in same} == {hashlib.sha256(url.encode()).hexdigest()[:24]}
+    assert destination_id("http://127.0.0.1:8000/a?") == destination_id("http://127.0.0.1:8000/a")
+    others = [url.replace("token=x", "token=X"), url.replace("/v3/", "//v3/"), url.replace("https", "http"),
+              url.replace("api.clay.com", "api.clay.com:8443")]
+    assert len({destination_id(u) for u in [url, *others]}) == 5

@@ -31,16 +31,30 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import urlsplit
+from urllib.parse import urlsplit, urlunsplit
 
 from csv_merger.errors import ConfigError, RedisUnavailableError
 
 DEST_PREFIX = "csv-merger:dest:"
 
 
+def canonical_url(webhook_url: str) -> str:
+    """The URL as the target sees it, so spellings of one webhook are one destination: surrounding
+    whitespace, the scheme's and host's case, a default port, an empty ``?`` and a ``#fragment`` (never
+    sent) dropped; path and query kept exactly (``/a`` and ``//a`` may be different webhooks)."""
+    parts = urlsplit(webhook_url.strip())
+    userinfo, at, hostport = parts.netloc.rpartition("@")
+    hostport = hostport.lower()
+    default = {"http": ":80", "https": ":443"}.get(parts.scheme.lower())
+    if default and hostport.endswith(default):
+        hostport = hostport.removesuffix(default)
+    return urlunsplit((parts.scheme.lower(), userinfo + at + hostport, parts.path, parts.query, ""))
+
+
 def destination_id(webhook_url: str) -> str:
-    """24 hex chars of SHA-256 of the URL (surrounding whitespace ignored)."""
-    return hashlib.sha256(webhook_url.strip().encode()).hexdigest()[:24]
+    """24 hex chars of SHA-256 of ``canonical_url(webhook_url)`` (the same as of the URL itself when it
+    is already canonical, so ids stored before canonical URLs stay valid)."""
+    return hashlib.sha256(canonical_url(webhook_url).encode()).hexdigest()[:24]
 
 
 def destination_label(webhook_url: str) -> str:
