@@ -135,6 +135,14 @@ def consumer_count(client, chunks: int) -> int:
     return max(1, min(chunks, limit or settings.worker_count))
 
 
+def _stop_consumers(client, runs: dict, pending: set[int], queue: ChunkQueue) -> None:
+    """Set the queue's cancel flag (consumers watch it: they stop within a second) and cancel the
+    unfinished children; a queue that cannot be reached leaves the children's Cancel to do it."""
+    with contextlib.suppress(Exception):
+        on_delivery_loop(queue.cancel())
+    _cancel_children(client, runs, pending)
+
+
 def _cancel_children(client, runs: dict, pending: set[int]) -> None:
     """Move unfinished children to Cancelling as ``prefect flow-run cancel`` does (orchestrated, not forced:
     the server turns a child no worker took yet into Cancelled; a running child's worker stops it).
@@ -171,10 +179,16 @@ def deliver_fanned_out(queue: ChunkQueue, refs: list[ChunkRef], config: Delivery
     board.clear()
     with get_client(sync_client=True) as client:
         count = consumer_count(client, len(refs))
-        runs = {i: run_deployment(DEPLOYMENT, timeout=0, as_subflow=True, flow_run_name=f"{config.job_id}-consumer-{i}",
-                                  parameters=consumer_parameters(config, redis_url, out_dir / "dead-letter",
-                                                                 auth_token_block, f"consumer-{i}"))
-                for i in range(1, count + 1)}
+        runs: dict = {}
+        try:  # each start is an API call: a slow server leaves time for a Cancel to arrive in between
+            for i in range(1, count + 1):
+                runs[i] = run_deployment(DEPLOYMENT, timeout=0, as_subflow=True,
+                                         flow_run_name=f"{config.job_id}-consumer-{i}",
+                                         parameters=consumer_parameters(config, redis_url, out_dir / "dead-letter",
+                                                                        auth_token_block, f"consumer-{i}"))
+        except BaseException:  # stopped while starting consumers (its worker's SIGTERM on Cancel)
+            _stop_consumers(client, runs, set(runs), queue)
+            raise
         run_log.info("job %s: %d chunk(s) queued for %d consumer run(s) of %s", config.job_id, len(refs), count,
                      DEPLOYMENT)
         finals = _watch(client, runs, queue, board, cancel, progress, run_log)
@@ -231,8 +245,7 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
                                 "(start one with `csv-merger worker`)", IDLE_HINT_S)
                 hinted = True
             if cancel.is_set() and not cancelled_children:
-                on_delivery_loop(queue.cancel())  # consumers watch this flag: they stop within a second
-                _cancel_children(client, runs, pending)
+                _stop_consumers(client, runs, pending, queue)
                 cancelled_children = True
             silent = on_delivery_loop(queue.silent_for())
             drained = None  # read once per poll, only when a consumer never beat
@@ -260,9 +273,7 @@ def _watch(client, runs: dict, queue: ChunkQueue, board: ChunkBoard, cancel: thr
                 time.sleep(POLL_S)
     except BaseException:  # this run is being stopped (its worker's SIGTERM on Cancel): children stop too
         if not cancelled_children:
-            with contextlib.suppress(Exception):
-                on_delivery_loop(queue.cancel())
-            _cancel_children(client, runs, pending)
+            _stop_consumers(client, runs, pending, queue)
         raise
     return finals
 
