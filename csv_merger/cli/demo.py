@@ -16,7 +16,6 @@ never outlives the demo.
 from __future__ import annotations
 
 import json
-import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -30,19 +29,13 @@ EXAMPLES = Path(__file__).resolve().parents[2] / "examples"
 SINK_RATE, SINK_BURST = 10, 20  # Clay's webhook limits (BRIEF.md, "Clay facts")
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def _start_sink(record: Path) -> tuple[subprocess.Popen, str]:
     """Start ``csv-merger sink`` on a free port (``tied_popen``); return it and its base URL.
     Raises ConfigError when it does not start."""
     from csv_merger.prefect_api import tied_popen
 
     proc = tied_popen(
-        [sys.executable, "-m", "csv_merger", "sink", "--port", str(_free_port()), "--rate", str(SINK_RATE),
+        [sys.executable, "-m", "csv_merger", "sink", "--port", "0", "--rate", str(SINK_RATE),
          "--burst", str(SINK_BURST), "--record", str(record)],
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     line = proc.stdout.readline()  # "sink listening on URL"

@@ -57,12 +57,10 @@ def hold_job(job_id: str, *, redis_url: str | None, data_dir: str | Path) -> Ite
     """Hold the job's lock for the ``with`` block. Raises JobBusyError naming the holder when
     another process holds it, RedisUnavailableError / ConfigError as ``ping_redis``, ConfigError
     when the lock file cannot be created."""
-    with _file_lock(job_id, Path(data_dir) / "locks"):  # also when Redis is used: one run may have it, one not
-        if redis_url:
-            with _redis_lock(job_id, redis_url):
-                yield
-        else:
-            yield
+    # the file lock also when Redis is used: one run may have Redis and another not
+    with _file_lock(job_id, Path(data_dir) / "locks"), (
+            _redis_lock(job_id, redis_url) if redis_url else contextlib.nullcontext()):
+        yield
 
 
 @contextlib.contextmanager
